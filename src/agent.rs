@@ -1,0 +1,90 @@
+//! `POST /agent`: the Layercode webhook. Verifies the signature over the raw body, parses the
+//! event and dispatches it: `message` and `session.start` stream SSE, the rest answer JSON.
+
+use serde_json::json;
+use worker::{console_log, Context, Env, Request, Response};
+
+use crate::body;
+use crate::config::{Config, LAYERCODE_WEBHOOK_SECRET};
+use crate::conversation::{ConversationClient, SessionSummary};
+use crate::error::{json_response, AppError};
+use crate::events::{self, DataEvent, WebhookEvent};
+use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
+use crate::turn;
+
+/// Webhook bodies larger than this are refused (a transcript of a long call is far smaller).
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
+
+pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Response, AppError> {
+    let config = Config::from_env(&env);
+    if config.webhook_secrets.is_empty() {
+        return Err(AppError::MissingSetting(LAYERCODE_WEBHOOK_SECRET));
+    }
+    let raw = body::read_limited(&mut req, MAX_WEBHOOK_BODY_BYTES).await?;
+    let header = req.headers().get("layercode-signature").ok().flatten();
+    let now_secs = worker::Date::now().as_millis() / 1000;
+    if let Err(reason) = signature::verify(
+        header.as_deref(),
+        &raw,
+        &config.webhook_secrets,
+        now_secs,
+        DEFAULT_TOLERANCE_SECS,
+    ) {
+        log_event("rejected", None, reason.as_str());
+        return Err(AppError::Unauthorized);
+    }
+    // Only now is the body trusted enough to parse.
+    let event = events::parse(&raw).map_err(AppError::BadRequest)?;
+    let internal = |e: worker::Error| AppError::Internal(e.to_string());
+
+    match event {
+        WebhookEvent::Message(message) => {
+            turn::start_message(message, config, env, ctx).map_err(internal)
+        }
+        WebhookEvent::SessionStart(start) => {
+            turn::start_session(start, config, env, ctx).map_err(internal)
+        }
+        WebhookEvent::Data(data) => {
+            let reply = handle_data(&data);
+            log_event("data", data.conversation_id.as_deref(), "ok");
+            json_response(200, &reply.to_string()).map_err(internal)
+        }
+        WebhookEvent::SessionEnd(end) => {
+            let store = ConversationClient::new(&env, &end.conversation_id).map_err(internal)?;
+            store
+                .end_session(SessionSummary::from_event(&end))
+                .await
+                .map_err(internal)?;
+            log_event("session.end", Some(&end.conversation_id), "recorded");
+            json_response(200, r#"{"status":"ok"}"#).map_err(internal)
+        }
+        WebhookEvent::SessionUpdate(update) => {
+            // Recording results arrive here; fetching the recording would happen in the
+            // background (it needs LAYERCODE_API_KEY), which this backend does not do yet.
+            log_event("session.update", update.conversation_id.as_deref(), "ok");
+            json_response(200, r#"{"status":"ok"}"#).map_err(internal)
+        }
+        WebhookEvent::Unknown { kind } => {
+            log_event(&kind, None, "ignored_unknown_type");
+            json_response(200, r#"{"status":"ignored"}"#).map_err(internal)
+        }
+    }
+}
+
+/// Answers `data` events (`client.response.data` from the browser). Layercode forwards this
+/// JSON object to the client as `response.data`. This is where an app adds its own handling
+/// (form submissions, button presses, UI state); the default acknowledges receipt.
+fn handle_data(event: &DataEvent) -> serde_json::Value {
+    json!({ "status": "ok", "received": !event.data.is_null() })
+}
+
+/// One structured line for events that are not spoken turns.
+fn log_event(kind: &str, conversation_id: Option<&str>, outcome: &str) {
+    let line = json!({
+        "event": "webhook",
+        "type": kind,
+        "conversation_id": conversation_id,
+        "outcome": outcome,
+    });
+    console_log!("{line}");
+}

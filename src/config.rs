@@ -1,0 +1,274 @@
+//! Every setting the Worker reads, with its default, parsed in one place.
+//!
+//! Settings come from `[vars]` in `wrangler.toml`, `.dev.vars` locally, or `wrangler secret put`
+//! in production; the Worker runtime exposes all of them as string bindings, so one lookup
+//! function serves all three. Parsing is pure (`Config::from_lookup`) so it is tested natively.
+
+/// Names of the three secrets. Their values are never logged or returned.
+pub const LAYERCODE_WEBHOOK_SECRET: &str = "LAYERCODE_WEBHOOK_SECRET";
+pub const LAYERCODE_API_KEY: &str = "LAYERCODE_API_KEY";
+pub const GOOGLE_GENERATIVE_AI_API_KEY: &str = "GOOGLE_GENERATIVE_AI_API_KEY";
+
+/// Every setting name, secrets first, in the order `/health` reports them.
+pub const SETTING_NAMES: [&str; 11] = [
+    LAYERCODE_WEBHOOK_SECRET,
+    LAYERCODE_API_KEY,
+    GOOGLE_GENERATIVE_AI_API_KEY,
+    "GEMINI_MODEL",
+    "GEMINI_API_BASE_URL",
+    "LAYERCODE_API_BASE_URL",
+    "GEMINI_TIMEOUT_MS",
+    "LAYERCODE_AGENT_ID",
+    "ALLOWED_ORIGINS",
+    "SYSTEM_PROMPT",
+    "WELCOME_MESSAGE",
+];
+
+pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
+pub const DEFAULT_GEMINI_API_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+pub const DEFAULT_LAYERCODE_API_BASE_URL: &str = "https://api.layercode.com";
+pub const DEFAULT_GEMINI_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_WELCOME_MESSAGE: &str = "Hi! How can I help you today?";
+
+/// Written for a voice: what the model writes is spoken as it streams.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a friendly, helpful voice assistant talking \
+with a caller in real time. Everything you write is spoken aloud by a text-to-speech engine as \
+you write it, so talk the way people speak: short, natural sentences, usually one to three per \
+reply, the most useful sentence first. Never use markdown, bullet points, numbered lists, \
+headings, code, tables, emoji or URLs. Write numbers, units, dates and symbols the way they \
+should be said. If the caller interrupted you, the conversation shows only what they heard: \
+carry on from there. If you did not understand the caller, ask a short clarifying question.";
+
+/// Bounds for `GEMINI_TIMEOUT_MS`, so a typo cannot make a caller wait minutes or cut every reply.
+const MIN_TIMEOUT_MS: u64 = 500;
+const MAX_TIMEOUT_MS: u64 = 120_000;
+
+/// Which browser origins may call `/authorize` (CORS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// No cross-origin access (same-origin pages still work).
+    None,
+    /// `*`: any origin.
+    Any,
+    /// Exact origins such as `https://app.example.com`.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    fn parse(raw: &str) -> Self {
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.iter().any(|o| o == "*") {
+            AllowedOrigins::Any
+        } else if origins.is_empty() {
+            AllowedOrigins::None
+        } else {
+            AllowedOrigins::List(origins)
+        }
+    }
+
+    /// The value for `Access-Control-Allow-Origin` when `origin` made the request, if allowed.
+    pub fn allow(&self, origin: &str) -> Option<String> {
+        match self {
+            AllowedOrigins::None => None,
+            AllowedOrigins::Any => Some("*".to_string()),
+            AllowedOrigins::List(list) => list
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+                .then(|| origin.to_string()),
+        }
+    }
+}
+
+/// The typed configuration of one request.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Every accepted webhook signing secret (comma-separated in the setting, for rotation).
+    pub webhook_secrets: Vec<String>,
+    pub layercode_api_key: Option<String>,
+    pub gemini_api_key: Option<String>,
+    pub gemini_model: String,
+    pub gemini_api_base_url: String,
+    pub layercode_api_base_url: String,
+    pub gemini_timeout_ms: u64,
+    pub layercode_agent_id: Option<String>,
+    pub allowed_origins: AllowedOrigins,
+    pub system_prompt: String,
+    /// Empty means a silent `session.start`.
+    pub welcome_message: String,
+}
+
+impl Config {
+    /// Builds the configuration from a lookup of raw setting values (`None` = not set).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        // A value that is only whitespace counts as unset.
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string());
+        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
+        let base_url =
+            |name: &str, default: &str| non_empty(name).unwrap_or_else(|| default.to_string());
+
+        Config {
+            webhook_secrets: get(LAYERCODE_WEBHOOK_SECRET)
+                .map(|raw| {
+                    raw.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            layercode_api_key: non_empty(LAYERCODE_API_KEY),
+            gemini_api_key: non_empty(GOOGLE_GENERATIVE_AI_API_KEY),
+            gemini_model: non_empty("GEMINI_MODEL")
+                .map(|m| m.trim_start_matches("models/").to_string())
+                .unwrap_or_else(|| DEFAULT_GEMINI_MODEL.to_string()),
+            gemini_api_base_url: trim_slash(base_url(
+                "GEMINI_API_BASE_URL",
+                DEFAULT_GEMINI_API_BASE_URL,
+            )),
+            layercode_api_base_url: trim_slash(base_url(
+                "LAYERCODE_API_BASE_URL",
+                DEFAULT_LAYERCODE_API_BASE_URL,
+            )),
+            gemini_timeout_ms: non_empty("GEMINI_TIMEOUT_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|ms| ms.clamp(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS))
+                .unwrap_or(DEFAULT_GEMINI_TIMEOUT_MS),
+            layercode_agent_id: non_empty("LAYERCODE_AGENT_ID"),
+            allowed_origins: AllowedOrigins::parse(&get("ALLOWED_ORIGINS").unwrap_or_default()),
+            system_prompt: non_empty("SYSTEM_PROMPT")
+                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
+            // Unset: the default greeting. Set but empty: deliberately silent.
+            welcome_message: get("WELCOME_MESSAGE")
+                .unwrap_or_else(|| DEFAULT_WELCOME_MESSAGE.to_string()),
+        }
+    }
+
+    /// Reads the configuration from the Worker's bindings.
+    pub fn from_env(env: &worker::Env) -> Config {
+        Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+    }
+}
+
+/// Which settings are present (never their values), for `/health`.
+pub fn present_settings(lookup: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, bool)> {
+    SETTING_NAMES
+        .iter()
+        .map(|name| (*name, lookup(name).is_some_and(|v| !v.trim().is_empty())))
+        .collect()
+}
+
+fn trim_slash(url: String) -> String {
+    url.trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = config(&[]);
+        assert!(c.webhook_secrets.is_empty());
+        assert_eq!(c.layercode_api_key, None);
+        assert_eq!(c.gemini_api_key, None);
+        assert_eq!(c.gemini_model, "gemini-2.5-flash-lite");
+        assert_eq!(
+            c.gemini_api_base_url,
+            "https://generativelanguage.googleapis.com"
+        );
+        assert_eq!(c.layercode_api_base_url, "https://api.layercode.com");
+        assert_eq!(c.gemini_timeout_ms, 10_000);
+        assert_eq!(c.layercode_agent_id, None);
+        assert_eq!(c.allowed_origins, AllowedOrigins::None);
+        assert_eq!(c.system_prompt, DEFAULT_SYSTEM_PROMPT);
+        assert_eq!(c.welcome_message, DEFAULT_WELCOME_MESSAGE);
+    }
+
+    #[test]
+    fn webhook_secret_list_is_split_on_commas() {
+        let c = config(&[(LAYERCODE_WEBHOOK_SECRET, " old_secret , new_secret ,")]);
+        assert_eq!(c.webhook_secrets, vec!["old_secret", "new_secret"]);
+    }
+
+    #[test]
+    fn blank_values_count_as_unset_except_an_empty_welcome() {
+        let c = config(&[
+            (GOOGLE_GENERATIVE_AI_API_KEY, "  "),
+            ("GEMINI_MODEL", ""),
+            ("SYSTEM_PROMPT", " "),
+            ("WELCOME_MESSAGE", ""),
+        ]);
+        assert_eq!(c.gemini_api_key, None);
+        assert_eq!(c.gemini_model, DEFAULT_GEMINI_MODEL);
+        assert_eq!(c.system_prompt, DEFAULT_SYSTEM_PROMPT);
+        assert_eq!(c.welcome_message, "");
+    }
+
+    #[test]
+    fn base_urls_lose_trailing_slashes_and_model_loses_models_prefix() {
+        let c = config(&[
+            ("GEMINI_API_BASE_URL", "http://127.0.0.1:9000/"),
+            ("LAYERCODE_API_BASE_URL", "http://127.0.0.1:9001//"),
+            ("GEMINI_MODEL", "models/gemini-3-flash-preview"),
+        ]);
+        assert_eq!(c.gemini_api_base_url, "http://127.0.0.1:9000");
+        assert_eq!(c.layercode_api_base_url, "http://127.0.0.1:9001");
+        assert_eq!(c.gemini_model, "gemini-3-flash-preview");
+    }
+
+    #[test]
+    fn timeout_is_parsed_and_clamped() {
+        assert_eq!(
+            config(&[("GEMINI_TIMEOUT_MS", "2500")]).gemini_timeout_ms,
+            2500
+        );
+        assert_eq!(config(&[("GEMINI_TIMEOUT_MS", "5")]).gemini_timeout_ms, 500);
+        assert_eq!(
+            config(&[("GEMINI_TIMEOUT_MS", "999999999")]).gemini_timeout_ms,
+            120_000
+        );
+        assert_eq!(
+            config(&[("GEMINI_TIMEOUT_MS", "soon")]).gemini_timeout_ms,
+            10_000
+        );
+    }
+
+    #[test]
+    fn allowed_origins_parse_lists_and_wildcard() {
+        let list =
+            config(&[("ALLOWED_ORIGINS", "https://a.example, https://b.example/")]).allowed_origins;
+        assert_eq!(
+            list.allow("https://b.example"),
+            Some("https://b.example".to_string())
+        );
+        assert_eq!(list.allow("https://evil.example"), None);
+        let any = config(&[("ALLOWED_ORIGINS", "*")]).allowed_origins;
+        assert_eq!(any.allow("https://x.example"), Some("*".to_string()));
+        assert_eq!(AllowedOrigins::None.allow("https://a.example"), None);
+    }
+
+    #[test]
+    fn present_settings_report_presence_only() {
+        let present = present_settings(|name| match name {
+            LAYERCODE_API_KEY => Some("sk_live_value".to_string()),
+            GOOGLE_GENERATIVE_AI_API_KEY => Some("   ".to_string()),
+            _ => None,
+        });
+        assert_eq!(present.len(), SETTING_NAMES.len());
+        assert!(present.contains(&(LAYERCODE_API_KEY, true)));
+        assert!(present.contains(&(GOOGLE_GENERATIVE_AI_API_KEY, false)));
+        assert!(present.contains(&(LAYERCODE_WEBHOOK_SECRET, false)));
+    }
+}

@@ -1,0 +1,135 @@
+//! One error type for every request path, mapped to `{"error": "..."}` responses in one place.
+
+use worker::Response;
+
+/// Everything that can end a request before a stream has started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppError {
+    /// Malformed input: invalid JSON, a missing or mistyped field.
+    BadRequest(String),
+    /// Missing or invalid webhook signature. The body stays generic on purpose.
+    Unauthorized,
+    /// Well-formed but not allowed (for example another agent's id).
+    Forbidden(String),
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge {
+        limit_bytes: usize,
+    },
+    /// A required setting is not configured; names the setting, never a value.
+    MissingSetting(&'static str),
+    /// An upstream API answered with an error status; its sanitised message is relayed.
+    UpstreamStatus {
+        status: u16,
+        message: String,
+    },
+    /// The upstream could not be reached.
+    UpstreamUnreachable,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// A failure of our own (storage, runtime); the detail goes to the log only.
+    Internal(String),
+}
+
+impl AppError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::BadRequest(_) => 400,
+            AppError::Unauthorized => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound => 404,
+            AppError::MethodNotAllowed => 405,
+            AppError::PayloadTooLarge { .. } => 413,
+            AppError::MissingSetting(_) | AppError::Internal(_) => 500,
+            AppError::UpstreamStatus { status, .. } => match *status {
+                // Only relay real error statuses; anything odd is a bad gateway.
+                400..=599 => *status,
+                _ => 502,
+            },
+            AppError::UpstreamUnreachable => 502,
+            AppError::UpstreamTimeout => 504,
+        }
+    }
+
+    /// The message for the `error` field of the response body.
+    pub fn message(&self) -> String {
+        match self {
+            AppError::BadRequest(detail) => detail.clone(),
+            AppError::Unauthorized => "invalid or missing layercode-signature".to_string(),
+            AppError::Forbidden(detail) => detail.clone(),
+            AppError::NotFound => "not found".to_string(),
+            AppError::MethodNotAllowed => "method not allowed".to_string(),
+            AppError::PayloadTooLarge { limit_bytes } => {
+                format!("request body is larger than {limit_bytes} bytes")
+            }
+            AppError::MissingSetting(name) => format!("server is missing the setting {name}"),
+            AppError::UpstreamStatus { message, .. } => message.clone(),
+            AppError::UpstreamUnreachable => "upstream service unreachable".to_string(),
+            AppError::UpstreamTimeout => "upstream service timed out".to_string(),
+            AppError::Internal(_) => "internal error".to_string(),
+        }
+    }
+
+    /// The JSON body `{"error": "..."}`.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "error": self.message() }).to_string()
+    }
+
+    /// The HTTP response for this error.
+    pub fn to_response(&self) -> worker::Result<Response> {
+        json_response(self.status(), &self.body())
+    }
+}
+
+/// A JSON response with the given status and an already-serialised body.
+pub fn json_response(status: u16, body: &str) -> worker::Result<Response> {
+    let mut response = Response::ok(body)?.with_status(status);
+    response
+        .headers_mut()
+        .set("content-type", "application/json")?;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_the_http_meaning() {
+        assert_eq!(AppError::BadRequest("x".into()).status(), 400);
+        assert_eq!(AppError::Unauthorized.status(), 401);
+        assert_eq!(AppError::Forbidden("x".into()).status(), 403);
+        assert_eq!(AppError::PayloadTooLarge { limit_bytes: 1 }.status(), 413);
+        assert_eq!(AppError::MissingSetting("LAYERCODE_API_KEY").status(), 500);
+        assert_eq!(AppError::UpstreamUnreachable.status(), 502);
+        assert_eq!(AppError::UpstreamTimeout.status(), 504);
+        let upstream = |status| AppError::UpstreamStatus {
+            status,
+            message: String::new(),
+        };
+        assert_eq!(upstream(402).status(), 402);
+        assert_eq!(upstream(503).status(), 503);
+        assert_eq!(upstream(302).status(), 502);
+    }
+
+    #[test]
+    fn bodies_are_json_with_an_error_field() {
+        let body = AppError::MissingSetting("LAYERCODE_API_KEY").body();
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"error": "server is missing the setting LAYERCODE_API_KEY"})
+        );
+        assert_eq!(
+            AppError::PayloadTooLarge { limit_bytes: 1024 }.message(),
+            "request body is larger than 1024 bytes"
+        );
+    }
+
+    #[test]
+    fn internal_details_stay_out_of_the_body() {
+        let body = AppError::Internal("sql: no such table messages".into()).body();
+        assert_eq!(body, r#"{"error":"internal error"}"#);
+    }
+}

@@ -1,0 +1,334 @@
+//! The webhook events Layercode sends, parsed leniently: unknown fields are ignored and only what
+//! this backend needs is required.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest `conversation_id` accepted; it names a Durable Object.
+const MAX_ID_LEN: usize = 256;
+
+/// One parsed webhook event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookEvent {
+    SessionStart(SessionStart),
+    Message(Message),
+    Data(DataEvent),
+    SessionEnd(SessionEnd),
+    SessionUpdate(SessionUpdate),
+    /// A type this backend does not know (yet): acknowledged, not processed.
+    Unknown {
+        kind: String,
+    },
+}
+
+impl WebhookEvent {
+    /// The `type` string, for logs.
+    pub fn kind(&self) -> &str {
+        match self {
+            WebhookEvent::SessionStart(_) => "session.start",
+            WebhookEvent::Message(_) => "message",
+            WebhookEvent::Data(_) => "data",
+            WebhookEvent::SessionEnd(_) => "session.end",
+            WebhookEvent::SessionUpdate(_) => "session.update",
+            WebhookEvent::Unknown { kind } => kind,
+        }
+    }
+}
+
+/// A session (one connection) opened; the agent may speak first.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SessionStart {
+    pub conversation_id: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub turn_id: Option<String>,
+}
+
+/// The user said (or typed) something.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Message {
+    pub conversation_id: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    pub turn_id: String,
+    pub text: String,
+    #[serde(default)]
+    pub interruption_context: Option<InterruptionContext>,
+}
+
+/// Sent with a `message` when the user cut off the previous assistant turn.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InterruptionContext {
+    #[serde(default)]
+    pub previous_turn_interrupted: Option<bool>,
+    #[serde(default)]
+    pub words_heard: Option<f64>,
+    #[serde(default)]
+    pub text_heard: Option<String>,
+    #[serde(default)]
+    pub assistant_turn_id: Option<String>,
+}
+
+impl InterruptionContext {
+    /// Whether the context says a turn was cut off (absent flag: trust the other fields).
+    pub fn applies(&self) -> bool {
+        self.previous_turn_interrupted.unwrap_or(true)
+            && (self.text_heard.is_some() || self.assistant_turn_id.is_some())
+    }
+}
+
+/// Structured data from the client (`client.response.data`); answered with JSON, not SSE.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DataEvent {
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub turn_id: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// The session closed; carries the transcript and metrics.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SessionEnd {
+    pub conversation_id: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// ISO 8601 in the docs; kept as sent.
+    #[serde(default)]
+    pub started_at: Option<Value>,
+    #[serde(default)]
+    pub ended_at: Option<Value>,
+    /// Milliseconds.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    #[serde(default)]
+    pub transcription_duration_seconds: Option<f64>,
+    #[serde(default)]
+    pub tts_duration_seconds: Option<f64>,
+    #[serde(default)]
+    pub latency: Option<f64>,
+    #[serde(default)]
+    pub recording_status: Option<String>,
+    /// Items `{role, text, timestamp}`; only their number is kept.
+    #[serde(default)]
+    pub transcript: Option<Vec<Value>>,
+}
+
+/// Asynchronous data is ready (for example a processed recording).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SessionUpdate {
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub recording_status: Option<String>,
+}
+
+/// Parses a verified webhook body. Errors are messages for a 400 response.
+pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let Value::Object(ref object) = value else {
+        return Err("the body must be a JSON object".to_string());
+    };
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => return Err("field `type` must be a string".to_string()),
+        None => return Err("missing field `type`".to_string()),
+    };
+    let event = match kind.as_str() {
+        "session.start" => WebhookEvent::SessionStart(typed(value, &kind)?),
+        "message" => WebhookEvent::Message(typed(value, &kind)?),
+        "data" => WebhookEvent::Data(typed(value, &kind)?),
+        "session.end" => WebhookEvent::SessionEnd(typed(value, &kind)?),
+        "session.update" => WebhookEvent::SessionUpdate(typed(value, &kind)?),
+        _ => WebhookEvent::Unknown { kind },
+    };
+    validate(&event)?;
+    Ok(event)
+}
+
+fn typed<T: DeserializeOwned>(value: Value, kind: &str) -> Result<T, String> {
+    // serde's messages name the field and the expected type, never a secret.
+    serde_json::from_value(value).map_err(|e| format!("invalid `{kind}` event: {e}"))
+}
+
+fn validate(event: &WebhookEvent) -> Result<(), String> {
+    let conversation_id = match event {
+        WebhookEvent::SessionStart(e) => Some(&e.conversation_id),
+        WebhookEvent::Message(e) => Some(&e.conversation_id),
+        WebhookEvent::SessionEnd(e) => Some(&e.conversation_id),
+        _ => None,
+    };
+    if let Some(id) = conversation_id {
+        if id.trim().is_empty() {
+            return Err("`conversation_id` must not be empty".to_string());
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(format!(
+                "`conversation_id` is longer than {MAX_ID_LEN} bytes"
+            ));
+        }
+    }
+    if let WebhookEvent::Message(message) = event {
+        if message.turn_id.trim().is_empty() {
+            return Err("`turn_id` must not be empty".to_string());
+        }
+        if message.text.trim().is_empty() {
+            return Err("`text` must not be empty".to_string());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(body: &str) -> Result<WebhookEvent, String> {
+        parse(body.as_bytes())
+    }
+
+    #[test]
+    fn message_with_interruption_context_parses() {
+        let event = parse_str(
+            r#"{"type":"message","session_id":"s1","conversation_id":"c1","turn_id":"t2",
+                "text":"Wait","extra":{"ignored":true},
+                "interruption_context":{"previous_turn_interrupted":true,"words_heard":3,
+                "text_heard":"The capital of","assistant_turn_id":"t1"}}"#,
+        )
+        .unwrap();
+        let WebhookEvent::Message(message) = event else {
+            panic!("not a message")
+        };
+        assert_eq!(message.conversation_id, "c1");
+        assert_eq!(message.turn_id, "t2");
+        assert_eq!(message.text, "Wait");
+        let context = message.interruption_context.unwrap();
+        assert!(context.applies());
+        assert_eq!(context.text_heard.as_deref(), Some("The capital of"));
+        assert_eq!(context.assistant_turn_id.as_deref(), Some("t1"));
+        assert_eq!(context.words_heard, Some(3.0));
+    }
+
+    #[test]
+    fn every_known_type_parses() {
+        let cases = [
+            (
+                r#"{"type":"session.start","session_id":"s","conversation_id":"c","turn_id":"t"}"#,
+                "session.start",
+            ),
+            (
+                r#"{"type":"data","session_id":"s","conversation_id":"c","turn_id":"t","data":{"k":1}}"#,
+                "data",
+            ),
+            (
+                r#"{"type":"session.end","session_id":"s","conversation_id":"c","duration":null,
+                   "transcript":[{"role":"user","text":"hi","timestamp":1}]}"#,
+                "session.end",
+            ),
+            (
+                r#"{"type":"session.update","session_id":"s","conversation_id":"c","recording_status":"completed"}"#,
+                "session.update",
+            ),
+            (
+                r#"{"type":"agent.future_thing","x":1}"#,
+                "agent.future_thing",
+            ),
+        ];
+        for (body, kind) in cases {
+            assert_eq!(parse_str(body).unwrap().kind(), kind);
+        }
+    }
+
+    #[test]
+    fn session_end_keeps_metrics_and_counts_the_transcript() {
+        let WebhookEvent::SessionEnd(end) = parse_str(
+            r#"{"type":"session.end","conversation_id":"c","session_id":"s","duration":61234,
+               "transcription_duration_seconds":12.5,"tts_duration_seconds":null,
+               "transcript":[{"role":"user","text":"a","timestamp":1},
+                             {"role":"assistant","text":"b","timestamp":"2025-01-01T00:00:00Z"}]}"#,
+        )
+        .unwrap() else {
+            panic!("not session.end")
+        };
+        assert_eq!(end.duration, Some(61234.0));
+        assert_eq!(end.transcription_duration_seconds, Some(12.5));
+        assert_eq!(end.tts_duration_seconds, None);
+        assert_eq!(end.transcript.map(|t| t.len()), Some(2));
+    }
+
+    #[test]
+    fn bad_bodies_get_clear_messages() {
+        assert!(parse_str("{").unwrap_err().starts_with("invalid JSON body"));
+        assert_eq!(
+            parse_str("[1]").unwrap_err(),
+            "the body must be a JSON object"
+        );
+        assert_eq!(
+            parse_str(r#"{"text":"hi"}"#).unwrap_err(),
+            "missing field `type`"
+        );
+        assert_eq!(
+            parse_str(r#"{"type":5}"#).unwrap_err(),
+            "field `type` must be a string"
+        );
+        let missing_text =
+            parse_str(r#"{"type":"message","conversation_id":"c","turn_id":"t"}"#).unwrap_err();
+        assert!(
+            missing_text.contains("missing field `text`"),
+            "{missing_text}"
+        );
+        let missing_conversation =
+            parse_str(r#"{"type":"message","turn_id":"t","text":"hi"}"#).unwrap_err();
+        assert!(missing_conversation.contains("conversation_id"));
+        assert_eq!(
+            parse_str(r#"{"type":"message","conversation_id":"c","turn_id":"t","text":"  "}"#)
+                .unwrap_err(),
+            "`text` must not be empty"
+        );
+        assert_eq!(
+            parse_str(r#"{"type":"session.start","conversation_id":""}"#).unwrap_err(),
+            "`conversation_id` must not be empty"
+        );
+        let long = format!(
+            r#"{{"type":"session.start","conversation_id":"{}"}}"#,
+            "c".repeat(300)
+        );
+        assert!(parse_str(&long).unwrap_err().contains("longer than 256"));
+    }
+
+    #[test]
+    fn interruption_without_a_flag_still_applies_but_an_explicit_false_does_not() {
+        let heard = InterruptionContext {
+            text_heard: Some("Hel".into()),
+            ..Default::default()
+        };
+        assert!(heard.applies());
+        let not_interrupted = InterruptionContext {
+            previous_turn_interrupted: Some(false),
+            text_heard: Some("Hel".into()),
+            ..Default::default()
+        };
+        assert!(!not_interrupted.applies());
+        assert!(!InterruptionContext::default().applies());
+    }
+
+    #[test]
+    fn deeply_nested_json_is_rejected_not_crashed() {
+        let deep = format!(
+            r#"{{"type":"data","data":{}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(parse_str(&deep).is_err());
+    }
+}

@@ -1,0 +1,545 @@
+//! Google Gemini over `streamGenerateContent?alt=sse`: building a request that is always valid,
+//! reading the streamed chunks, and classifying failures.
+//!
+//! Request building and chunk parsing are pure (tested natively); `connect` and `ChunkReader`
+//! are the thin runtime layer over the Workers fetch API.
+
+use std::collections::VecDeque;
+
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, Response};
+
+use crate::history::{HistoryMessage, Role};
+use crate::sse::SseDecoder;
+
+/// Caps a spoken reply; the system prompt asks for far less.
+const MAX_OUTPUT_TOKENS: u32 = 1024;
+/// Stands in for the caller when the window starts with the agent (e.g. after a welcome message),
+/// because Gemini requires the conversation to start with a user turn.
+pub const CALL_STARTED_BRIDGE: &str = "(The caller joined the call.)";
+/// Upstream error messages are cut to this length before they reach a log line.
+const MAX_ERROR_MESSAGE_CHARS: usize = 300;
+
+/// The streaming endpoint for a model.
+pub fn stream_url(base_url: &str, model: &str) -> String {
+    format!("{base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+}
+
+/// The JSON request body: system prompt, the conversation, and voice-friendly generation options.
+pub fn request_body(system_prompt: &str, model: &str, history: &[HistoryMessage]) -> Value {
+    let mut generation_config = json!({ "maxOutputTokens": MAX_OUTPUT_TOKENS });
+    if let Some(thinking) = thinking_config(model) {
+        generation_config["thinkingConfig"] = thinking;
+    }
+    json!({
+        "systemInstruction": { "parts": [{ "text": system_prompt }] },
+        "contents": build_contents(history),
+        "generationConfig": generation_config,
+    })
+}
+
+/// Thinking costs seconds before the first word, so it is off (2.5) or minimal (3.x).
+/// Unknown families get no `thinkingConfig`: a wrong field is a 400.
+pub fn thinking_config(model: &str) -> Option<Value> {
+    let model = model.trim_start_matches("models/");
+    if model.starts_with("gemini-2.5-pro") {
+        Some(json!({ "thinkingBudget": 128 })) // 2.5 Pro cannot switch thinking off
+    } else if model.starts_with("gemini-2.5") {
+        Some(json!({ "thinkingBudget": 0 }))
+    } else if model.contains("-pro") && model.starts_with("gemini-3") {
+        Some(json!({ "thinkingLevel": "low" })) // 3 Pro offers only low and high
+    } else if model.starts_with("gemini-3") {
+        Some(json!({ "thinkingLevel": "minimal" }))
+    } else {
+        None
+    }
+}
+
+/// Turns stored history into Gemini `contents`: user/model roles only, starting with a user
+/// turn, alternating (adjacent same-role messages are merged), and no empty text part, ever.
+pub fn build_contents(history: &[HistoryMessage]) -> Vec<Value> {
+    let mut turns: Vec<(Role, String)> = Vec::new();
+    for message in history {
+        let text = message.text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some((role, merged)) if *role == message.role => {
+                merged.push('\n');
+                merged.push_str(text);
+            }
+            _ => turns.push((message.role, text.to_string())),
+        }
+    }
+    if turns
+        .first()
+        .is_some_and(|(role, _)| *role == Role::Assistant)
+    {
+        turns.insert(0, (Role::User, CALL_STARTED_BRIDGE.to_string()));
+    }
+    turns
+        .into_iter()
+        .map(|(role, text)| {
+            let role = match role {
+                Role::User => "user",
+                Role::Assistant => "model",
+            };
+            json!({ "role": role, "parts": [{ "text": text }] })
+        })
+        .collect()
+}
+
+/// Token counts Gemini reports (the last chunk's are the totals).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub prompt_token_count: Option<u64>,
+    pub candidates_token_count: Option<u64>,
+    pub total_token_count: Option<u64>,
+    pub thoughts_token_count: Option<u64>,
+}
+
+/// What one streamed chunk says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Chunk {
+    /// New text (a delta), thoughts excluded.
+    pub text: String,
+    pub finish_reason: Option<String>,
+    /// `promptFeedback.blockReason` of a blocked prompt.
+    pub block_reason: Option<String>,
+    /// An error reported inside the stream.
+    pub error: Option<UpstreamError>,
+    pub usage: Option<Usage>,
+}
+
+/// A sanitised upstream error: Google's `status` code and a short message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamError {
+    pub http_status: u16,
+    pub status: String,
+    pub message: String,
+}
+
+impl UpstreamError {
+    /// Worth one quick retry before anything was spoken (rate limit, overload, server error).
+    pub fn retryable(&self) -> bool {
+        matches!(self.http_status, 408 | 429 | 500 | 502 | 503 | 504)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseChunk {
+    #[serde(default)]
+    candidates: Vec<Candidate>,
+    prompt_feedback: Option<PromptFeedback>,
+    usage_metadata: Option<Usage>,
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    content: Option<Content>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    #[serde(default)]
+    parts: Vec<Part>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    text: Option<String>,
+    #[serde(default)]
+    thought: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    block_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+/// Parses the JSON of one `data:` event. `api_key` is redacted from any error message.
+pub fn parse_chunk(data: &str, api_key: &str) -> Result<Chunk, String> {
+    let raw: ResponseChunk =
+        serde_json::from_str(data).map_err(|e| format!("unreadable chunk: {e}"))?;
+    let mut chunk = Chunk {
+        usage: raw.usage_metadata,
+        ..Chunk::default()
+    };
+    if let Some(error) = raw.error {
+        let http_status = error
+            .code
+            .and_then(|c| u16::try_from(c).ok())
+            .unwrap_or(500);
+        chunk.error = Some(sanitise(http_status, error, api_key));
+        return Ok(chunk);
+    }
+    if raw.candidates.is_empty() {
+        chunk.block_reason = raw.prompt_feedback.and_then(|f| f.block_reason);
+    }
+    if let Some(candidate) = raw.candidates.into_iter().next() {
+        chunk.finish_reason = candidate.finish_reason;
+        let parts = candidate.content.map(|c| c.parts).unwrap_or_default();
+        for part in parts.into_iter().filter(|p| !p.thought) {
+            chunk
+                .text
+                .push_str(part.text.as_deref().unwrap_or_default());
+        }
+    }
+    Ok(chunk)
+}
+
+/// Classifies a non-200 answer (or an unframed error body) from its status and JSON body.
+pub fn classify_error(http_status: u16, body: &str, api_key: &str) -> UpstreamError {
+    match serde_json::from_str::<ErrorEnvelope>(body.trim()) {
+        Ok(envelope) => sanitise(http_status, envelope.error, api_key),
+        Err(_) => UpstreamError {
+            http_status,
+            status: format!("HTTP_{http_status}"),
+            message: "upstream answered without a readable error body".to_string(),
+        },
+    }
+}
+
+fn sanitise(http_status: u16, error: ErrorBody, api_key: &str) -> UpstreamError {
+    let mut message: String = error
+        .message
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_ERROR_MESSAGE_CHARS)
+        .collect();
+    if !api_key.is_empty() {
+        message = message.replace(api_key, "[redacted]");
+    }
+    UpstreamError {
+        http_status,
+        status: error
+            .status
+            .unwrap_or_else(|| format!("HTTP_{http_status}")),
+        message,
+    }
+}
+
+/// Sends the streaming request. Returns the response whatever its status.
+pub async fn send(
+    url: &str,
+    api_key: &str,
+    body: &str,
+    signal: &AbortSignal,
+) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    // The header keeps the key out of URLs and therefore out of logs.
+    headers.set("x-goog-api-key", api_key)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()));
+    let request = Request::new_with_init(url, &init)?;
+    Fetch::Request(request).send_with_signal(signal).await
+}
+
+/// Reads a streaming response event by event.
+pub struct ChunkReader {
+    bytes: ByteStream,
+    decoder: SseDecoder,
+    ready: VecDeque<String>,
+    ended: bool,
+}
+
+/// One step of the stream.
+pub enum StreamItem {
+    /// The JSON text of one event.
+    Event(String),
+    /// The body ended; carries leftover bytes of an unfinished event, if any.
+    End(Option<String>),
+}
+
+impl ChunkReader {
+    pub fn new(response: &mut Response) -> worker::Result<Self> {
+        Ok(ChunkReader {
+            bytes: response.stream()?,
+            decoder: SseDecoder::new(),
+            ready: VecDeque::new(),
+            ended: false,
+        })
+    }
+
+    /// The next event, or the end of the body. Network errors surface as `Err`.
+    pub async fn next(&mut self) -> worker::Result<StreamItem> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(StreamItem::Event(event));
+            }
+            if self.ended {
+                return Ok(StreamItem::End(None));
+            }
+            match self.bytes.next().await {
+                Some(bytes) => self.ready.extend(self.decoder.push(&bytes?)),
+                None => {
+                    self.ended = true;
+                    return Ok(StreamItem::End(self.decoder.finish()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(contents: &[Value]) -> Vec<(String, String)> {
+        contents
+            .iter()
+            .map(|c| {
+                (
+                    c["role"].as_str().unwrap().to_string(),
+                    c["parts"][0]["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn pair(role: &str, text: &str) -> (String, String) {
+        (role.to_string(), text.to_string())
+    }
+
+    #[test]
+    fn url_uses_the_sse_streaming_endpoint() {
+        assert_eq!(
+            stream_url("http://127.0.0.1:9", "gemini-2.5-flash-lite"),
+            "http://127.0.0.1:9/v1beta/models/gemini-2.5-flash-lite:streamGenerateContent?alt=sse"
+        );
+    }
+
+    #[test]
+    fn body_has_system_prompt_contents_and_thinking_off_for_2_5() {
+        let body = request_body(
+            "Be brief.",
+            "gemini-2.5-flash-lite",
+            &[HistoryMessage::user("Hi")],
+        );
+        assert_eq!(
+            body,
+            json!({
+                "systemInstruction": {"parts": [{"text": "Be brief."}]},
+                "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+                "generationConfig": {"maxOutputTokens": 1024, "thinkingConfig": {"thinkingBudget": 0}}
+            })
+        );
+    }
+
+    #[test]
+    fn thinking_config_follows_the_model_family() {
+        assert_eq!(
+            thinking_config("gemini-2.5-flash"),
+            Some(json!({"thinkingBudget": 0}))
+        );
+        assert_eq!(
+            thinking_config("gemini-2.5-pro"),
+            Some(json!({"thinkingBudget": 128}))
+        );
+        assert_eq!(
+            thinking_config("gemini-3.1-flash-lite"),
+            Some(json!({"thinkingLevel": "minimal"}))
+        );
+        assert_eq!(
+            thinking_config("gemini-3-pro-preview"),
+            Some(json!({"thinkingLevel": "low"}))
+        );
+        assert_eq!(thinking_config("gemini-2.0-flash"), None);
+        assert_eq!(thinking_config("learnlm-2.0"), None);
+    }
+
+    #[test]
+    fn contents_start_with_a_user_turn_after_a_welcome() {
+        let contents = build_contents(&[
+            HistoryMessage::assistant("Hi! How can I help?"),
+            HistoryMessage::user("What time is it?"),
+        ]);
+        assert_eq!(
+            texts(&contents),
+            vec![
+                pair("user", CALL_STARTED_BRIDGE),
+                pair("model", "Hi! How can I help?"),
+                pair("user", "What time is it?"),
+            ]
+        );
+    }
+
+    #[test]
+    fn contents_merge_same_roles_and_drop_empty_messages() {
+        let contents = build_contents(&[
+            HistoryMessage::user("Hello"),
+            HistoryMessage::assistant(""),
+            HistoryMessage::assistant("  "),
+            HistoryMessage::user("Are you there?"),
+            HistoryMessage::assistant("Yes."),
+            HistoryMessage::assistant("Sorry, go on."),
+            HistoryMessage::user("Tell me a joke"),
+        ]);
+        assert_eq!(
+            texts(&contents),
+            vec![
+                pair("user", "Hello\nAre you there?"),
+                pair("model", "Yes.\nSorry, go on."),
+                pair("user", "Tell me a joke"),
+            ]
+        );
+    }
+
+    #[test]
+    fn contents_always_alternate_and_never_hold_empty_text() {
+        // Every combination of up to 6 messages of either role, empty or not.
+        for mask in 0u32..(1 << 12) {
+            let history: Vec<_> = (0..6)
+                .map(|i| {
+                    let role = if mask >> (2 * i) & 1 == 0 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    };
+                    let text = if mask >> (2 * i + 1) & 1 == 0 {
+                        "words"
+                    } else {
+                        ""
+                    };
+                    HistoryMessage {
+                        role,
+                        text: text.to_string(),
+                    }
+                })
+                .chain(std::iter::once(HistoryMessage::user("now")))
+                .collect();
+            let contents = texts(&build_contents(&history));
+            assert_eq!(contents.first().unwrap().0, "user");
+            assert_eq!(contents.last().unwrap().0, "user");
+            assert!(contents.iter().all(|(_, text)| !text.is_empty()));
+            assert!(contents.windows(2).all(|w| w[0].0 != w[1].0));
+        }
+    }
+
+    #[test]
+    fn chunk_text_finish_and_usage_are_read() {
+        let chunk = parse_chunk(
+            r#"{"candidates": [{"content": {"parts": [{"text": " is **Cheyenne**.\n"}],"role": "model"},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 7,"candidatesTokenCount": 10,"totalTokenCount": 17},"modelVersion": "gemini-3.1-flash-lite"}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(chunk.text, " is **Cheyenne**.\n");
+        assert_eq!(chunk.finish_reason.as_deref(), Some("STOP"));
+        assert_eq!(chunk.usage.unwrap().total_token_count, Some(17));
+    }
+
+    #[test]
+    fn thoughts_and_empty_parts_are_skipped() {
+        let chunk = parse_chunk(
+            r#"{"candidates":[{"content":{"parts":[{"text":"plan…","thought":true},{"text":""},{"text":"Hello"}]}}]}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(chunk.text, "Hello");
+        assert_eq!(chunk.finish_reason, None);
+    }
+
+    #[test]
+    fn final_chunk_without_parts_and_candidate_without_content_are_fine() {
+        let last = parse_chunk(
+            r#"{"candidates":[{"content":{"role":"model"},"finishReason":"STOP"}]}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            (last.text.as_str(), last.finish_reason.as_deref()),
+            ("", Some("STOP"))
+        );
+        let recitation =
+            parse_chunk(r#"{"candidates":[{"finishReason":"RECITATION"}]}"#, "").unwrap();
+        assert_eq!(recitation.finish_reason.as_deref(), Some("RECITATION"));
+    }
+
+    #[test]
+    fn blocked_prompt_is_reported() {
+        let chunk = parse_chunk(
+            r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[]},"usageMetadata":{"promptTokenCount":5}}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(chunk.block_reason.as_deref(), Some("SAFETY"));
+        assert_eq!(chunk.text, "");
+    }
+
+    #[test]
+    fn error_inside_the_stream_is_reported_and_the_key_redacted() {
+        let chunk = parse_chunk(
+            r#"{"error":{"code":503,"message":"overloaded for key AIzaSECRET","status":"UNAVAILABLE"}}"#,
+            "AIzaSECRET",
+        )
+        .unwrap();
+        let error = chunk.error.unwrap();
+        assert_eq!(error.http_status, 503);
+        assert_eq!(error.status, "UNAVAILABLE");
+        assert_eq!(error.message, "overloaded for key [redacted]");
+        assert!(error.retryable());
+    }
+
+    #[test]
+    fn unreadable_chunks_are_errors() {
+        assert!(parse_chunk("not json", "").is_err());
+    }
+
+    #[test]
+    fn error_bodies_are_classified() {
+        let body = r#"{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "22s"}]}}"#;
+        let error = classify_error(429, body, "k");
+        assert_eq!(error.status, "RESOURCE_EXHAUSTED");
+        assert!(error.retryable());
+        let not_found = classify_error(
+            404,
+            r#"{"error":{"code":404,"message":"models/gemini-x is not found for API version v1beta","status":"NOT_FOUND"}}"#,
+            "k",
+        );
+        assert_eq!(not_found.status, "NOT_FOUND");
+        assert!(!not_found.retryable());
+        let bad_key = classify_error(
+            400,
+            r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#,
+            "k",
+        );
+        assert!(!bad_key.retryable());
+        let html = classify_error(502, "<html>Bad gateway</html>", "k");
+        assert_eq!(html.status, "HTTP_502");
+        assert!(html.retryable());
+    }
+
+    #[test]
+    fn long_error_messages_are_cut() {
+        let body = format!(
+            r#"{{"error":{{"code":400,"message":"{}","status":"INVALID_ARGUMENT"}}}}"#,
+            "x".repeat(5000)
+        );
+        assert_eq!(classify_error(400, &body, "").message.len(), 300);
+    }
+}

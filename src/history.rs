@@ -1,0 +1,113 @@
+//! Conversation history as the model sees it, and the bounded window sent with each turn.
+
+use serde::{Deserialize, Serialize};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One stored message, oldest first in every list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryMessage {
+    pub role: Role,
+    pub text: String,
+}
+
+impl HistoryMessage {
+    pub fn user(text: &str) -> Self {
+        HistoryMessage {
+            role: Role::User,
+            text: text.to_string(),
+        }
+    }
+
+    pub fn assistant(text: &str) -> Self {
+        HistoryMessage {
+            role: Role::Assistant,
+            text: text.to_string(),
+        }
+    }
+}
+
+/// At most this many recent messages go to the model.
+pub const WINDOW_MAX_MESSAGES: usize = 40;
+/// And at most about this many characters of them (the newest message always goes).
+pub const WINDOW_MAX_CHARS: usize = 24_000;
+
+/// Keeps the newest messages within both bounds, so a long conversation costs the same per turn
+/// as a short one. Empty messages are dropped.
+pub fn bounded_window(
+    messages: Vec<HistoryMessage>,
+    max_messages: usize,
+    max_chars: usize,
+) -> Vec<HistoryMessage> {
+    let mut kept = Vec::new();
+    let mut chars = 0;
+    for message in messages.into_iter().rev() {
+        if message.text.trim().is_empty() {
+            continue;
+        }
+        let len = message.text.chars().count();
+        if kept.len() == max_messages || (!kept.is_empty() && chars + len > max_chars) {
+            break;
+        }
+        chars += len;
+        kept.push(message);
+    }
+    kept.reverse();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_keeps_the_newest_messages_in_order() {
+        let messages: Vec<_> = (0..10)
+            .map(|i| HistoryMessage::user(&format!("m{i}")))
+            .collect();
+        let window = bounded_window(messages, 3, 1000);
+        let texts: Vec<_> = window.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, vec!["m7", "m8", "m9"]);
+    }
+
+    #[test]
+    fn window_respects_the_character_budget_but_keeps_the_newest() {
+        let messages = vec![
+            HistoryMessage::user(&"a".repeat(50)),
+            HistoryMessage::assistant(&"b".repeat(50)),
+            HistoryMessage::user(&"c".repeat(200)),
+        ];
+        let window = bounded_window(messages.clone(), 10, 120);
+        assert_eq!(window, vec![messages[2].clone()]);
+        let window = bounded_window(messages.clone(), 10, 250);
+        assert_eq!(window, messages[1..].to_vec());
+    }
+
+    #[test]
+    fn window_drops_empty_messages() {
+        let messages = vec![
+            HistoryMessage::user("hi"),
+            HistoryMessage::assistant(""),
+            HistoryMessage::user("again"),
+        ];
+        assert_eq!(
+            bounded_window(messages, 10, 1000),
+            vec![HistoryMessage::user("hi"), HistoryMessage::user("again")]
+        );
+    }
+}

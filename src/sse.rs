@@ -1,0 +1,656 @@
+//! Server-Sent Events (SSE), in both directions of a voice turn.
+//!
+//! * **Out, to Layercode.** [`encode_tts`], [`encode_data`] and [`encode_end`] build the frames of
+//!   our webhook response. Layercode expects each event as `data: ` + one line of JSON + `\n\n`
+//!   (layercode-protocol.md §5). serde writes the JSON, so quotes, newlines and emoji in the
+//!   spoken text are escaped and can never break the framing.
+//! * **In, from Gemini.** [`SseDecoder`] turns the raw body of `streamGenerateContent?alt=sse`
+//!   into the data payload of each event (gemini-streaming.md §4). Network chunks can split
+//!   anywhere, even inside a UTF-8 character or between the CR and LF of a CRLF, so the decoder
+//!   buffers bytes and follows the WHATWG event-stream rules for lines. That one rule set covers
+//!   the separators Google's own JS client accepts: `\n\n` (Google AI), `\r\n\r\n` (Vertex AI)
+//!   and `\r\r`.
+//!
+//! The module does no I/O: the Worker glue hands it bytes, so it is tested natively.
+
+use serde::Serialize;
+use serde_json::Value;
+
+const LF: u8 = b'\n';
+const CR: u8 = b'\r';
+/// The UTF-8 byte order mark. The event-stream rules skip it at the start of a stream.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+// ---------------------------------------------------------------------------------------------
+// Encoding: the events we send to Layercode
+// ---------------------------------------------------------------------------------------------
+
+/// One event for Layercode. The field order here is the key order in the JSON:
+/// `type`, `content`, `turn_id`.
+#[derive(Serialize)]
+struct OutgoingEvent<'a, C> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<C>,
+    /// Echoed verbatim when the request had one, left out entirely when it had none
+    /// (layercode-protocol.md §5.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    turn_id: Option<&'a str>,
+}
+
+/// `data: {"type":"response.tts","content":"…","turn_id":"…"}\n\n`: text for Layercode to speak.
+pub fn encode_tts(content: &str, turn_id: Option<&str>) -> Vec<u8> {
+    encode_frame("response.tts", Some(content), turn_id)
+}
+
+/// `data: {"type":"response.data","content":<json>,"turn_id":"…"}\n\n`: JSON for the browser.
+pub fn encode_data(content: &Value, turn_id: Option<&str>) -> Vec<u8> {
+    encode_frame("response.data", Some(content), turn_id)
+}
+
+/// `data: {"type":"response.end","turn_id":"…"}\n\n`: ends the turn; always the last event.
+pub fn encode_end(turn_id: Option<&str>) -> Vec<u8> {
+    encode_frame::<()>("response.end", None, turn_id)
+}
+
+fn encode_frame<C: Serialize>(
+    kind: &'static str,
+    content: Option<C>,
+    turn_id: Option<&str>,
+) -> Vec<u8> {
+    let event = OutgoingEvent {
+        kind,
+        content,
+        turn_id,
+    };
+    let mut frame = b"data: ".to_vec();
+    // serde_json's compact writer never emits a raw newline, so the JSON is one line.
+    if serde_json::to_writer(&mut frame, &event).is_err() {
+        // Cannot happen for these types (string keys, no custom Serialize impls). If it ever
+        // did, a frame with just the type is better than a panic or a half-written frame.
+        return format!("data: {{\"type\":\"{kind}\"}}\n\n").into_bytes();
+    }
+    frame.extend_from_slice(b"\n\n");
+    frame
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: Gemini's event stream
+// ---------------------------------------------------------------------------------------------
+
+/// Incremental SSE decoder: feed raw network bytes, get complete event data payloads.
+///
+/// Only `data` fields are returned: Gemini sends no `event:`, `id:` or `retry:` fields and no
+/// `[DONE]` sentinel; the end of the HTTP body is the end of the stream.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    /// Raw bytes of the event being received: its complete lines, then the partial line.
+    /// Kept so that [`SseDecoder::finish`] can hand back an unframed body; dropped as soon as
+    /// the event ends, so it never holds more than one event.
+    buf: Vec<u8>,
+    /// Where the current (incomplete) line starts in `buf`.
+    line_start: usize,
+    /// `buf[..scan_from]` has already been searched for a line end, so each byte is scanned once.
+    scan_from: usize,
+    /// The last byte received was a CR that ended a line. If the next byte is an LF, the pair
+    /// is one CRLF line ending, not two line endings (which would be a spurious blank line).
+    after_cr: bool,
+    /// Whether the start of the stream has been checked for a BOM.
+    bom_checked: bool,
+    /// The data lines of the current event joined by `\n`; `None` until a `data` line arrives,
+    /// because an event without one is not dispatched (but `data:` alone gives `Some("")`).
+    data: Option<Vec<u8>>,
+}
+
+impl SseDecoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds raw bytes; returns the data payload of every event these bytes complete, in order.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        let bytes = self.skip_lf_of_split_crlf(bytes);
+        self.buf.extend_from_slice(bytes);
+        if !self.skip_bom() {
+            return Vec::new();
+        }
+
+        let mut events = Vec::new();
+        // End of the last complete event in `buf`: everything before it can be dropped.
+        let mut consumed = 0;
+        while let Some((start, end, next)) = self.next_line() {
+            let line = self.buf.get(start..end).unwrap_or_default();
+            if line.is_empty() {
+                // A blank line ends the event.
+                if let Some(data) = self.data.take() {
+                    events.push(String::from_utf8_lossy(&data).into_owned());
+                }
+                consumed = next;
+            } else {
+                apply_field(line, &mut self.data);
+            }
+        }
+        self.drop_front(consumed);
+        events
+    }
+
+    /// End of the body. Returns the leftover bytes of an incomplete event (lossy UTF-8, trimmed),
+    /// or None if nothing but whitespace was left. The caller treats leftover text as either an
+    /// unframed JSON error body (`{"error": …}`) or a truncated stream.
+    ///
+    /// The leftover is the raw text since the last blank line, complete lines included, so an
+    /// unframed pretty-printed JSON body comes back whole. The decoder is reset for reuse.
+    pub fn finish(&mut self) -> Option<String> {
+        let state = std::mem::take(self);
+        if !state.bom_checked {
+            // At most a partial BOM arrived: nothing to report.
+            return None;
+        }
+        let text = String::from_utf8_lossy(&state.buf);
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+
+    /// Drops the LF that completes a CRLF whose CR was the last byte of the previous chunk.
+    fn skip_lf_of_split_crlf<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
+        let Some((&first, rest)) = bytes.split_first() else {
+            // An empty chunk tells us nothing: the LF may still come.
+            return bytes;
+        };
+        let was_after_cr = std::mem::take(&mut self.after_cr);
+        if was_after_cr && first == LF {
+            rest
+        } else {
+            bytes
+        }
+    }
+
+    /// Skips a BOM at the very start of the stream. Returns false while too few bytes have
+    /// arrived to tell (a BOM can itself be split across chunks).
+    fn skip_bom(&mut self) -> bool {
+        if self.bom_checked {
+            return true;
+        }
+        if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+            return false;
+        }
+        if self.buf.starts_with(BOM) {
+            self.buf.drain(..BOM.len());
+        }
+        self.bom_checked = true;
+        true
+    }
+
+    /// Finds the next complete line in `buf`, returning its `start..end` (without the line
+    /// ending) and where the line after it starts. A line ends at LF, CR or CRLF.
+    fn next_line(&mut self) -> Option<(usize, usize, usize)> {
+        let unscanned = self.buf.get(self.scan_from..).unwrap_or_default();
+        let Some(offset) = unscanned.iter().position(|&b| b == LF || b == CR) else {
+            self.scan_from = self.buf.len();
+            return None;
+        };
+        let end = self.scan_from + offset;
+        let next = match (self.buf.get(end), self.buf.get(end + 1)) {
+            (Some(&CR), Some(&LF)) => end + 2,
+            (Some(&CR), None) => {
+                // The LF of a CRLF may be in the next chunk.
+                self.after_cr = true;
+                end + 1
+            }
+            _ => end + 1,
+        };
+        let start = self.line_start;
+        self.line_start = next;
+        self.scan_from = next;
+        Some((start, end, next))
+    }
+
+    /// Forgets the first `len` bytes of `buf` (finished events), keeping the offsets valid.
+    fn drop_front(&mut self, len: usize) {
+        let len = len.min(self.buf.len());
+        if len == 0 {
+            return;
+        }
+        self.buf.drain(..len);
+        self.line_start = self.line_start.saturating_sub(len);
+        self.scan_from = self.scan_from.saturating_sub(len);
+    }
+}
+
+/// Applies one non-blank line to the event being built. Only `data` matters to us; comment
+/// lines (starting with `:`) have an empty field name and so fall through with the other
+/// ignored fields.
+fn apply_field(line: &[u8], data: &mut Option<Vec<u8>>) {
+    let (name, value) = split_field(line);
+    if name != b"data" {
+        return;
+    }
+    match data {
+        Some(joined) => {
+            joined.push(LF);
+            joined.extend_from_slice(value);
+        }
+        None => *data = Some(value.to_vec()),
+    }
+}
+
+/// Splits `name: value` at the first colon, dropping exactly one space after it. A line
+/// without a colon is a field name with an empty value.
+fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return (line, &[]);
+    };
+    let (name, rest) = line.split_at(colon);
+    let value = rest.get(1..).unwrap_or_default();
+    (name, value.strip_prefix(b" ").unwrap_or(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    // ----- encoding -----
+
+    fn frame(json: &str) -> Vec<u8> {
+        format!("data: {json}\n\n").into_bytes()
+    }
+
+    #[test]
+    fn tts_frames() {
+        assert_eq!(
+            encode_tts("Hi there!", Some("turn-0001")),
+            frame(r#"{"type":"response.tts","content":"Hi there!","turn_id":"turn-0001"}"#)
+        );
+        assert_eq!(
+            encode_tts("Hi there!", None),
+            frame(r#"{"type":"response.tts","content":"Hi there!"}"#)
+        );
+    }
+
+    #[test]
+    fn data_frames() {
+        // One key per object: the order of several keys depends on serde_json's features.
+        let content = json!({"thinking": [true, 2, "x"]});
+        assert_eq!(
+            encode_data(&content, Some("t1")),
+            frame(r#"{"type":"response.data","content":{"thinking":[true,2,"x"]},"turn_id":"t1"}"#)
+        );
+        assert_eq!(
+            encode_data(&json!("x"), None),
+            frame(r#"{"type":"response.data","content":"x"}"#)
+        );
+        assert_eq!(
+            encode_data(&Value::Null, None),
+            frame(r#"{"type":"response.data","content":null}"#)
+        );
+    }
+
+    #[test]
+    fn end_frames() {
+        assert_eq!(
+            encode_end(Some("turn-0001")),
+            frame(r#"{"type":"response.end","turn_id":"turn-0001"}"#)
+        );
+        assert_eq!(encode_end(None), frame(r#"{"type":"response.end"}"#));
+    }
+
+    #[test]
+    fn tricky_content_is_escaped_onto_one_line() {
+        let content = "Line one\nline \"two\"\r\n back\\slash 🎉 café";
+        let turn_id = "t\"1\n";
+        let bytes = encode_tts(content, Some(turn_id));
+        assert_eq!(
+            bytes,
+            frame(
+                r#"{"type":"response.tts","content":"Line one\nline \"two\"\r\n back\\slash 🎉 café","turn_id":"t\"1\n"}"#
+            )
+        );
+
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let json = text
+            .strip_prefix("data: ")
+            .and_then(|t| t.strip_suffix("\n\n"))
+            .unwrap();
+        assert!(!json.contains(['\n', '\r']));
+        let parsed: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"type": "response.tts", "content": content, "turn_id": turn_id})
+        );
+
+        // And our own decoder reads it back as exactly one event.
+        let mut decoder = SseDecoder::new();
+        assert_eq!(decoder.push(&bytes), vec![json.to_owned()]);
+        assert_eq!(decoder.finish(), None);
+    }
+
+    // ----- decoding: fixtures -----
+
+    /// Byte-for-byte copy of Gemini's stream (gemini-streaming.md §10), LF framing.
+    const FIXTURE: &str = r#"data: {"candidates": [{"content": {"parts": [{"text": "The"}],"role": "model"}}],"usageMetadata": {"promptTokenCount": 7,"totalTokenCount": 7,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}]},"modelVersion": "gemini-3.1-flash-lite"}
+
+data: {"candidates": [{"content": {"parts": [{"text": " capital of Wyoming"}],"role": "model"}}],"usageMetadata": {"promptTokenCount": 7,"totalTokenCount": 7,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}]},"modelVersion": "gemini-3.1-flash-lite"}
+
+data: {"candidates": [{"content": {"parts": [{"text": " is **Cheyenne**.\n"}],"role": "model"},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 7,"candidatesTokenCount": 10,"totalTokenCount": 17,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}],"candidatesTokensDetails": [{"modality": "TEXT","tokenCount": 10}]},"modelVersion": "gemini-3.1-flash-lite"}
+
+"#;
+
+    const PAYLOADS: [&str; 3] = [
+        r#"{"candidates": [{"content": {"parts": [{"text": "The"}],"role": "model"}}],"usageMetadata": {"promptTokenCount": 7,"totalTokenCount": 7,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}]},"modelVersion": "gemini-3.1-flash-lite"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": " capital of Wyoming"}],"role": "model"}}],"usageMetadata": {"promptTokenCount": 7,"totalTokenCount": 7,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}]},"modelVersion": "gemini-3.1-flash-lite"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": " is **Cheyenne**.\n"}],"role": "model"},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 7,"candidatesTokenCount": 10,"totalTokenCount": 17,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}],"candidatesTokensDetails": [{"modality": "TEXT","tokenCount": 10}]},"modelVersion": "gemini-3.1-flash-lite"}"#,
+    ];
+
+    /// An extra event for the split tests: its text has 2-, 3- and 3-byte UTF-8 characters,
+    /// and it is sent as two `data:` lines, so a CRLF split into two line endings (a spurious
+    /// blank line) would cut it in half. The payload is the two lines joined by `\n`.
+    const UNICODE_LINES: [&str; 2] = [
+        r#"{"candidates": [{"content": {"parts": [{"text": " café ☕ 日本"}],"#,
+        r#""role": "model"}}]}"#,
+    ];
+
+    /// The same LF-framed stream with every `\n` replaced by `newline`.
+    fn reframe(lf_stream: &str, newline: &str) -> Vec<u8> {
+        lf_stream.replace('\n', newline).into_bytes()
+    }
+
+    /// Every stream variant as (name, bytes, expected payloads): the real fixture and the
+    /// fixture with the unicode event in the middle, each in LF, CRLF and CR-only framing.
+    fn variants() -> Vec<(String, Vec<u8>, Vec<String>)> {
+        let [line_a, line_b] = UNICODE_LINES;
+        let with_unicode = format!(
+            "data: {}\n\ndata: {line_a}\ndata: {line_b}\n\ndata: {}\n\ndata: {}\n\n",
+            PAYLOADS[0], PAYLOADS[1], PAYLOADS[2]
+        );
+        let real: Vec<String> = PAYLOADS.iter().map(|p| p.to_string()).collect();
+        let mut unicode = real.clone();
+        unicode.insert(1, UNICODE_LINES.join("\n"));
+
+        let mut out = Vec::new();
+        for (base_name, base, expected) in [
+            ("real", FIXTURE, &real),
+            ("unicode", &with_unicode, &unicode),
+        ] {
+            for (frame_name, newline) in [("LF", "\n"), ("CRLF", "\r\n"), ("CR", "\r")] {
+                out.push((
+                    format!("{base_name}/{frame_name}"),
+                    reframe(base, newline),
+                    expected.clone(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Feeds `chunks` in order; returns all payloads and what `finish` said.
+    fn decode<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> (Vec<String>, Option<String>) {
+        let mut decoder = SseDecoder::new();
+        let mut events = Vec::new();
+        for chunk in chunks {
+            events.extend(decoder.push(chunk));
+        }
+        (events, decoder.finish())
+    }
+
+    fn decode_str(stream: &str) -> (Vec<String>, Option<String>) {
+        decode([stream.as_bytes()])
+    }
+
+    #[test]
+    fn fixture_matches_the_documented_payloads() {
+        let joined = format!(
+            "data: {}\n\ndata: {}\n\ndata: {}\n\n",
+            PAYLOADS[0], PAYLOADS[1], PAYLOADS[2]
+        );
+        assert_eq!(FIXTURE, joined);
+        assert_eq!(FIXTURE.len(), 891);
+    }
+
+    #[test]
+    fn decodes_the_fixture_in_every_framing() {
+        for newline in ["\n", "\r\n", "\r"] {
+            let (events, rest) = decode([reframe(FIXTURE, newline).as_slice()]);
+            assert_eq!(events, PAYLOADS, "framing {newline:?}");
+            assert_eq!(rest, None, "framing {newline:?}");
+        }
+    }
+
+    #[test]
+    fn fixture_payloads_are_the_gemini_deltas() {
+        let (events, _) = decode_str(FIXTURE);
+        let text: String = events
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_str(e).unwrap();
+                v["candidates"][0]["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(text, "The capital of Wyoming is **Cheyenne**.\n");
+    }
+
+    // ----- decoding: arbitrary chunking -----
+
+    #[test]
+    fn every_two_chunk_split() {
+        for (name, bytes, expected) in variants() {
+            for at in 0..=bytes.len() {
+                let (head, tail) = bytes.split_at(at);
+                let (events, rest) = decode([head, tail]);
+                assert_eq!(events, expected, "{name}, split at {at}");
+                assert_eq!(rest, None, "{name}, split at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        for (name, bytes, expected) in variants() {
+            let (events, rest) = decode(bytes.chunks(1));
+            assert_eq!(events, expected, "{name}");
+            assert_eq!(rest, None, "{name}");
+        }
+    }
+
+    /// A tiny linear congruential generator (Knuth's MMIX constants): deterministic, no crates.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+
+    #[test]
+    fn pseudo_random_multi_chunk_splits() {
+        let mut rng = Lcg(0x5EED);
+        for (name, bytes, expected) in variants() {
+            for round in 0..200 {
+                let mut chunks = Vec::new();
+                let mut rest = bytes.as_slice();
+                while !rest.is_empty() {
+                    // Mostly small chunks (so splits land everywhere), some empty, some large.
+                    let max = if round % 10 == 0 { 300 } else { 12 };
+                    let (chunk, tail) = rest.split_at(rng.below(max + 1).min(rest.len()));
+                    chunks.push(chunk);
+                    rest = tail;
+                }
+                let (events, left) = decode(chunks.iter().copied());
+                assert_eq!(events, expected, "{name}, round {round}");
+                assert_eq!(left, None, "{name}, round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_split_between_cr_and_lf_is_one_line_ending() {
+        // Treating the LF as a second line ending would make a blank line and split the event.
+        let (events, rest) = decode([b"data: a\r".as_slice(), b"\ndata: b\r\n\r\n"]);
+        assert_eq!(events, ["a\nb"]);
+        assert_eq!(rest, None);
+
+        // An empty chunk in between does not forget the pending CR.
+        let (events, _) = decode([b"data: a\r".as_slice(), b"", b"\ndata: b\r\n\r\n"]);
+        assert_eq!(events, ["a\nb"]);
+    }
+
+    #[test]
+    fn multibyte_character_split_across_chunks() {
+        let bytes = "data: café ☕ 日本\n\n".as_bytes();
+        let (events, _) = decode(bytes.chunks(1));
+        assert_eq!(events, ["café ☕ 日本"]);
+    }
+
+    // ----- decoding: field rules -----
+
+    #[test]
+    fn data_lines_join_with_newline() {
+        assert_eq!(decode_str("data: a\ndata: b\ndata: c\n\n").0, ["a\nb\nc"]);
+    }
+
+    #[test]
+    fn comments_are_ignored() {
+        let (events, rest) = decode_str(": keep-alive\ndata: x\n:another\n\n: ping\n\n");
+        assert_eq!(events, ["x"]);
+        assert_eq!(rest, None);
+    }
+
+    #[test]
+    fn other_fields_are_ignored() {
+        let stream = "event: message\nid: 7\nretry: 100\nfoo: bar\ndata: x\nid\n\nevent: ping\n\n";
+        assert_eq!(decode_str(stream).0, ["x"]);
+    }
+
+    #[test]
+    fn events_without_data_are_not_returned() {
+        assert_eq!(decode_str("\n\n\r\n\r\r").0, Vec::<String>::new());
+    }
+
+    #[test]
+    fn bom_at_stream_start_is_skipped() {
+        let stream = "\u{FEFF}data: x\n\n";
+        assert_eq!(decode_str(stream).0, ["x"]);
+        assert_eq!(decode(stream.as_bytes().chunks(1)).0, ["x"]);
+        // Only at the start: later it is part of a field name ("\u{FEFF}data"), so ignored.
+        assert_eq!(decode_str("data: a\n\n\u{FEFF}data: b\n\n").0, ["a"]);
+    }
+
+    #[test]
+    fn stream_shorter_than_a_bom() {
+        assert_eq!(decode_str("\n\n"), (vec![], None));
+        assert_eq!(decode([b"\xEF\xBB".as_slice()]), (vec![], None));
+        assert_eq!(decode_str("x"), (vec![], Some("x".to_owned())));
+    }
+
+    #[test]
+    fn space_after_colon() {
+        assert_eq!(decode_str("data:x\n\n").0, ["x"]);
+        assert_eq!(decode_str("data: x\n\n").0, ["x"]);
+        assert_eq!(decode_str("data:  two spaces\n\n").0, [" two spaces"]);
+        // Only the first colon separates: the rest belongs to the value.
+        assert_eq!(decode_str("data: a: b\n\n").0, ["a: b"]);
+    }
+
+    #[test]
+    fn empty_data_lines() {
+        assert_eq!(decode_str("data:\n\n").0, [""]);
+        assert_eq!(decode_str("data\n\n").0, [""]);
+        assert_eq!(decode_str("data: a\ndata:\n\n").0, ["a\n"]);
+        assert_eq!(decode_str("data\ndata\n\n").0, ["\n"]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_decoded_lossily() {
+        let (events, rest) = decode([b"data: a\xFFb\n\n".as_slice()]);
+        assert_eq!(events, ["a\u{FFFD}b"]);
+        assert_eq!(rest, None);
+    }
+
+    // ----- decoding: end of stream -----
+
+    #[test]
+    fn finish_after_a_clean_stream_is_none() {
+        assert_eq!(decode_str(FIXTURE).1, None);
+        assert_eq!(decode_str("").1, None);
+        // Trailing blank lines and whitespace are not leftovers.
+        assert_eq!(decode_str("data: x\n\n\r\n \t\n").1, None);
+    }
+
+    #[test]
+    fn finish_returns_a_truncated_last_event() {
+        let cut = FIXTURE.len() - 100;
+        let (events, rest) = decode_str(&FIXTURE[..cut]);
+        assert_eq!(events, &PAYLOADS[..2]);
+        let third_event = FIXTURE.rfind("data: ").unwrap();
+        assert_eq!(rest.as_deref(), Some(&FIXTURE[third_event..cut]));
+
+        // A complete data line whose blank line never came is leftover too, not an event.
+        let (events, rest) = decode_str("data: a\n\ndata: b\r\n");
+        assert_eq!(events, ["a"]);
+        assert_eq!(rest.as_deref(), Some("data: b"));
+    }
+
+    #[test]
+    fn finish_returns_an_unframed_json_error_body() {
+        let body = "{\n  \"error\": {\n    \"code\": 400,\n    \"message\": \"API key not valid. Please pass a valid API key.\",\n    \"status\": \"INVALID_ARGUMENT\"\n  }\n}\n";
+        for chunks in [vec![body.as_bytes()], body.as_bytes().chunks(7).collect()] {
+            let (events, rest) = decode(chunks);
+            assert!(events.is_empty());
+            let rest = rest.unwrap();
+            assert_eq!(rest, body.trim());
+            let parsed: Value = serde_json::from_str(&rest).unwrap();
+            assert_eq!(parsed["error"]["code"], 400);
+        }
+    }
+
+    #[test]
+    fn finish_resets_the_decoder() {
+        let mut decoder = SseDecoder::new();
+        assert!(decoder.push(b"data: cut").is_empty());
+        assert_eq!(decoder.finish().as_deref(), Some("data: cut"));
+        assert_eq!(decoder.push(b"data: x\n\n"), ["x"]);
+        assert_eq!(decoder.finish(), None);
+    }
+
+    // ----- decoding: memory and scanning -----
+
+    #[test]
+    fn buffer_holds_only_the_current_event() {
+        let mut decoder = SseDecoder::new();
+        for (i, chunk) in FIXTURE.as_bytes().chunks(50).enumerate() {
+            decoder.push(chunk);
+            // Never more than the event in progress: the longest fixture event plus one chunk.
+            assert!(decoder.buf.len() <= PAYLOADS[2].len() + 8, "chunk {i}");
+        }
+        assert!(decoder.buf.is_empty());
+
+        decoder.push(b"data: a\n\ndata: b\ndata: par");
+        assert_eq!(decoder.buf, b"data: b\ndata: par");
+        assert_eq!(decoder.line_start, b"data: b\n".len());
+    }
+
+    #[test]
+    fn scanning_resumes_where_it_stopped() {
+        let mut decoder = SseDecoder::new();
+        decoder.push(b"data: ");
+        assert_eq!(decoder.scan_from, 6);
+        for _ in 0..1000 {
+            decoder.push(b"x");
+        }
+        assert_eq!(decoder.scan_from, 1006);
+        assert_eq!(decoder.push(b"\n\n"), ["x".repeat(1000)]);
+        assert_eq!(
+            (decoder.buf.len(), decoder.scan_from, decoder.line_start),
+            (0, 0, 0)
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! A loopback stand-in for Gemini's `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`
+//! that speaks the real stream format (gemini-streaming.md §4, §5, §8, §10): `data: <json>`
+//! events separated by a blank line, chunked transfer encoding, no `[DONE]`, end of body = end
+//! of stream.
+
+use super::mock_server::{MockReply, MockServer, RecordedRequest};
+use std::time::Duration;
+
+pub use super::mock_server::StreamEnd;
+
+/// Event separator used by a [`GeminiReply::Stream`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `\n\n`, as Google AI sends it.
+    Lf,
+    /// `\r\n\r\n`, as Vertex AI has been seen sending it.
+    Crlf,
+}
+
+impl Framing {
+    fn separator(self) -> &'static str {
+        match self {
+            Framing::Lf => "\n\n",
+            Framing::Crlf => "\r\n\r\n",
+        }
+    }
+}
+
+/// One scripted answer to one Gemini request.
+#[derive(Clone, Debug)]
+pub enum GeminiReply {
+    /// 200 `text/event-stream`, chunked; each event is written as `data: <json><separator>` and
+    /// flushed as its own chunk after its delay; then the body ends (`Close`) or stalls (`Hang`).
+    Stream {
+        /// (delay before writing, the event's data JSON), in order.
+        events: Vec<(Duration, String)>,
+        /// Event separator.
+        framing: Framing,
+        /// Whether the body then ends cleanly or stalls.
+        then: StreamEnd,
+    },
+    /// Raw body pieces, each its own chunk after its delay (for split-framing tests); still 200
+    /// `text/event-stream`, chunked, ended cleanly.
+    Raw {
+        /// (delay before writing, bytes) per chunk.
+        pieces: Vec<(Duration, Vec<u8>)>,
+    },
+    /// Any status with a JSON body (`application/json; charset=UTF-8`, like Google).
+    Status {
+        /// HTTP status, e.g. 429.
+        status: u16,
+        /// The JSON body, sent as is (see [`gemini_fixtures::error_body`]).
+        body: String,
+    },
+    /// Read the request, never answer (until the client goes away or the mock is dropped).
+    Hang,
+}
+
+impl GeminiReply {
+    fn into_mock(self) -> MockReply {
+        let sse = |pieces, end| MockReply::Chunked {
+            status: 200,
+            content_type: "text/event-stream".into(),
+            pieces,
+            end,
+        };
+        match self {
+            GeminiReply::Stream {
+                events,
+                framing,
+                then,
+            } => {
+                let sep = framing.separator();
+                let pieces = events
+                    .into_iter()
+                    .map(|(d, json)| (d, format!("data: {json}{sep}").into_bytes()))
+                    .collect();
+                sse(pieces, then)
+            }
+            GeminiReply::Raw { pieces } => sse(pieces, StreamEnd::Close),
+            GeminiReply::Status { status, body } => MockReply::Full {
+                status,
+                content_type: "application/json; charset=UTF-8".into(),
+                body: body.into_bytes(),
+            },
+            GeminiReply::Hang => MockReply::Hang,
+        }
+    }
+}
+
+/// The Gemini mock. Unscripted requests get a short successful stream ("Hello from the mock.").
+pub struct MockGemini {
+    server: MockServer,
+}
+
+/// What an unscripted request gets: the text of [`MockGemini`]'s default reply.
+pub const DEFAULT_GEMINI_TEXT: &str = "Hello from the mock.";
+
+impl MockGemini {
+    /// Starts the mock on `127.0.0.1:<free port>`.
+    pub fn start() -> MockGemini {
+        let default = || gemini_fixtures::reply(&[DEFAULT_GEMINI_TEXT], Duration::ZERO).into_mock();
+        MockGemini {
+            server: MockServer::start("MockGemini", default),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the value for the worker's Gemini base-URL var.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// Queues the reply for the next unanswered request (FIFO).
+    pub fn push(&self, reply: GeminiReply) {
+        self.server.push(reply.into_mock());
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    /// Waits until at least `n` requests arrived; panics on timeout (with the worker log tail).
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        self.server.wait_for_requests(n, timeout)
+    }
+
+    /// True once the worker closed the connection of request `i` (0-based) before the mock
+    /// finished answering (failed write or EOF while streaming or hanging): the worker aborted
+    /// its fetch. False if the answer completed, or still running after `timeout`.
+    pub fn client_disconnected(&self, i: usize, timeout: Duration) -> bool {
+        self.server.client_disconnected(i, timeout)
+    }
+}
+
+/// Response bodies in Google's exact shapes.
+pub mod gemini_fixtures {
+    use super::{Framing, GeminiReply, StreamEnd};
+    use std::time::Duration;
+
+    /// `modelVersion` in every fixture chunk.
+    pub const MODEL_VERSION: &str = "gemini-2.5-flash-lite";
+    /// `responseId` in every fixture chunk.
+    pub const RESPONSE_ID: &str = "mockResp0000000000000001";
+    const PROMPT_TOKENS: usize = 7;
+
+    /// The request path for `model`, as the worker must call it.
+    pub fn stream_path(model: &str) -> String {
+        format!("/v1beta/models/{model}:streamGenerateContent?alt=sse")
+    }
+
+    fn quote(s: &str) -> String {
+        serde_json::to_string(s).expect("string serialises")
+    }
+
+    /// `usageMetadata` in Google's key order and spacing; candidate counts only at the end.
+    fn usage(candidate_tokens: Option<usize>) -> String {
+        let p = PROMPT_TOKENS;
+        let prompt_details =
+            format!(r#""promptTokensDetails": [{{"modality": "TEXT","tokenCount": {p}}}]"#);
+        match candidate_tokens {
+            None => {
+                format!(r#"{{"promptTokenCount": {p},"totalTokenCount": {p},{prompt_details}}}"#)
+            }
+            Some(c) => format!(
+                r#"{{"promptTokenCount": {p},"candidatesTokenCount": {c},"totalTokenCount": {},{prompt_details},"candidatesTokensDetails": [{{"modality": "TEXT","tokenCount": {c}}}]}}"#,
+                p + c
+            ),
+        }
+    }
+
+    fn tail() -> String {
+        format!(
+            r#""modelVersion": {},"responseId": {}"#,
+            quote(MODEL_VERSION),
+            quote(RESPONSE_ID)
+        )
+    }
+
+    /// One streamed chunk exactly in Google's shape: `candidates[0].content.parts[0].text`, role
+    /// `model`, `usageMetadata`, `modelVersion`, `responseId`; with `finishReason` (and the
+    /// candidate token counts) when given.
+    pub fn text_chunk(text: &str, finish_reason: Option<&str>) -> String {
+        let content = format!(
+            r#""content": {{"parts": [{{"text": {}}}],"role": "model"}}"#,
+            quote(text)
+        );
+        let (finish, tokens) = match finish_reason {
+            Some(r) => (
+                format!(r#","finishReason": {}"#, quote(r)),
+                Some(text.split_whitespace().count().max(1)),
+            ),
+            None => (String::new(), None),
+        };
+        format!(
+            r#"{{"candidates": [{{{content}{finish}}}],"usageMetadata": {},{}}}"#,
+            usage(tokens),
+            tail()
+        )
+    }
+
+    /// A final chunk without parts: `"content": {"role": "model"}` plus `finishReason`.
+    pub fn finish_only_chunk(reason: &str) -> String {
+        format!(
+            r#"{{"candidates": [{{"content": {{"role": "model"}},"finishReason": {}}}],"usageMetadata": {},{}}}"#,
+            quote(reason),
+            usage(Some(1)),
+            tail()
+        )
+    }
+
+    /// A blocked prompt: `promptFeedback.blockReason` (+ safety ratings) and no `candidates`.
+    pub fn blocked_prompt_chunk(reason: &str) -> String {
+        let ratings = [
+            "HARASSMENT",
+            "HATE_SPEECH",
+            "SEXUALLY_EXPLICIT",
+            "DANGEROUS_CONTENT",
+        ]
+        .iter()
+        .map(|c| {
+            let p = if reason == "SAFETY" && *c == "DANGEROUS_CONTENT" {
+                "HIGH"
+            } else {
+                "NEGLIGIBLE"
+            };
+            format!(r#"{{"category": "HARM_CATEGORY_{c}","probability": "{p}"}}"#)
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+        format!(
+            r#"{{"promptFeedback": {{"blockReason": {},"safetyRatings": [{ratings}]}},"usageMetadata": {},{}}}"#,
+            quote(reason),
+            usage(None),
+            tail()
+        )
+    }
+
+    /// An error delivered inside the stream: `{"error": {"code", "message", "status"}}`.
+    pub fn error_chunk(code: u16, status: &str, message: &str) -> String {
+        format!(
+            r#"{{"error": {{"code": {code},"message": {},"status": {}}}}}"#,
+            quote(message),
+            quote(status)
+        )
+    }
+
+    /// Google's non-200 body (gemini-streaming.md §8), pretty-printed as Google serves it, with
+    /// `details` where Google adds them: `RetryInfo` (22s) on 429 and `ErrorInfo` with
+    /// `API_KEY_INVALID` on a 400 whose message mentions the API key.
+    pub fn error_body(code: u16, status: &str, message: &str) -> String {
+        let details = match (code, message.contains("API key")) {
+            (429, _) => Some(
+                r#"      {
+        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+        "retryDelay": "22s"
+      }"#,
+            ),
+            (400, true) => Some(
+                r#"      {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com",
+        "metadata": {
+          "service": "generativelanguage.googleapis.com"
+        }
+      }"#,
+            ),
+            _ => None,
+        };
+        let details = details
+            .map(|d| format!(",\n    \"details\": [\n{d}\n    ]"))
+            .unwrap_or_default();
+        format!(
+            "{{\n  \"error\": {{\n    \"code\": {code},\n    \"message\": {},\n    \"status\": {}{details}\n  }}\n}}\n",
+            quote(message),
+            quote(status)
+        )
+    }
+
+    /// [`GeminiReply::Status`] with [`error_body`].
+    pub fn error_reply(code: u16, status: &str, message: &str) -> GeminiReply {
+        GeminiReply::Status {
+            status: code,
+            body: error_body(code, status, message),
+        }
+    }
+
+    /// A complete successful stream: one chunk per part (the first at once, then `gap` apart),
+    /// the last carrying `finishReason: STOP`; LF framing; body closed.
+    pub fn reply(parts: &[&str], gap: Duration) -> GeminiReply {
+        let last = parts.len().saturating_sub(1);
+        let events = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let delay = if i == 0 { Duration::ZERO } else { gap };
+                (delay, text_chunk(p, (i == last).then_some("STOP")))
+            })
+            .collect();
+        GeminiReply::Stream {
+            events,
+            framing: Framing::Lf,
+            then: StreamEnd::Close,
+        }
+    }
+
+    /// The text the Wyoming fixture's deltas concatenate to.
+    pub const WYOMING_TEXT: &str = "The capital of Wyoming is **Cheyenne**.\n";
+
+    /// Byte-for-byte copy of gemini-streaming.md §10 (`streaming-success-basic-reply-short.txt`
+    /// from FirebaseExtended/vertexai-sdk-test-data): three events, LF framing.
+    pub fn wyoming_fixture_lf() -> Vec<u8> {
+        concat!(
+            r#"data: {"candidates": [{"content": {"parts": [{"text": "The"}],"role": "model"}}],"usageMetadata": {"promptTokenCount": 7,"totalTokenCount": 7,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}]},"modelVersion": "gemini-3.1-flash-lite"}"#,
+            "\n\n",
+            r#"data: {"candidates": [{"content": {"parts": [{"text": " capital of Wyoming"}],"role": "model"}}],"usageMetadata": {"promptTokenCount": 7,"totalTokenCount": 7,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}]},"modelVersion": "gemini-3.1-flash-lite"}"#,
+            "\n\n",
+            r#"data: {"candidates": [{"content": {"parts": [{"text": " is **Cheyenne**.\n"}],"role": "model"},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 7,"candidatesTokenCount": 10,"totalTokenCount": 17,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 7}],"candidatesTokensDetails": [{"modality": "TEXT","tokenCount": 10}]},"modelVersion": "gemini-3.1-flash-lite"}"#,
+            "\n\n",
+        )
+        .as_bytes()
+        .to_vec()
+    }
+
+    /// The same fixture with CRLF separators (`\r\n\r\n`), as Vertex AI frames it. Safe to
+    /// derive by replacement: the JSON itself holds no raw newlines (its `\n` is escaped).
+    pub fn wyoming_fixture_crlf() -> Vec<u8> {
+        String::from_utf8(wyoming_fixture_lf())
+            .expect("fixture is UTF-8")
+            .replace("\n\n", "\r\n\r\n")
+            .into_bytes()
+    }
+
+    /// `bytes` cut into `piece_len`-byte pieces, `gap` apart: separators, CRLF pairs and
+    /// multi-byte characters end up straddling chunk boundaries.
+    pub fn raw_split(bytes: &[u8], piece_len: usize, gap: Duration) -> GeminiReply {
+        let pieces = bytes
+            .chunks(piece_len.max(1))
+            .map(|p| (gap, p.to_vec()))
+            .collect();
+        GeminiReply::Raw { pieces }
+    }
+}

@@ -1,0 +1,25 @@
+//! Host-side integration-test harness: the real worker under `wrangler dev`, loopback mocks of
+//! Gemini and Layercode, an HTTP/SSE client and Layercode webhook signing.
+//!
+//! Each integration test file says `mod common; use common::*;`.
+// Each test binary uses a different subset of the harness (and of these re-exports).
+#![allow(dead_code, unused_imports)]
+
+pub mod http;
+pub mod mock_gemini;
+pub mod mock_layercode;
+pub mod mock_server;
+pub mod signing;
+pub mod worker;
+
+pub use http::{
+    get, post_json, request, try_request, HttpResponse, SseClient, SseEvent, SseNext, SseTranscript,
+};
+pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
+pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
+pub use mock_server::{RecordedRequest, StreamEnd};
+pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
+pub use worker::{
+    process_group_members, sqlite_json, Worker, WorkerOptions, GEMINI_BASE_URL_VAR,
+    LAYERCODE_BASE_URL_VAR, TEST_GEMINI_KEY, TEST_LAYERCODE_API_KEY, TEST_WEBHOOK_SECRET,
+};

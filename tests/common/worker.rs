@@ -1,0 +1,626 @@
+//! Runs the real worker (the prebuilt `build/index.js`) under `wrangler dev` for one test
+//! (toolchain.md §7, §9, §10).
+//!
+//! wrangler starts a tree of processes (node launcher → node CLI → two workerd + esbuild), so it
+//! is spawned as its own process group and stopped group-wide; a `.pgid` file under
+//! `target/e2e/` lets CI kill groups left behind by a killed test binary.
+
+use super::http::try_request;
+use super::mock_gemini::MockGemini;
+use super::mock_layercode::MockLayercode;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Value of the `LAYERCODE_WEBHOOK_SECRET` secret in tests (sign webhooks with it).
+pub const TEST_WEBHOOK_SECRET: &str = "test_webhook_secret";
+/// Value of the `LAYERCODE_API_KEY` secret in tests.
+pub const TEST_LAYERCODE_API_KEY: &str = "test_layercode_api_key";
+/// Value of the `GOOGLE_GENERATIVE_AI_API_KEY` secret in tests.
+pub const TEST_GEMINI_KEY: &str = "test_gemini_api_key";
+/// Name of the var holding the Gemini base URL (pointed at [`MockGemini`]).
+pub const GEMINI_BASE_URL_VAR: &str = "GEMINI_API_BASE_URL";
+/// Name of the var holding the Layercode REST base URL (pointed at [`MockLayercode`]).
+pub const LAYERCODE_BASE_URL_VAR: &str = "LAYERCODE_API_BASE_URL";
+
+/// The secrets every test worker gets unless removed with [`WorkerOptions::without_secret`].
+const DEFAULT_SECRETS: [(&str, &str); 3] = [
+    ("LAYERCODE_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+    ("LAYERCODE_API_KEY", TEST_LAYERCODE_API_KEY),
+    ("GOOGLE_GENERATIVE_AI_API_KEY", TEST_GEMINI_KEY),
+];
+
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+const READY_POLL: Duration = Duration::from_millis(100);
+const START_ATTEMPTS: usize = 3;
+const SIGINT_GRACE: Duration = Duration::from_secs(10);
+const LOG_TAIL_LINES: usize = 60;
+
+/// How to start a [`Worker`].
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Secrets, written to an `--env-file` (dotenv syntax, double-quoted values).
+    pub secrets: Vec<(String, String)>,
+    /// Vars, passed as `--var KEY:VALUE` (override `[vars]` in wrangler.toml).
+    pub vars: Vec<(String, String)>,
+    /// State directory to reuse (persistence across restarts); `None` = a fresh directory.
+    pub persist_dir: Option<PathBuf>,
+}
+
+impl WorkerOptions {
+    /// The test secrets ([`TEST_WEBHOOK_SECRET`], [`TEST_LAYERCODE_API_KEY`], [`TEST_GEMINI_KEY`])
+    /// and the two base-URL vars pointing at the given mocks.
+    pub fn new(gemini: &MockGemini, layercode: &MockLayercode) -> Self {
+        WorkerOptions {
+            secrets: DEFAULT_SECRETS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            vars: vec![
+                (GEMINI_BASE_URL_VAR.to_string(), gemini.base_url()),
+                (LAYERCODE_BASE_URL_VAR.to_string(), layercode.base_url()),
+            ],
+            persist_dir: None,
+        }
+    }
+
+    /// Adds or overrides a var.
+    pub fn var(mut self, k: &str, v: &str) -> Self {
+        upsert(&mut self.vars, k, v);
+        self
+    }
+
+    /// Adds or overrides a secret.
+    pub fn secret(mut self, k: &str, v: &str) -> Self {
+        upsert(&mut self.secrets, k, v);
+        self
+    }
+
+    /// Removes a secret (to test the worker without it).
+    pub fn without_secret(mut self, k: &str) -> Self {
+        self.secrets.retain(|(key, _)| key != k);
+        self
+    }
+
+    /// Reuses `dir` as the state directory (e.g. `first_worker.persist_dir.clone()`).
+    pub fn persist_to(mut self, dir: &Path) -> Self {
+        self.persist_dir = Some(dir.to_path_buf());
+        self
+    }
+}
+
+fn upsert(list: &mut Vec<(String, String)>, k: &str, v: &str) {
+    match list.iter_mut().find(|(key, _)| key == k) {
+        Some(entry) => entry.1 = v.to_string(),
+        None => list.push((k.to_string(), v.to_string())),
+    }
+}
+
+/// A running `wrangler dev` serving the worker. Stopped (whole process group) on drop.
+pub struct Worker {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The `--persist-to` directory (Durable Object state).
+    pub persist_dir: PathBuf,
+    /// This instance's working directory (env file, log, default state).
+    pub run_dir: PathBuf,
+    log_path: PathBuf,
+    group: ProcessGroup,
+}
+
+impl Worker {
+    /// Starts the worker and waits until `GET /health` answers 200. Panics (with the log) if it
+    /// is not built, exits early or is not ready within 90 s; retries on a port clash.
+    pub fn start(opts: WorkerOptions) -> Worker {
+        let repo = repo_dir();
+        if !repo.join("build/index.js").is_file() {
+            panic!("worker not built: run scripts/test (or scripts/build) first (no {}/build/index.js)", repo.display());
+        }
+        let run_dir = new_run_dir(&repo);
+        let persist_dir = opts
+            .persist_dir
+            .clone()
+            .unwrap_or_else(|| run_dir.join("state"));
+        fs::create_dir_all(&persist_dir).expect("create persist dir");
+        fs::write(run_dir.join("secrets.env"), dotenv(&opts.secrets)).expect("write env file");
+        for attempt in 1..=START_ATTEMPTS {
+            let port = free_port();
+            let log_path = run_dir.join(format!("wrangler-{attempt}.log"));
+            let cmd = wrangler_command(&repo, port, &run_dir, &persist_dir, &opts);
+            let mut group = ProcessGroup::spawn(
+                cmd,
+                &log_path,
+                &run_dir.with_extension(format!("{attempt}.pgid")),
+            );
+            let base_url = format!("http://127.0.0.1:{port}");
+            match wait_ready(&base_url, &mut group, &log_path) {
+                Ok(()) => {
+                    ACTIVE_LOGS.with(|l| l.borrow_mut().push(log_path.clone()));
+                    return Worker {
+                        base_url,
+                        persist_dir,
+                        run_dir,
+                        log_path,
+                        group,
+                    };
+                }
+                Err(Failure::PortClash) if attempt < START_ATTEMPTS => drop(group),
+                Err(failure) => {
+                    drop(group); // stop it before panicking so the log is complete
+                    panic!(
+                        "wrangler dev failed to start ({failure:?}):\n{}",
+                        tail(&read_log(&log_path), 200)
+                    );
+                }
+            }
+        }
+        unreachable!("the last attempt either returns or panics")
+    }
+
+    /// `base_url + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Everything wrangler/workerd wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        read_log(&self.log_path)
+    }
+
+    /// Waits until the log contains `needle` (workerd writes `console.log` lines there);
+    /// panics with the log tail on timeout.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "worker log did not contain {needle:?} within {timeout:?}:\n{}",
+                    tail(&logs, LOG_TAIL_LINES)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process group id of the wrangler tree (for checking that nothing survives).
+    pub fn pgid(&self) -> i32 {
+        self.group.pgid
+    }
+
+    /// SQLite files of Durable Object class `Conversation`
+    /// (`<persist>/v3/do/<worker-name>-Conversation/*.sqlite`, without `metadata.sqlite`).
+    pub fn conversation_db_files(&self) -> Vec<PathBuf> {
+        durable_object_files(&self.persist_dir, "Conversation")
+    }
+
+    /// Stops the whole process group (SIGINT, then SIGKILL after 10 s). Drop does the same;
+    /// this just makes the point of stopping explicit in a test.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        ACTIVE_LOGS.with(|l| l.borrow_mut().retain(|p| *p != self.log_path));
+        // `group` is dropped right after this, which stops the processes.
+    }
+}
+
+/// SQLite files of Durable Object class `class` under a persist dir, sorted.
+pub fn durable_object_files(persist_dir: &Path, class: &str) -> Vec<PathBuf> {
+    let suffix = format!("-{class}");
+    let mut files: Vec<PathBuf> = fs::read_dir(persist_dir.join("v3/do"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|dir| dir.file_name().to_string_lossy().ends_with(&suffix))
+        .flat_map(|dir| fs::read_dir(dir.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sqlite") && !p.ends_with("metadata.sqlite"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `sqlite3 -readonly -json <file> <sql>` and returns the rows (empty for no rows).
+pub fn sqlite_json(file: &Path, sql: &str) -> Vec<Value> {
+    let out = Command::new("sqlite3")
+        .arg("-readonly")
+        .arg("-json")
+        .arg(file)
+        .arg(sql)
+        .output()
+        .expect("run sqlite3 (is the sqlite3 CLI installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        panic!(
+            "sqlite3 {} {sql:?} failed: {}{stdout}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if stdout.trim().is_empty() {
+        return Vec::new();
+    }
+    match serde_json::from_str(&stdout) {
+        Ok(Value::Array(rows)) => rows,
+        _ => panic!("sqlite3 output is not a JSON array: {stdout}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs of the workers started on this thread (for panic messages from mocks and the client)
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// Logs of the workers alive on this test thread: each test runs on its own thread, so
+    /// this finds the worker a failing wait belongs to without passing it around.
+    static ACTIVE_LOGS: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The log tails of the workers running on the current thread, formatted for a panic message
+/// (empty if there are none).
+pub fn current_worker_logs() -> String {
+    ACTIVE_LOGS.with(|logs| {
+        logs.borrow()
+            .iter()
+            .map(|p| {
+                format!(
+                    "\n--- worker log tail ({}) ---\n{}",
+                    p.display(),
+                    tail(&read_log(p), LOG_TAIL_LINES)
+                )
+            })
+            .collect()
+    })
+}
+
+/// The log as text, without ANSI colour codes: wrangler colours its error blocks even with
+/// `NO_COLOR=1 FORCE_COLOR=0` and output to a file, which would break substring checks.
+fn read_log(path: &Path) -> String {
+    strip_ansi(&String::from_utf8_lossy(
+        &fs::read(path).unwrap_or_default(),
+    ))
+}
+
+/// Removes CSI escape sequences (`ESC [ params final-byte`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates are 0x20..=0x3F; the final byte is 0x40..=0x7E.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Starting
+// ---------------------------------------------------------------------------------------------
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh `<repo>/target/e2e/run-<pid>-<n>/`: unique across parallel tests and test binaries.
+fn new_run_dir(repo: &Path) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    static CLEANUP: Once = Once::new();
+    let e2e = repo.join("target/e2e");
+    CLEANUP.call_once(|| clean_up_dead_runs(&e2e));
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = e2e.join(format!("run-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir); // a leftover from an earlier run with the same pid
+    fs::create_dir_all(&dir).expect("create target/e2e run dir");
+    dir
+}
+
+/// Cleans up after earlier test processes that are gone (killed, or interrupted with Ctrl-C,
+/// which does not reach wrangler's separate process group): stops their leftover wrangler
+/// groups, then removes their `.pgid` files and run directories. The latest logs stay
+/// inspectable until the next run.
+fn clean_up_dead_runs(e2e: &Path) {
+    for entry in fs::read_dir(e2e).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Names are `run-<test pid>-<n>` (directory) and `run-<test pid>-<n>.<attempt>.pgid`.
+        let owner_gone = name
+            .strip_prefix("run-")
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if !owner_gone {
+            continue; // not ours, or its test process is still running
+        }
+        if name.ends_with(".pgid") {
+            kill_leftover_group(&entry.path());
+            let _ = fs::remove_file(entry.path());
+        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// SIGKILLs the group named in a stale `.pgid` file, but only if every live member still looks
+/// like part of a wrangler tree: the number may have been reused by an unrelated group.
+fn kill_leftover_group(pgid_file: &Path) {
+    let Some(pgid) = fs::read_to_string(pgid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|pgid| *pgid > 1)
+    else {
+        return;
+    };
+    let members = process_group_members(pgid);
+    let ours = |cmd: &String| {
+        ["wrangler", "workerd", "esbuild"]
+            .iter()
+            .any(|n| cmd.contains(n))
+    };
+    if !members.is_empty() && members.iter().all(|(_, cmd)| ours(cmd)) {
+        signal_group(pgid, SIGKILL);
+    }
+}
+
+/// A port that was free a moment ago. wrangler binds it itself, so there is a small race with
+/// other processes; `start` retries on "Address already in use".
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// dotenv text for wrangler's parser (dotenv 16 + dotenv-expand 12): double-quoted values in
+/// which only `\n`/`\r` are unescaped and `$NAME` would be expanded, so `$` is written `\$`.
+/// That parser has no escape for `"` or `\`, so such values are rejected.
+fn dotenv(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            assert!(
+                !v.contains('"') && !v.contains('\\'),
+                "secret {k}: wrangler's dotenv parser cannot represent '\"' or '\\' in a value"
+            );
+            let escaped = v
+                .replace('\n', "\\n")
+                .replace('\r', "\\r")
+                .replace('$', "\\$");
+            format!("{k}=\"{escaped}\"\n")
+        })
+        .collect()
+}
+
+fn wrangler_command(
+    repo: &Path,
+    port: u16,
+    run_dir: &Path,
+    persist: &Path,
+    opts: &WorkerOptions,
+) -> Command {
+    let env_file = run_dir.join("secrets.env");
+    let mut cmd = Command::new("node");
+    cmd.current_dir(repo)
+        .arg("node_modules/wrangler/bin/wrangler.js")
+        .args([
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--inspector-port",
+            "0",
+        ])
+        .arg("--show-interactive-dev-session=false")
+        .arg("--persist-to")
+        .arg(persist)
+        // Always pass an env file: then wrangler never reads a developer's .dev.vars or .env,
+        // which may hold real keys.
+        .arg("--env-file")
+        .arg(&env_file);
+    for (k, v) in &opts.vars {
+        cmd.arg("--var").arg(format!("{k}:{v}"));
+    }
+    for (k, v) in [
+        ("SKIP_WORKER_BUILD", "1"),
+        ("WRANGLER_SEND_METRICS", "false"),
+        ("WRANGLER_SEND_ERROR_REPORTS", "false"),
+        ("CLOUDFLARE_CF_FETCH_ENABLED", "false"),
+        ("CI", "true"),
+        ("NO_COLOR", "1"),
+        ("FORCE_COLOR", "0"),
+    ] {
+        cmd.env(k, v);
+    }
+    // wrangler also writes a debug log file per run, by default under ~/.config/.wrangler/logs.
+    cmd.env("WRANGLER_LOG_PATH", run_dir.join("wrangler-debug"));
+    // wrangler can merge its own environment into the worker's bindings (when wrangler.toml
+    // declares `secrets`, or with CLOUDFLARE_INCLUDE_PROCESS_ENV); keep the developer's shell
+    // values of these names out so tests see exactly the configured ones.
+    let names = DEFAULT_SECRETS.iter().map(|(k, _)| k.to_string());
+    for k in names.chain(
+        opts.secrets
+            .iter()
+            .chain(&opts.vars)
+            .map(|(k, _)| k.clone()),
+    ) {
+        cmd.env_remove(k);
+    }
+    cmd.env_remove("CLOUDFLARE_INCLUDE_PROCESS_ENV");
+    cmd.env_remove("CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV");
+    cmd
+}
+
+#[derive(Debug)]
+enum Failure {
+    PortClash,
+    Exited(String),
+    NotReady(String),
+}
+
+/// Polls `GET /health` every 100 ms until 200.
+fn wait_ready(base_url: &str, group: &mut ProcessGroup, log: &Path) -> Result<(), Failure> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let health = format!("{base_url}/health");
+    loop {
+        if read_log(log).contains("Address already in use") {
+            return Err(Failure::PortClash);
+        }
+        if let Some(status) = group.exit_status() {
+            return Err(Failure::Exited(status));
+        }
+        let last = match try_request("GET", &health, &[], b"", Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 => return Ok(()),
+            Ok(r) => format!("GET /health answered {}: {}", r.status, tail(&r.text(), 5)),
+            Err(e) => format!("GET /health: {e}"),
+        };
+        if Instant::now() >= deadline {
+            return Err(Failure::NotReady(format!(
+                "not ready after {READY_TIMEOUT:?}; last: {last}"
+            )));
+        }
+        thread::sleep(READY_POLL);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process group
+// ---------------------------------------------------------------------------------------------
+
+extern "C" {
+    /// POSIX kill(2); a negative pid addresses a process group.
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+const SIGINT: i32 = 2;
+const SIGKILL: i32 = 9;
+
+/// A child started as the leader of its own process group, with its `.pgid` file.
+/// Dropping it stops the whole group.
+struct ProcessGroup {
+    child: Child,
+    pgid: i32,
+    pgid_file: PathBuf,
+}
+
+impl ProcessGroup {
+    fn spawn(mut cmd: Command, log_path: &Path, pgid_file: &Path) -> ProcessGroup {
+        let log = File::create(log_path).expect("create log file");
+        let log2 = log.try_clone().expect("clone log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn node (wrangler dev): {e}"));
+        let pgid = child.id() as i32;
+        // Guard against ever signalling our own group (pid 0) or init.
+        assert!(pgid > 1, "unexpected child pid {pgid}");
+        fs::write(pgid_file, pgid.to_string()).expect("write pgid file");
+        ProcessGroup {
+            child,
+            pgid,
+            pgid_file: pgid_file.to_path_buf(),
+        }
+    }
+
+    /// `Some(description)` once the leader has exited.
+    fn exit_status(&mut self) -> Option<String> {
+        self.child
+            .try_wait()
+            .ok()
+            .flatten()
+            .map(|status| format!("wrangler exited: {status}"))
+    }
+
+    /// SIGINT to the group, up to 10 s for it to go, then SIGKILL.
+    fn stop(&mut self) {
+        signal_group(self.pgid, SIGINT);
+        if !self.wait_gone(SIGINT_GRACE) {
+            signal_group(self.pgid, SIGKILL);
+            self.wait_gone(Duration::from_secs(5));
+        }
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.pgid_file);
+    }
+
+    /// Waits until no live (non-zombie) process is left in the group.
+    fn wait_gone(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let _ = self.child.try_wait(); // reap the leader so it stops counting
+            if process_group_members(self.pgid).is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn signal_group(pgid: i32, sig: i32) {
+    // SAFETY: plain syscall; pgid > 1 is asserted at spawn, so this never targets our own group.
+    unsafe {
+        kill(-pgid, sig);
+    }
+}
+
+/// Live (non-zombie) processes in process group `pgid`, as (pid, command line), from /proc.
+pub fn process_group_members(pgid: i32) -> Vec<(i32, String)> {
+    let mut members = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command name: state, ppid, pgrp, ...
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .trim()
+                .to_string();
+            members.push((pid, cmd));
+        }
+    }
+    members
+}
