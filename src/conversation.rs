@@ -390,7 +390,8 @@ impl Conversation {
 
     /// The newest messages within the window bounds, oldest first; empty ones are skipped.
     fn recent_history(&self) -> worker::Result<Vec<HistoryMessage>> {
-        let limit = i64::try_from(WINDOW_MAX_MESSAGES).unwrap_or(i64::MAX);
+        // One more than the window, so `bounded_window` can tell that older messages exist.
+        let limit = i64::try_from(WINDOW_MAX_MESSAGES + 1).unwrap_or(i64::MAX);
         let rows: Vec<MessageRow> = self
             .sql
             .exec(

@@ -48,7 +48,8 @@ pub const WINDOW_MAX_MESSAGES: usize = 40;
 pub const WINDOW_MAX_CHARS: usize = 24_000;
 
 /// Keeps the newest messages within both bounds, so a long conversation costs the same per turn
-/// as a short one. Empty messages are dropped.
+/// as a short one. Empty messages are dropped. When older messages were cut, a reply whose
+/// question was cut too is dropped, so the window starts with the user.
 pub fn bounded_window(
     messages: Vec<HistoryMessage>,
     max_messages: usize,
@@ -56,16 +57,24 @@ pub fn bounded_window(
 ) -> Vec<HistoryMessage> {
     let mut kept = Vec::new();
     let mut chars = 0;
+    let mut cut = false;
     for message in messages.into_iter().rev() {
         if message.text.trim().is_empty() {
             continue;
         }
         let len = message.text.chars().count();
         if kept.len() == max_messages || (!kept.is_empty() && chars + len > max_chars) {
+            cut = true;
             break;
         }
         chars += len;
         kept.push(message);
+    }
+    if cut {
+        // `kept` is newest first: its tail is the oldest end of the window.
+        while kept.len() > 1 && kept.last().is_some_and(|m| m.role == Role::Assistant) {
+            kept.pop();
+        }
     }
     kept.reverse();
     kept
@@ -89,13 +98,31 @@ mod tests {
     fn window_respects_the_character_budget_but_keeps_the_newest() {
         let messages = vec![
             HistoryMessage::user(&"a".repeat(50)),
-            HistoryMessage::assistant(&"b".repeat(50)),
+            HistoryMessage::user(&"b".repeat(50)),
             HistoryMessage::user(&"c".repeat(200)),
         ];
         let window = bounded_window(messages.clone(), 10, 120);
         assert_eq!(window, vec![messages[2].clone()]);
         let window = bounded_window(messages.clone(), 10, 250);
         assert_eq!(window, messages[1..].to_vec());
+    }
+
+    #[test]
+    fn a_cut_window_never_starts_with_an_orphaned_reply() {
+        let messages = vec![
+            HistoryMessage::user("q1"),
+            HistoryMessage::assistant("a1"),
+            HistoryMessage::user("q2"),
+            HistoryMessage::assistant("a2"),
+            HistoryMessage::user("q3"),
+        ];
+        assert_eq!(
+            bounded_window(messages.clone(), 4, 1000),
+            messages[2..].to_vec()
+        );
+        // Uncut, a leading reply (the welcome message) stays.
+        let welcome = vec![HistoryMessage::assistant("hi"), HistoryMessage::user("q")];
+        assert_eq!(bounded_window(welcome.clone(), 4, 1000), welcome);
     }
 
     #[test]

@@ -77,9 +77,9 @@ async fn run_message(message: Message, config: Config, env: Env, mut stream: Eve
 
     let reply = speak_reply(&config, &history, &mut stream, &mut log).await;
     if let Some(apology) = reply.apology {
-        if stream.tts(apology).await {
-            log.apology = true;
-        }
+        // A new sentence after cut-off words, not glued to the last one.
+        let separator = if reply.text.is_empty() { "" } else { " " };
+        log.apology = stream.tts(&format!("{separator}{apology}")).await;
     }
     stream.end().await;
     log.total_ms = Some(log.elapsed_ms());

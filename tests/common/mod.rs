@@ -10,6 +10,7 @@ pub mod mock_gemini;
 pub mod mock_layercode;
 pub mod mock_server;
 pub mod signing;
+pub mod webhook;
 pub mod worker;
 
 pub use http::{
@@ -19,6 +20,7 @@ pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
 pub use mock_server::{RecordedRequest, StreamEnd};
 pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
+pub use webhook::*;
 pub use worker::{
     process_group_members, sqlite_json, Worker, WorkerOptions, GEMINI_BASE_URL_VAR,
     LAYERCODE_BASE_URL_VAR, TEST_GEMINI_KEY, TEST_LAYERCODE_API_KEY, TEST_WEBHOOK_SECRET,

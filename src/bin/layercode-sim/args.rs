@@ -1,0 +1,206 @@
+//! Command-line arguments, parsed by hand (the simulator needs seven flags, not a framework).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What `--help` prints.
+pub const USAGE: &str = "\
+layercode-sim: talk to the worker the way Layercode does, from a terminal.
+
+Sends signed webhooks (session.start, one message per line you type, session.end) to a running
+backend and prints the streamed reply word by word, with its timing.
+
+USAGE:
+    layercode-sim [OPTIONS]
+
+OPTIONS:
+    --url URL              backend base URL or full .../agent URL [default: http://127.0.0.1:8787]
+    --secret S             webhook secret [default: $LAYERCODE_WEBHOOK_SECRET, else the first
+                           value of LAYERCODE_WEBHOOK_SECRET in ./.dev.vars]
+    --conversation ID      conversation_id to use (reuse one to continue its history)
+                           [default: a fresh sim_conv_<time>]
+    --interrupt-after N    barge in on every reply after N words: drop the connection and send
+                           the next message with interruption_context
+    --script FILE          send each non-empty line of FILE instead of reading stdin; exit 1 if
+                           any turn (the greeting counts as one) fails or session.end fails
+    --turn-timeout SECS    fail a turn when the stream is silent this long [default: 30]
+    --no-session-start     do not send session.start (no greeting)
+    -h, --help             print this help
+
+Interactive mode reads lines at the `you> ` prompt until end of input (Ctrl-D) or /quit.
+Start a local backend with ./scripts/dev.sh.";
+
+/// The default backend: `wrangler dev`'s default address.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8787";
+const DEFAULT_TURN_TIMEOUT_SECS: f64 = 30.0;
+
+/// Everything the user asked for. The secret is resolved later (see `secret.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    pub url: String,
+    pub secret: Option<String>,
+    pub conversation: Option<String>,
+    pub interrupt_after: Option<usize>,
+    pub script: Option<PathBuf>,
+    /// How long a stream may stay silent; also bounds every other read.
+    pub turn_timeout: Duration,
+    pub session_start: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            url: DEFAULT_URL.to_string(),
+            secret: None,
+            conversation: None,
+            interrupt_after: None,
+            script: None,
+            turn_timeout: Duration::from_secs_f64(DEFAULT_TURN_TIMEOUT_SECS),
+            session_start: true,
+        }
+    }
+}
+
+/// The outcome of parsing: run, or just print the help.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Run(Args),
+    Help,
+}
+
+/// Parses the arguments after the program name. Accepts `--flag value` and `--flag=value`.
+pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut args = Args::default();
+    let mut raw = raw.into_iter();
+    while let Some(arg) = raw.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
+            _ => (arg.clone(), None),
+        };
+        // The value of a flag that takes one: after `=`, or the next argument.
+        let mut value = || -> Result<String, String> {
+            match inline {
+                Some(v) => Ok(v.to_string()),
+                None => raw.next().ok_or_else(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--url" => args.url = value()?,
+            "--secret" => args.secret = Some(value()?),
+            "--conversation" => args.conversation = Some(non_empty(&flag, value()?)?),
+            "--interrupt-after" => args.interrupt_after = Some(word_count(&value()?)?),
+            "--script" => args.script = Some(PathBuf::from(non_empty(&flag, value()?)?)),
+            "--turn-timeout" => args.turn_timeout = seconds(&value()?)?,
+            "--no-session-start" if inline.is_none() => args.session_start = false,
+            _ => return Err(format!("unknown argument {arg:?} (see --help)")),
+        }
+    }
+    Ok(Command::Run(args))
+}
+
+fn non_empty(flag: &str, value: String) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err(format!("{flag} must not be empty"))
+    } else {
+        Ok(value)
+    }
+}
+
+fn word_count(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "--interrupt-after expects a number of words (1 or more), got {value:?}"
+        )),
+    }
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    match value.parse::<f64>() {
+        // The upper bound keeps Duration::from_secs_f64 from panicking on huge values.
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "--turn-timeout expects seconds between 0 and 86400, got {value:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(list: &[&str]) -> Result<Command, String> {
+        parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(run(&[]), Ok(Command::Run(Args::default())));
+        assert_eq!(Args::default().turn_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_flag_in_both_spellings() {
+        let expected = Args {
+            url: "https://x.example/agent".into(),
+            secret: Some("s=3".into()),
+            conversation: Some("c1".into()),
+            interrupt_after: Some(3),
+            script: Some(PathBuf::from("turns.txt")),
+            turn_timeout: Duration::from_millis(1500),
+            session_start: false,
+        };
+        let spaced = run(&[
+            "--url",
+            "https://x.example/agent",
+            "--secret",
+            "s=3",
+            "--conversation",
+            "c1",
+            "--interrupt-after",
+            "3",
+            "--script",
+            "turns.txt",
+            "--turn-timeout",
+            "1.5",
+            "--no-session-start",
+        ]);
+        assert_eq!(spaced, Ok(Command::Run(expected.clone())));
+        let inline = run(&[
+            "--url=https://x.example/agent",
+            "--secret=s=3",
+            "--conversation=c1",
+            "--interrupt-after=3",
+            "--script=turns.txt",
+            "--turn-timeout=1.5",
+            "--no-session-start",
+        ]);
+        assert_eq!(inline, Ok(Command::Run(expected)));
+    }
+
+    #[test]
+    fn help_wins() {
+        assert_eq!(run(&["--url", "x", "--help"]), Ok(Command::Help));
+        assert_eq!(run(&["-h"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        for bad in [
+            &["--url"][..],
+            &["--interrupt-after", "0"],
+            &["--interrupt-after", "-2"],
+            &["--interrupt-after", "many"],
+            &["--turn-timeout", "0"],
+            &["--turn-timeout", "NaN"],
+            &["--turn-timeout", "1e300"],
+            &["--script", ""],
+            &["--no-session-start=yes"],
+            &["--bogus"],
+            &["positional"],
+        ] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! One turn on screen: send the event, show the reply word by word as it streams, barge in if
+//! asked, and print the timing line.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::client::{Backend, ClientError, ReplyEvent};
+use crate::session::{unix_ms, Heard};
+use crate::spinner::Spinner;
+
+/// How a turn ended.
+#[derive(Debug, PartialEq)]
+pub enum Ending {
+    /// `response.end` arrived.
+    Completed,
+    /// We dropped the connection after this many words (`--interrupt-after`).
+    Interrupted(usize),
+    /// Anything else: the reason.
+    Failed(String),
+}
+
+/// The outcome of one turn.
+pub struct TurnResult {
+    pub ending: Ending,
+    pub heard: Heard,
+    /// When the user started hearing the reply (Unix ms), for the transcript.
+    pub heard_at_ms: u64,
+}
+
+/// Runs one streamed turn (`session.start` or `message`). Only errors that doom every later
+/// turn (unreachable backend, wrong secret) are returned as `Err`; the rest fail just this turn.
+pub fn run(
+    backend: &Backend,
+    event: &Value,
+    turn_id: &str,
+    interrupt_after: Option<usize>,
+) -> Result<TurnResult, ClientError> {
+    print_flush("agent> ");
+    let started = Instant::now();
+    let mut spinner = Spinner::start();
+    let mut heard = Heard::new(interrupt_after);
+    let mut first_text: Option<Duration> = None;
+    let mut heard_at_ms = unix_ms();
+    let mut ends = 0;
+    let mut after_end = 0;
+    let mut warnings = Vec::new();
+
+    let ending = match backend.open_stream(event) {
+        Err(e) if e.is_fatal() => {
+            spinner.stop();
+            say!();
+            return Err(e);
+        }
+        Err(e) => Ending::Failed(e.to_string()),
+        Ok(mut stream) => loop {
+            let next = stream.next_event();
+            if ends > 0 && matches!(next, Ok(Some(_))) {
+                after_end += 1;
+            }
+            match next {
+                Ok(Some(ReplyEvent::Tts {
+                    content,
+                    turn_id: echoed,
+                })) => {
+                    if first_text.is_none() {
+                        spinner.stop();
+                        first_text = Some(started.elapsed());
+                        heard_at_ms = unix_ms();
+                    }
+                    check_echo(echoed.as_deref(), turn_id, "response.tts", &mut warnings);
+                    let (shown, barge_in) = heard.push(&content);
+                    print_flush(&shown);
+                    if barge_in {
+                        // Dropping the stream closes the connection: Layercode's barge-in.
+                        break Ending::Interrupted(heard.words());
+                    }
+                }
+                Ok(Some(ReplyEvent::End { turn_id: echoed })) => {
+                    check_echo(echoed.as_deref(), turn_id, "response.end", &mut warnings);
+                    ends += 1;
+                }
+                Ok(Some(ReplyEvent::Other { .. })) => {}
+                Ok(Some(ReplyEvent::Invalid(payload))) => {
+                    warnings.push(format!("not a JSON event: {}", shorten(&payload)));
+                }
+                // Reading on after response.end only checks that nothing follows it.
+                Ok(None) if ends > 0 => break Ending::Completed,
+                Err(e) if ends > 0 => {
+                    warnings.push(format!("after response.end: {e}"));
+                    break Ending::Completed;
+                }
+                Ok(None) => break Ending::Failed("the stream closed without response.end".into()),
+                Err(ClientError::Timeout(after)) => {
+                    break Ending::Failed(format!(
+                        "no response.end within {} s",
+                        after.as_secs_f64()
+                    ))
+                }
+                Err(e) => break Ending::Failed(e.to_string()),
+            }
+        },
+    };
+    spinner.stop();
+    let total = started.elapsed();
+    say!();
+
+    if ends > 1 {
+        warnings.push(format!("{ends} response.end events (expected exactly one)"));
+    }
+    if after_end > 0 {
+        warnings.push(format!("{after_end} event(s) after response.end"));
+    }
+    print_status(&ending, first_text, total);
+    for warning in warnings {
+        say!("  [warning: {warning}]");
+    }
+    Ok(TurnResult {
+        ending,
+        heard,
+        heard_at_ms,
+    })
+}
+
+/// `  [first text 412 ms · total 1870 ms · ended with response.end]`, preceded by
+/// `  [interrupted after N words]` for a cut-off reply.
+fn print_status(ending: &Ending, first_text: Option<Duration>, total: Duration) {
+    let first = match first_text {
+        Some(t) => format!("first text {} ms", t.as_millis()),
+        None => "no text".to_string(),
+    };
+    let how = match ending {
+        Ending::Completed => "ended with response.end".to_string(),
+        Ending::Interrupted(words) => {
+            say!("  [interrupted after {words} words]");
+            "connection dropped".to_string()
+        }
+        Ending::Failed(reason) => format!("failed: {reason}"),
+    };
+    say!("  [{first} · total {} ms · {how}]", total.as_millis());
+}
+
+/// Layercode requires every event to echo the request's turn_id (protocol §5.4).
+fn check_echo(echoed: Option<&str>, expected: &str, kind: &str, warnings: &mut Vec<String>) {
+    if echoed != Some(expected) {
+        let message = format!("{kind} has turn_id {echoed:?}, expected {expected:?}");
+        if !warnings.contains(&message) {
+            warnings.push(message);
+        }
+    }
+}
+
+fn shorten(text: &str) -> String {
+    let short: String = text.chars().take(120).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+/// Prints and flushes at once, so text shows up the moment it arrives.
+pub fn print_flush(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}

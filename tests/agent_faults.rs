@@ -1,0 +1,244 @@
+//! A failing Gemini never leaves the caller in silence: every fault ends with a short spoken
+//! apology and `response.end` on a 200 stream, and history keeps the user turn and no garbage.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+const APOLOGY_BEFORE: &str =
+    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
+const APOLOGY_MID: &str = "Sorry, I lost my train of thought there.";
+/// Short, so the timeout cases finish quickly.
+const TIMEOUT_MS: &str = "1500";
+
+struct Case {
+    name: &'static str,
+    replies: Vec<GeminiReply>,
+    /// What the caller hears, apology included.
+    heard: String,
+    /// How many requests Gemini should receive (2 = one retry).
+    requests: usize,
+}
+
+fn stream_of(events: Vec<String>, then: StreamEnd) -> GeminiReply {
+    GeminiReply::Stream {
+        events: events.into_iter().map(|e| (Duration::ZERO, e)).collect(),
+        framing: Framing::Lf,
+        then,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use gemini_fixtures::*;
+    let overloaded = || {
+        error_reply(
+            503,
+            "UNAVAILABLE",
+            "The model is overloaded. Please try again later.",
+        )
+    };
+    vec![
+        Case {
+            name: "503 then success is retried once, silently",
+            replies: vec![overloaded(), reply(&["Back again."], Duration::ZERO)],
+            heard: "Back again.".into(),
+            requests: 2,
+        },
+        Case {
+            name: "429 twice: one retry, then an apology",
+            replies: vec![
+                error_reply(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Resource has been exhausted (e.g. check quota).",
+                ),
+                error_reply(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Resource has been exhausted (e.g. check quota).",
+                ),
+            ],
+            heard: APOLOGY_BEFORE.into(),
+            requests: 2,
+        },
+        Case {
+            name: "400 invalid key is not retried",
+            replies: vec![error_reply(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+            )],
+            heard: APOLOGY_BEFORE.into(),
+            requests: 1,
+        },
+        Case {
+            name: "404 retired model is not retried",
+            replies: vec![error_reply(
+                404,
+                "NOT_FOUND",
+                "models/gemini-x is not found for API version v1beta",
+            )],
+            heard: APOLOGY_BEFORE.into(),
+            requests: 1,
+        },
+        Case {
+            name: "error inside the stream after some words",
+            replies: vec![stream_of(
+                vec![
+                    text_chunk("The answer is", None),
+                    error_chunk(500, "INTERNAL", "An internal error has occurred."),
+                ],
+                StreamEnd::Close,
+            )],
+            heard: format!("The answer is {APOLOGY_MID}"),
+            requests: 1,
+        },
+        Case {
+            name: "blocked prompt",
+            replies: vec![stream_of(
+                vec![blocked_prompt_chunk("SAFETY")],
+                StreamEnd::Close,
+            )],
+            heard: APOLOGY_BEFORE.into(),
+            requests: 1,
+        },
+        Case {
+            name: "safety stop with no text",
+            replies: vec![stream_of(
+                vec![finish_only_chunk("SAFETY")],
+                StreamEnd::Close,
+            )],
+            heard: APOLOGY_BEFORE.into(),
+            requests: 1,
+        },
+        Case {
+            name: "body ends without finishReason (truncated)",
+            replies: vec![stream_of(
+                vec![text_chunk("Half a", None)],
+                StreamEnd::Close,
+            )],
+            heard: format!("Half a {APOLOGY_MID}"),
+            requests: 1,
+        },
+        Case {
+            name: "no answer at all within GEMINI_TIMEOUT_MS",
+            replies: vec![GeminiReply::Hang],
+            heard: APOLOGY_BEFORE.into(),
+            requests: 1,
+        },
+        Case {
+            name: "silence mid-stream longer than GEMINI_TIMEOUT_MS",
+            replies: vec![stream_of(
+                vec![text_chunk("Let me think", None)],
+                StreamEnd::Hang,
+            )],
+            heard: format!("Let me think {APOLOGY_MID}"),
+            requests: 1,
+        },
+    ]
+}
+
+#[test]
+fn every_gemini_fault_ends_with_speech_and_response_end() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker =
+        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", TIMEOUT_MS));
+    let mut seen_requests = 0;
+    for (i, case) in cases().into_iter().enumerate() {
+        for reply in case.replies {
+            gemini.push(reply);
+        }
+        let conversation = format!("conv_fault_{i}");
+        let transcript = stream_webhook(&worker, &message(&conversation, "turn_1", "Question?"));
+        assert_well_formed_turn(&transcript, "turn_1");
+        assert_eq!(transcript.tts_text(), case.heard, "{}", case.name);
+        seen_requests += case.requests;
+        let requests = gemini.wait_for_requests(seen_requests, TURN_TIMEOUT);
+        assert_eq!(
+            requests.len(),
+            seen_requests,
+            "{}: request count",
+            case.name
+        );
+
+        // The next turn sees the question and only words the model really said.
+        stream_webhook(&worker, &message(&conversation, "turn_2", "Hello?"));
+        seen_requests += 1;
+        let requests = gemini.wait_for_requests(seen_requests, TURN_TIMEOUT);
+        let history = contents(&requests[seen_requests - 1].json());
+        let spoken_by_model = case
+            .heard
+            .trim_end_matches(APOLOGY_BEFORE)
+            .trim_end_matches(APOLOGY_MID)
+            .trim_end()
+            .to_string();
+        let expected = if spoken_by_model.is_empty() {
+            vec![turn("user", "Question?\nHello?")]
+        } else {
+            vec![
+                turn("user", "Question?"),
+                turn("model", &spoken_by_model),
+                turn("user", "Hello?"),
+            ]
+        };
+        assert_eq!(history, expected, "{}: history", case.name);
+    }
+}
+
+#[test]
+fn a_hanging_gemini_is_aborted_after_the_timeout() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker =
+        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", TIMEOUT_MS));
+    gemini.push(GeminiReply::Hang);
+    let transcript = stream_webhook(&worker, &message("conv_hang", "turn_1", "Hello?"));
+    assert_eq!(transcript.tts_text(), APOLOGY_BEFORE);
+    let apology_at = transcript.events[0].at;
+    assert!(
+        apology_at >= Duration::from_millis(1400),
+        "the apology waits for the timeout: {apology_at:?}"
+    );
+    assert!(
+        gemini.client_disconnected(0, Duration::from_secs(10)),
+        "the Gemini request was aborted, not left hanging"
+    );
+    let log = worker.wait_for_log("\"turn_id\":\"turn_1\"", TURN_TIMEOUT);
+    assert!(log.contains("\"ending\":\"timeout\""), "{log}");
+}
+
+#[test]
+fn a_missing_gemini_key_is_logged_clearly_and_the_turn_still_ends() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(
+        WorkerOptions::new(&gemini, &layercode).without_secret("GOOGLE_GENERATIVE_AI_API_KEY"),
+    );
+    let transcript = stream_webhook(&worker, &message("conv_nokey", "turn_1", "Hello?"));
+    assert_well_formed_turn(&transcript, "turn_1");
+    assert_eq!(transcript.tts_text(), APOLOGY_BEFORE);
+    assert!(gemini.requests().is_empty(), "no call without a key");
+    worker.wait_for_log("GOOGLE_GENERATIVE_AI_API_KEY is not set", TURN_TIMEOUT);
+}
+
+#[test]
+fn upstream_error_details_reach_the_log_but_never_the_key() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    gemini.push(gemini_fixtures::error_reply(
+        404,
+        "NOT_FOUND",
+        &format!("models/gemini-x is not found (key {TEST_GEMINI_KEY})"),
+    ));
+    stream_webhook(&worker, &message("conv_404", "turn_1", "Hello?"));
+    let line = worker.wait_for_log("\"turn_id\":\"turn_1\"", TURN_TIMEOUT);
+    assert!(line.contains("\"gemini_status\":404"), "{line}");
+    assert!(
+        line.contains("NOT_FOUND: models/gemini-x is not found (key [redacted])"),
+        "{line}"
+    );
+    assert!(!worker.logs().contains(TEST_GEMINI_KEY));
+}
