@@ -104,11 +104,14 @@ fn bad_signatures_get_401_and_change_nothing() {
     assert!(!logs.contains(&v1), "expected MAC logged");
 }
 
+/// Builds a signature header from (timestamp, body, correct hex MAC).
+type SignatureVariant = fn(u64, &str, String) -> String;
+
 #[test]
 fn valid_signature_variants_are_accepted() {
     let (gemini, _layercode, worker) = start_with(|o| o);
     let mac = |t: u64, body: &str| signature_hex(TEST_WEBHOOK_SECRET, &t.to_string(), body);
-    let variants: [(&str, fn(u64, &str, String) -> String); 3] = [
+    let variants: [(&str, SignatureVariant); 3] = [
         ("reordered, uppercase hex", |t, _, v1| {
             format!("v1={},t={t}", v1.to_uppercase())
         }),
