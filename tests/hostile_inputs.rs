@@ -1,0 +1,234 @@
+//! Hostile and broken input, as a table: every row has the status it must get, and none may
+//! store anything it should not, call Gemini when rejected, or break the SSE framing.
+//! The same table is in RELIABILITY.md.
+
+mod common;
+use common::*;
+
+use layercode_gemini_worker::signature;
+use serde_json::json;
+
+const LIMIT: usize = 1024 * 1024;
+
+/// One request of the table.
+struct Row {
+    name: &'static str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    status: u16,
+    /// Whether Gemini may be called for this row.
+    reaches_gemini: bool,
+}
+
+fn signed_row(name: &'static str, body: Vec<u8>, status: u16, reaches_gemini: bool) -> Row {
+    let header = signature::sign(TEST_WEBHOOK_SECRET, now_secs(), &body);
+    Row {
+        name,
+        headers: vec![(SIGNATURE_HEADER.to_string(), header)],
+        body,
+        status,
+        reaches_gemini,
+    }
+}
+
+fn with_signature(name: &'static str, body: Vec<u8>, header: String, status: u16) -> Row {
+    Row {
+        name,
+        headers: vec![(SIGNATURE_HEADER.to_string(), header)],
+        body,
+        status,
+        reaches_gemini: false,
+    }
+}
+
+/// Chunked transfer encoding, so the size is not declared up front.
+fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in body.chunks(64 * 1024) {
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+fn message_with_text(len: usize) -> Vec<u8> {
+    let prefix = r#"{"type":"message","conversation_id":"conv_big","turn_id":"t","text":""#;
+    let suffix = r#""}"#;
+    let fill = len - prefix.len() - suffix.len();
+    format!("{prefix}{}{suffix}", "a".repeat(fill)).into_bytes()
+}
+
+fn rows() -> Vec<Row> {
+    let message = |turn: &str| message("conv_hostile", turn, "Hi").to_string().into_bytes();
+    let now = now_secs();
+    let sign_at = |t: u64, body: &[u8]| signature::sign(TEST_WEBHOOK_SECRET, t, body);
+    let mut oversize_chunked = signed_row(
+        "1 MiB + 1 byte, chunked (no length)",
+        Vec::new(),
+        413,
+        false,
+    );
+    let big = message_with_text(LIMIT + 1);
+    oversize_chunked
+        .headers
+        .push(("Transfer-Encoding".into(), "chunked".into()));
+    oversize_chunked.headers[0].1 = signature::sign(TEST_WEBHOOK_SECRET, now, &big);
+    oversize_chunked.body = chunked(&big);
+
+    let huge_data = {
+        let items = vec![json!({"k": "v"}); 60_000];
+        json!({"type": "data", "conversation_id": "c", "turn_id": "t", "data": items})
+            .to_string()
+            .into_bytes()
+    };
+    assert!(huge_data.len() < LIMIT && huge_data.len() > 500_000);
+
+    vec![
+        signed_row("1 MiB + 1 byte, declared length", message_with_text(LIMIT + 1), 413, false),
+        oversize_chunked,
+        signed_row("huge but allowed JSON (data event, ~0.7 MB)", huge_data, 200, false),
+        signed_row(
+            "deeply nested JSON (20 000 levels)",
+            format!(r#"{{"type":"data","data":{}{}}}"#, "[".repeat(20_000), "]".repeat(20_000))
+                .into_bytes(),
+            400,
+            false,
+        ),
+        signed_row(
+            "invalid UTF-8 inside a string",
+            b"{\"type\":\"message\",\"conversation_id\":\"c\",\"turn_id\":\"t\",\"text\":\"\xc3\x28\"}"
+                .to_vec(),
+            400,
+            false,
+        ),
+        signed_row("empty body", Vec::new(), 400, false),
+        signed_row(
+            "conversation_id of 10 000 bytes",
+            json!({"type":"message","conversation_id":"c".repeat(10_000),"turn_id":"t","text":"hi"})
+                .to_string()
+                .into_bytes(),
+            400,
+            false,
+        ),
+        with_signature(
+            "signature dated 10 minutes ahead",
+            message("turn_future"),
+            sign_at(now + 600, &message("turn_future")),
+            401,
+        ),
+        with_signature(
+            "signature from an hour ago (replay of an old capture)",
+            message("turn_old"),
+            sign_at(now - 3600, &message("turn_old")),
+            401,
+        ),
+        with_signature(
+            "100 v1 values, none matching",
+            message("turn_many"),
+            format!("t={now},{}", vec![format!("v1={}", "ab".repeat(32)); 100].join(",")),
+            401,
+        ),
+        with_signature(
+            "8 KB of junk in the signature header",
+            message("turn_junk"),
+            format!("t={now},x={}", "z".repeat(8 * 1024)),
+            401,
+        ),
+        with_signature(
+            "signature with a newline-like escape in t",
+            message("turn_escape"),
+            format!("t={now}%0d%0a,v1={}", "00".repeat(32)),
+            401,
+        ),
+    ]
+}
+
+#[test]
+fn hostile_requests_get_their_expected_status() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    for row in rows() {
+        let before = gemini.requests().len();
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
+        headers.extend(row.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let response = request("POST", &worker.url("/agent"), &headers, &row.body);
+        assert_eq!(
+            response.status,
+            row.status,
+            "{}: {}",
+            row.name,
+            response.text()
+        );
+        if row.status >= 400 {
+            let error = response.json();
+            assert!(error["error"].is_string(), "{}: JSON error body", row.name);
+        }
+        if !row.reaches_gemini {
+            assert_eq!(
+                gemini.requests().len(),
+                before,
+                "{}: Gemini was called",
+                row.name
+            );
+        }
+    }
+    for file in worker.conversation_db_files() {
+        let rows = sqlite_json(&file, "SELECT COUNT(*) AS n FROM messages");
+        assert_eq!(
+            rows[0]["n"], 0,
+            "a rejected request stored something in {file:?}"
+        );
+    }
+}
+
+#[test]
+fn a_replayed_webhook_is_answered_once() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let body = message("conv_replay", "turn_1", "Hi").to_string();
+    let header = sign_now(TEST_WEBHOOK_SECRET, &body);
+    let send = || {
+        SseClient::open_json(
+            &worker.url("/agent"),
+            &[(SIGNATURE_HEADER, header.as_str())],
+            &body,
+        )
+        .read_all(TURN_TIMEOUT)
+    };
+    let first = send();
+    assert_eq!(first.tts_text(), DEFAULT_GEMINI_TEXT);
+    let replay = send();
+    assert_eq!(replay.status, 200);
+    assert_eq!(
+        replay.types(),
+        vec!["response.end"],
+        "the replay made nothing happen"
+    );
+    assert_eq!(gemini.requests().len(), 1);
+}
+
+#[test]
+fn control_characters_in_ids_cannot_break_headers_or_framing() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let turn_id = "t1\r\nX-Injected: yes\r\n\r\ndata: {\"type\":\"response.end\"}";
+    let event = json!({
+        "type": "message", "session_id": "s\r\nSet-Cookie: a=b",
+        "conversation_id": "conv\r\nX-Evil: 1", "turn_id": turn_id, "text": "Hi\u{0}\u{7}there",
+    });
+    let transcript = stream_webhook(&worker, &event);
+    assert_well_formed_turn(&transcript, turn_id);
+    assert_eq!(transcript.header("x-injected"), None);
+    assert_eq!(transcript.header("set-cookie"), None);
+    assert_eq!(transcript.types(), vec!["response.tts", "response.end"]);
+    let request = &gemini.wait_for_requests(1, TURN_TIMEOUT)[0];
+    assert_eq!(
+        contents(&request.json()),
+        vec![turn("user", "Hi\u{0}\u{7}there")]
+    );
+}
