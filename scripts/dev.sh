@@ -2,6 +2,7 @@
 # Runs the worker locally under `wrangler dev` (local Durable Object storage in .wrangler/).
 # Installs whatever is missing first, creates .dev.vars from the example if needed, and says
 # which secrets are still empty. Extra arguments go to wrangler (e.g. --port 8788).
+# MOCK_GEMINI=1 runs against an offline Gemini stand-in instead of Google (no key needed).
 set -eu
 . "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -9,8 +10,11 @@ cd "$ROOT"
 sh scripts/setup.sh
 
 if [ ! -f .dev.vars ]; then
-  cp .dev.vars.example .dev.vars
-  echo "dev: created .dev.vars from .dev.vars.example"
+  # A random local webhook secret, so the simulator (layercode-sim) works out of the box.
+  secret="local_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+  sed "s/^LAYERCODE_WEBHOOK_SECRET=\"\"/LAYERCODE_WEBHOOK_SECRET=\"$secret\"/" .dev.vars.example > .dev.vars
+  echo "dev: created .dev.vars with a random local LAYERCODE_WEBHOOK_SECRET (replace it with"
+  echo "     your agent's webhook secret when you connect a real Layercode agent)"
 fi
 for name in LAYERCODE_WEBHOOK_SECRET LAYERCODE_API_KEY GOOGLE_GENERATIVE_AI_API_KEY; do
   if ! grep -Eq "^${name}=\"?[^\"[:space:]]" .dev.vars; then
@@ -19,4 +23,15 @@ for name in LAYERCODE_WEBHOOK_SECRET LAYERCODE_API_KEY GOOGLE_GENERATIVE_AI_API_
 done
 
 sh scripts/build.sh
-exec npx --no-install wrangler dev "$@"
+
+# MOCK_GEMINI=1: no Google key needed; an offline stand-in streams echo replies.
+if [ "${MOCK_GEMINI:-}" = 1 ]; then
+  port="${MOCK_GEMINI_PORT:-8790}"
+  cargo build --quiet --bin mock-gemini
+  target/debug/mock-gemini --port "$port" &
+  mock_pid=$!
+  trap 'kill "$mock_pid" 2>/dev/null' EXIT INT TERM
+  set -- --var "GEMINI_API_BASE_URL:http://127.0.0.1:$port" \
+    --var "GOOGLE_GENERATIVE_AI_API_KEY:offline-mock" "$@"
+fi
+npx --no-install wrangler dev "$@"
