@@ -124,9 +124,10 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    /// Worth one quick retry before anything was spoken (rate limit, overload, server error).
+    /// Worth one quick retry before anything was spoken: rate limit, overload, server error.
+    /// Other 4xx (bad request, bad key, unknown model) would fail the same way again.
     pub fn retryable(&self) -> bool {
-        matches!(self.http_status, 408 | 429 | 500 | 502 | 503 | 504)
+        matches!(self.http_status, 429 | 500 | 502 | 503 | 504)
     }
 }
 

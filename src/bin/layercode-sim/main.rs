@@ -151,14 +151,14 @@ mod app {
         args: &Args,
         tally: &mut Tally,
     ) -> Result<(), ClientError> {
-        let result = turn::run(backend, event, turn_id, args.interrupt_after)?;
+        let result = turn::run(backend, event, turn_id, args.interrupt_after);
         match result.ending {
             Ending::Completed => tally.clean += 1,
             Ending::Interrupted(_) => tally.interrupted += 1,
             Ending::Failed(_) => tally.failed += 1,
         }
         session.record_reply(turn_id, &result.heard, result.heard_at_ms);
-        Ok(())
+        result.fatal.map_or(Ok(()), Err)
     }
 
     /// `GET /health`: fails fast when nothing listens, warns about missing settings, and

@@ -90,12 +90,15 @@ impl Session {
         self.transcript.len()
     }
 
-    /// `session.end` with the transcript and the duration in milliseconds.
-    pub fn session_end(&self) -> Value {
+    /// `session.end` with the transcript and the duration in milliseconds. Layercode documents
+    /// no turn_id for it; one is sent anyway, like on every other event.
+    pub fn session_end(&mut self) -> Value {
+        let turn_id = self.next_turn_id();
         json!({
             "type": "session.end",
             "session_id": self.session_id,
             "conversation_id": self.conversation_id,
+            "turn_id": turn_id,
             "duration": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "transcript": self.transcript,
         })

@@ -27,16 +27,17 @@ pub struct TurnResult {
     pub heard: Heard,
     /// When the user started hearing the reply (Unix ms), for the transcript.
     pub heard_at_ms: u64,
+    /// An error that dooms every later turn too (unreachable backend, wrong secret).
+    pub fatal: Option<ClientError>,
 }
 
-/// Runs one streamed turn (`session.start` or `message`). Only errors that doom every later
-/// turn (unreachable backend, wrong secret) are returned as `Err`; the rest fail just this turn.
+/// Runs one streamed turn (`session.start` or `message`) and prints it.
 pub fn run(
     backend: &Backend,
     event: &Value,
     turn_id: &str,
     interrupt_after: Option<usize>,
-) -> Result<TurnResult, ClientError> {
+) -> TurnResult {
     print_flush("agent> ");
     let started = Instant::now();
     let mut spinner = Spinner::start();
@@ -46,20 +47,23 @@ pub fn run(
     let mut ends = 0;
     let mut after_end = 0;
     let mut warnings = Vec::new();
+    let mut fatal = None;
 
     let ending = match backend.open_stream(event) {
-        Err(e) if e.is_fatal() => {
-            spinner.stop();
-            say!();
-            return Err(e);
+        Err(e) => {
+            let ending = Ending::Failed(failure(&e));
+            fatal = e.is_fatal().then_some(e);
+            ending
         }
-        Err(e) => Ending::Failed(e.to_string()),
         Ok(mut stream) => loop {
             let next = stream.next_event();
+            // Reading on after response.end only checks that nothing follows it.
             if ends > 0 && matches!(next, Ok(Some(_))) {
                 after_end += 1;
             }
             match next {
+                // Layercode speaks nothing after response.end; such events are only counted.
+                Ok(Some(_)) if ends > 0 => {}
                 Ok(Some(ReplyEvent::Tts {
                     content,
                     turn_id: echoed,
@@ -85,20 +89,13 @@ pub fn run(
                 Ok(Some(ReplyEvent::Invalid(payload))) => {
                     warnings.push(format!("not a JSON event: {}", shorten(&payload)));
                 }
-                // Reading on after response.end only checks that nothing follows it.
                 Ok(None) if ends > 0 => break Ending::Completed,
                 Err(e) if ends > 0 => {
                     warnings.push(format!("after response.end: {e}"));
                     break Ending::Completed;
                 }
                 Ok(None) => break Ending::Failed("the stream closed without response.end".into()),
-                Err(ClientError::Timeout(after)) => {
-                    break Ending::Failed(format!(
-                        "no response.end within {} s",
-                        after.as_secs_f64()
-                    ))
-                }
-                Err(e) => break Ending::Failed(e.to_string()),
+                Err(e) => break Ending::Failed(failure(&e)),
             }
         },
     };
@@ -116,11 +113,12 @@ pub fn run(
     for warning in warnings {
         say!("  [warning: {warning}]");
     }
-    Ok(TurnResult {
+    TurnResult {
         ending,
         heard,
         heard_at_ms,
-    })
+        fatal,
+    }
 }
 
 /// `  [first text 412 ms · total 1870 ms · ended with response.end]`, preceded by
@@ -141,10 +139,21 @@ fn print_status(ending: &Ending, first_text: Option<Duration>, total: Duration) 
     say!("  [{first} · total {} ms · {how}]", total.as_millis());
 }
 
+/// Why a turn failed, in the user's terms: a silent backend means a missing response.end.
+fn failure(error: &ClientError) -> String {
+    match error {
+        ClientError::Timeout(after) => {
+            format!("no response.end within {} s", after.as_secs_f64())
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Layercode requires every event to echo the request's turn_id (protocol §5.4).
 fn check_echo(echoed: Option<&str>, expected: &str, kind: &str, warnings: &mut Vec<String>) {
     if echoed != Some(expected) {
-        let message = format!("{kind} has turn_id {echoed:?}, expected {expected:?}");
+        let echoed = echoed.map_or("none".to_string(), |id| format!("{id:?}"));
+        let message = format!("{kind} has turn_id {echoed}, expected {expected:?}");
         if !warnings.contains(&message) {
             warnings.push(message);
         }
