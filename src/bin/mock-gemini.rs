@@ -88,7 +88,11 @@ fn stream_reply(mut stream: TcpStream, reply: &str) -> std::io::Result<()> {
     )?;
     let words: Vec<&str> = reply.split(' ').collect();
     for (i, word) in words.iter().enumerate() {
-        let text = if i == 0 { word.to_string() } else { format!(" {word}") };
+        let text = if i == 0 {
+            word.to_string()
+        } else {
+            format!(" {word}")
+        };
         let mut candidate = serde_json::json!({
             "content": { "parts": [{ "text": text }], "role": "model" }
         });
