@@ -4,13 +4,21 @@
 //! `EventStream` has Layercode's three verbs: `tts`, `data` and `end`. `end` consumes it, so
 //! nothing can follow `response.end`, and `Drop` is not relied on: every path calls `end`.
 
+use std::time::Duration;
+
+use futures::future::{select, Either};
 use serde_json::Value;
-use worker::js_sys::Uint8Array;
-use worker::wasm_bindgen_futures::JsFuture;
+use worker::js_sys::{Promise, Uint8Array};
+use worker::wasm_bindgen_futures::{self, JsFuture};
 use worker::web_sys::{TransformStream, WritableStreamDefaultWriter};
-use worker::{Response, ResponseBuilder};
+use worker::{Delay, Response, ResponseBuilder};
 
 use crate::sse;
+
+/// A write the reader has not taken after this long means the reader is gone. After a client
+/// disconnect workerd can leave a write pending forever instead of rejecting it; without this
+/// bound the turn would wait until the runtime cancels it as hung, losing its bookkeeping.
+const STALLED_WRITE: Duration = Duration::from_secs(2);
 
 /// The writing half of a turn's SSE response.
 pub struct EventStream {
@@ -25,6 +33,12 @@ impl EventStream {
     pub fn open(turn_id: Option<String>) -> worker::Result<(EventStream, Response)> {
         let transform = TransformStream::new()?;
         let writer = transform.writable().get_writer()?;
+        // `closed` rejects when the client drops the request; observing it keeps that expected
+        // event from being logged as an uncaught error on every barge-in.
+        let closed = JsFuture::from(writer.closed());
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = closed.await;
+        });
         let response = ResponseBuilder::new()
             .with_header("content-type", "text/event-stream")?
             .with_header("cache-control", "no-cache, no-transform")?
@@ -62,7 +76,7 @@ impl EventStream {
     pub async fn end(mut self) {
         let frame = sse::encode_end(self.turn_id.as_deref());
         if self.write(&frame).await {
-            let _ = JsFuture::from(self.writer.close()).await;
+            settles_ok(self.writer.close()).await;
         }
     }
 
@@ -73,12 +87,16 @@ impl EventStream {
         let chunk = Uint8Array::from(frame);
         // The promise settles when the reader has taken the chunk; it rejects once the
         // readable side was cancelled, which is how a dropped request shows up here.
-        if JsFuture::from(self.writer.write_with_chunk(&chunk))
-            .await
-            .is_err()
-        {
-            self.connected = false;
-        }
+        self.connected = settles_ok(self.writer.write_with_chunk(&chunk)).await;
         self.connected
+    }
+}
+
+/// Whether `promise` resolves (rather than rejects or stalls past `STALLED_WRITE`).
+async fn settles_ok(promise: Promise) -> bool {
+    let settled = Box::pin(JsFuture::from(promise));
+    match select(settled, Box::pin(Delay::from(STALLED_WRITE))).await {
+        Either::Left((result, _)) => result.is_ok(),
+        Either::Right(_) => false,
     }
 }

@@ -81,6 +81,8 @@ async fn run_message(message: Message, config: Config, env: Env, mut stream: Eve
         let separator = if reply.text.is_empty() { "" } else { " " };
         log.apology = stream.tts(&format!("{separator}{apology}")).await;
     }
+    // The caller may have hung up while the model failed: then nobody heard the apology.
+    log.interrupted |= !stream.connected();
     stream.end().await;
     log.total_ms = Some(log.elapsed_ms());
 

@@ -456,3 +456,41 @@ fn each_turn_logs_one_line_without_speech_or_secrets() {
         assert!(!logs.contains(secret), "{secret} leaked into the log");
     }
 }
+
+#[test]
+fn every_barge_in_settles_its_turn_and_logs_no_errors() {
+    // Regression: after a client disconnect, workerd sometimes left the SSE write pending and
+    // then cancelled the turn as hung, so about one barge-in in three lost its stored reply and
+    // its log line.
+    let (gemini, _layercode, worker) = start();
+    let conversations = 20;
+    for i in 0..conversations {
+        let words: Vec<String> = (1..=40).map(|w| format!(" w{w}")).collect();
+        let parts: Vec<&str> = words.iter().map(String::as_str).collect();
+        gemini.push(gemini_fixtures::reply(&parts, Duration::from_millis(15)));
+        let mut stream = open_webhook(&worker, &message(&format!("conv_bi_{i}"), "turn_1", "Go"));
+        for _ in 0..(1 + i % 4) {
+            stream.next_event(TURN_TIMEOUT).expect("tts event");
+        }
+        stream.disconnect();
+    }
+    for i in 0..conversations {
+        let conversation = format!("conv_bi_{i}");
+        worker.wait_for_log(
+            &format!("\"conversation_id\":\"{conversation}\""),
+            TURN_TIMEOUT,
+        );
+        stream_webhook(&worker, &message(&conversation, "turn_2", "And?"));
+        let request = gemini.requests().pop().expect("a follow-up request");
+        let history = contents(&request.json());
+        assert_eq!(history.len(), 3, "{conversation}: {history:?}");
+        assert!(
+            history[1].0 == "model" && history[1].1.starts_with("w1"),
+            "{conversation}: the partial reply was stored: {history:?}"
+        );
+    }
+    assert!(
+        !worker.logs().contains("hung"),
+        "a turn was cancelled as hung"
+    );
+}
