@@ -128,12 +128,7 @@ fn valid_signature_variants_are_accepted() {
         let body = message("conv_sig_ok", &format!("turn_{i}"), "Hi").to_string();
         let now = now_secs();
         let signature = header(now, &body, mac(now, &body));
-        let transcript = SseClient::open_json(
-            &worker.url("/agent"),
-            &[(SIGNATURE_HEADER, signature.as_str())],
-            &body,
-        )
-        .read_all(TURN_TIMEOUT);
+        let transcript = open_signed(&worker, "/agent", &signature, &body).read_all(TURN_TIMEOUT);
         assert_eq!(transcript.status, 200, "{name}: {signature}");
         assert_eq!(transcript.tts_text(), DEFAULT_GEMINI_TEXT, "{name}");
     }
@@ -147,12 +142,7 @@ fn any_of_several_configured_secrets_is_accepted() {
     for (i, secret) in ["old_secret", "new_secret"].iter().enumerate() {
         let body = message("conv_rotate", &format!("turn_{i}"), "Hi").to_string();
         let signature = sign_now(secret, &body);
-        let transcript = SseClient::open_json(
-            &worker.url("/agent"),
-            &[(SIGNATURE_HEADER, signature.as_str())],
-            &body,
-        )
-        .read_all(TURN_TIMEOUT);
+        let transcript = open_signed(&worker, "/agent", &signature, &body).read_all(TURN_TIMEOUT);
         assert_eq!(transcript.status, 200, "{secret}");
     }
     let body = message("conv_rotate", "turn_x", "Hi").to_string();
@@ -339,14 +329,8 @@ fn health_reports_presence_not_values_and_routes_are_strict() {
     assert_json_error(&get(&worker.url("/nope")), 404);
     assert_json_error(&get(&worker.url("/agent")), 405);
     let api_path = message("conv_api", "turn_1", "Hi").to_string();
-    let transcript = SseClient::open_json(
-        &worker.url("/api/agent"),
-        &[(
-            SIGNATURE_HEADER,
-            sign_now(TEST_WEBHOOK_SECRET, &api_path).as_str(),
-        )],
-        &api_path,
-    )
-    .read_all(TURN_TIMEOUT);
+    let signature = sign_now(TEST_WEBHOOK_SECRET, &api_path);
+    let transcript =
+        open_signed(&worker, "/api/agent", &signature, &api_path).read_all(TURN_TIMEOUT);
     assert_eq!(transcript.status, 200, "/api/agent is an alias");
 }

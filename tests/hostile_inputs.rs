@@ -191,14 +191,7 @@ fn a_replayed_webhook_is_answered_once() {
     let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
     let body = message("conv_replay", "turn_1", "Hi").to_string();
     let header = sign_now(TEST_WEBHOOK_SECRET, &body);
-    let send = || {
-        SseClient::open_json(
-            &worker.url("/agent"),
-            &[(SIGNATURE_HEADER, header.as_str())],
-            &body,
-        )
-        .read_all(TURN_TIMEOUT)
-    };
+    let send = || open_signed(&worker, "/agent", &header, &body).read_all(TURN_TIMEOUT);
     let first = send();
     assert_eq!(first.tts_text(), DEFAULT_GEMINI_TEXT);
     let replay = send();

@@ -51,12 +51,17 @@ pub fn session_start(conversation_id: &str, turn_id: &str) -> Value {
 /// Opens a webhook signed with the test secret and returns the streaming reader.
 pub fn open_webhook(worker: &Worker, event: &Value) -> SseClient {
     let body = event.to_string();
-    let signature = sign_now(TEST_WEBHOOK_SECRET, &body);
-    SseClient::open_json(
-        &worker.url("/agent"),
-        &[(SIGNATURE_HEADER, signature.as_str())],
+    open_signed(
+        worker,
+        "/agent",
+        &sign_now(TEST_WEBHOOK_SECRET, &body),
         &body,
     )
+}
+
+/// Opens `path` with exactly this `layercode-signature` header and body.
+pub fn open_signed(worker: &Worker, path: &str, signature: &str, body: &str) -> SseClient {
+    SseClient::open_json(&worker.url(path), &[(SIGNATURE_HEADER, signature)], body)
 }
 
 /// Sends a signed webhook that answers SSE and reads it to the end.
