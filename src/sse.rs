@@ -111,8 +111,15 @@ impl SseDecoder {
 
     /// Feeds raw bytes; returns the data payload of every event these bytes complete, in order.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        let bytes = self.skip_lf_of_split_crlf(bytes);
+        let completes_crlf = self.completes_split_crlf(bytes);
+        let chunk_start = self.buf.len();
         self.buf.extend_from_slice(bytes);
+        if completes_crlf {
+            // The LF stays in `buf`, so `finish` returns the raw text whatever the chunking,
+            // but it is not a second line ending: the next line starts after it.
+            self.line_start = chunk_start + 1;
+            self.scan_from = chunk_start + 1;
+        }
         if !self.skip_bom() {
             return Vec::new();
         }
@@ -153,18 +160,15 @@ impl SseDecoder {
         (!text.is_empty()).then(|| text.to_owned())
     }
 
-    /// Drops the LF that completes a CRLF whose CR was the last byte of the previous chunk.
-    fn skip_lf_of_split_crlf<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
-        let Some((&first, rest)) = bytes.split_first() else {
+    /// Whether `bytes` starts with the LF that completes a CRLF whose CR was the last byte of
+    /// the previous chunk. The CR already ended its line, which left `line_start` and
+    /// `scan_from` at the end of `buf`, where this LF goes.
+    fn completes_split_crlf(&mut self, bytes: &[u8]) -> bool {
+        let Some(&first) = bytes.first() else {
             // An empty chunk tells us nothing: the LF may still come.
-            return bytes;
+            return false;
         };
-        let was_after_cr = std::mem::take(&mut self.after_cr);
-        if was_after_cr && first == LF {
-            rest
-        } else {
-            bytes
-        }
+        std::mem::take(&mut self.after_cr) && first == LF
     }
 
     /// Skips a BOM at the very start of the stream. Returns false while too few bytes have
@@ -652,5 +656,30 @@ data: {"candidates": [{"content": {"parts": [{"text": " is **Cheyenne**.\n"}],"r
             (decoder.buf.len(), decoder.scan_from, decoder.line_start),
             (0, 0, 0)
         );
+    }
+
+    // ----- fuzzing regressions (fuzz/fuzz_targets/gemini_sse.rs) -----
+
+    /// `cargo fuzz run gemini_sse`, minimised input `b"\x00d\r\n\x00"` (control byte 0: feed
+    /// the body `d\r\n\0` one byte at a time). The LF of a CRLF split between two chunks was
+    /// dropped from the buffer, so `finish` returned `d\r\0` instead of the `d\r\n\0` that the
+    /// unsplit body gives: the leftover (an unframed error body) depended on the chunking.
+    #[test]
+    fn fuzz_split_crlf_keeps_its_lf_in_the_leftover() {
+        let body = b"d\r\n\x00";
+        let expected = (vec![], Some("d\r\n\u{0}".to_owned()));
+        assert_eq!(decode([body.as_slice()]), expected);
+        assert_eq!(decode(body.chunks(1)), expected);
+
+        // Every split of a stream with an event, then an unframed CRLF body.
+        let stream = b"data: a\r\n\r\ndata: b\r\n{\r\n  \"error\": 1\r\n}\r\n";
+        let leftover = "data: b\r\n{\r\n  \"error\": 1\r\n}";
+        for at in 0..=stream.len() {
+            let (head, tail) = stream.split_at(at);
+            let (events, rest) = decode([head, tail]);
+            assert_eq!(events, ["a"], "split at {at}");
+            assert_eq!(rest.as_deref(), Some(leftover), "split at {at}");
+        }
+        assert_eq!(decode(stream.chunks(1)).1.as_deref(), Some(leftover));
     }
 }
