@@ -3,7 +3,7 @@
 //! events separated by a blank line, chunked transfer encoding, no `[DONE]`, end of body = end
 //! of stream.
 
-use super::mock_server::{MockReply, MockServer, RecordedRequest};
+use super::mock_server::{MockReply, MockServer, RecordedRequest, RequestTiming};
 use std::time::Duration;
 
 pub use super::mock_server::StreamEnd;
@@ -105,9 +105,34 @@ impl MockGemini {
         }
     }
 
+    /// Starts the mock in responder mode: every unscripted request is answered with
+    /// `responder(&request)`, so concurrent turns can each get their own reply, chosen from the
+    /// request content (e.g. a tag in the last user message). [`MockGemini::push`] still
+    /// queues replies that take precedence.
+    pub fn start_with(
+        responder: impl Fn(&RecordedRequest) -> GeminiReply + Send + Sync + 'static,
+    ) -> MockGemini {
+        MockGemini {
+            server: MockServer::start_with_responder("MockGemini", move |request| {
+                responder(request).into_mock()
+            }),
+        }
+    }
+
     /// `http://127.0.0.1:PORT`: the value for the worker's Gemini base-URL var.
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// Per request (arrival order, index i belongs to `requests()[i]`): when it was received
+    /// and when the mock wrote its first body chunk, on this process's monotonic clock.
+    pub fn timings(&self) -> Vec<RequestTiming> {
+        self.server.timings()
+    }
+
+    /// Per request (arrival order): the instant the first body chunk was written, if it was.
+    pub fn first_chunk_sent_at(&self) -> Vec<Option<std::time::Instant>> {
+        self.timings().iter().map(|t| t.first_chunk_at).collect()
     }
 
     /// Queues the reply for the next unanswered request (FIFO).

@@ -100,12 +100,38 @@ enum Outcome {
 struct Log {
     requests: Vec<RecordedRequest>,
     outcomes: Vec<Outcome>,
+    /// Parallel to `requests`: when each arrived and when its first body bytes left.
+    timings: Vec<RequestTiming>,
 }
+
+/// When the mock received one request and when it wrote the first bytes of its answer's body,
+/// on the test process's monotonic clock (comparable with `Instant`s taken by the client).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestTiming {
+    /// The request (head and body) had been read completely.
+    pub received_at: Instant,
+    /// The first non-empty body chunk (a `Chunked` reply) or the whole body (a `Full` reply)
+    /// was written and flushed; `None` while not yet, or never (`Hang`, client gone first).
+    pub first_chunk_at: Option<Instant>,
+}
+
+impl RequestTiming {
+    /// Time from receiving the request to writing the first body chunk, if it was written.
+    pub fn time_to_first_chunk(&self) -> Option<Duration> {
+        self.first_chunk_at.map(|t| t - self.received_at)
+    }
+}
+
+/// Chooses the reply from the request itself (for concurrent clients, where FIFO order is
+/// meaningless). Scripted replies still come first.
+pub type Responder = Box<dyn Fn(&RecordedRequest) -> MockReply + Send + Sync>;
 
 struct Shared {
     name: &'static str,
     script: Mutex<VecDeque<MockReply>>,
     default_reply: Box<dyn Fn() -> MockReply + Send + Sync>,
+    /// When set, unscripted requests are answered by it instead of `default_reply`.
+    responder: Option<Responder>,
     log: Mutex<Log>,
     changed: Condvar,
     stop: AtomicBool,
@@ -129,12 +155,31 @@ impl MockServer {
         name: &'static str,
         default_reply: impl Fn() -> MockReply + Send + Sync + 'static,
     ) -> MockServer {
+        MockServer::start_inner(name, Box::new(default_reply), None)
+    }
+
+    /// Like [`MockServer::start`], but every unscripted request is answered with
+    /// `responder(&request)`: the reply depends on what was asked, not on arrival order.
+    pub fn start_with_responder(
+        name: &'static str,
+        responder: impl Fn(&RecordedRequest) -> MockReply + Send + Sync + 'static,
+    ) -> MockServer {
+        let unused_default = || MockReply::Hang;
+        MockServer::start_inner(name, Box::new(unused_default), Some(Box::new(responder)))
+    }
+
+    fn start_inner(
+        name: &'static str,
+        default_reply: Box<dyn Fn() -> MockReply + Send + Sync>,
+        responder: Option<Responder>,
+    ) -> MockServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock server on 127.0.0.1");
         let addr = listener.local_addr().expect("mock server address");
         let shared = Arc::new(Shared {
             name,
             script: Mutex::new(VecDeque::new()),
-            default_reply: Box::new(default_reply),
+            default_reply,
+            responder,
             log: Mutex::new(Log::default()),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -168,6 +213,12 @@ impl MockServer {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.log).requests.clone()
+    }
+
+    /// Arrival and first-body-chunk instants of every request so far, in arrival order (index i
+    /// belongs to `requests()[i]`).
+    pub fn timings(&self) -> Vec<RequestTiming> {
+        lock(&self.shared.log).timings.clone()
     }
 
     /// Waits until at least `n` requests arrived and returns them all; panics on timeout.
@@ -276,19 +327,30 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let Some((request, stream)) = read_request(stream) else {
         return;
     };
+    let received_at = Instant::now();
     // Take the reply before announcing the request: a test that reacts to the request by
     // pushing the reply for the *next* one must not have it consumed by this one.
-    let reply = lock(&shared.script)
-        .pop_front()
-        .unwrap_or_else(|| (shared.default_reply)());
+    let scripted = lock(&shared.script).pop_front();
+    let reply = scripted.unwrap_or_else(|| match &shared.responder {
+        Some(responder) => responder(&request),
+        None => (shared.default_reply)(),
+    });
     let index = {
         let mut log = lock(&shared.log);
         log.requests.push(request);
         log.outcomes.push(Outcome::Answering);
+        log.timings.push(RequestTiming {
+            received_at,
+            first_chunk_at: None,
+        });
         log.requests.len() - 1
     };
     shared.changed.notify_all();
-    let mut answer = Answer { stream, shared };
+    let mut answer = Answer {
+        stream,
+        shared,
+        index,
+    };
     let outcome = match answer.play(reply) {
         Ok(()) => Outcome::Completed,
         Err(gone_or_stopped) => gone_or_stopped,
@@ -322,6 +384,8 @@ fn read_request(stream: TcpStream) -> Option<(RecordedRequest, TcpStream)> {
 struct Answer<'a> {
     stream: TcpStream,
     shared: &'a Shared,
+    /// This request's slot in the log (for its timing).
+    index: usize,
 }
 
 impl Answer<'_> {
@@ -337,7 +401,9 @@ impl Answer<'_> {
                     &content_type,
                     &format!("Content-Length: {}", body.len()),
                 );
-                self.write(&[head.as_bytes(), &body].concat())
+                self.write(&[head.as_bytes(), &body].concat())?;
+                self.note_first_chunk();
+                Ok(())
             }
             MockReply::Chunked {
                 status,
@@ -352,6 +418,7 @@ impl Answer<'_> {
                         let chunk =
                             [format!("{:x}\r\n", piece.len()).as_bytes(), &piece, b"\r\n"].concat();
                         self.write(&chunk)?;
+                        self.note_first_chunk();
                     }
                 }
                 match end {
@@ -360,6 +427,15 @@ impl Answer<'_> {
                 }
             }
             MockReply::Hang => self.hang(),
+        }
+    }
+
+    /// Stamps the first body bytes written for this request (later calls keep the first).
+    fn note_first_chunk(&self) {
+        let now = Instant::now();
+        let mut log = lock(&self.shared.log);
+        if let Some(timing) = log.timings.get_mut(self.index) {
+            timing.first_chunk_at.get_or_insert(now);
         }
     }
 
