@@ -70,7 +70,7 @@ pub enum Command {
 pub struct BeginTurnReply {
     /// The `turn_id` was already recorded: do not answer it again.
     pub duplicate: bool,
-    /// Recent history, oldest first, ending with the new user message.
+    /// Recent history, oldest first, ending with the new user message (empty for a duplicate).
     pub history: Vec<HistoryMessage>,
 }
 
@@ -293,30 +293,36 @@ impl Conversation {
         user_text: &str,
         interruption: Option<&InterruptionContext>,
     ) -> worker::Result<BeginTurnReply> {
-        // First, so the model sees what the user actually heard of the turn they cut off.
-        if let Some(context) = interruption.filter(|c| c.applies()) {
-            self.apply_interruption(context)?;
-        }
         let duplicate = self.count(
             "SELECT COUNT(*) AS n FROM messages WHERE turn_id = ? AND role = 'user'",
             turn_id,
         )? > 0;
-        if !duplicate {
-            let now = now_ms();
-            self.sql.exec(
-                "INSERT INTO messages (turn_id, role, text, status, created_at_ms) \
-                 VALUES (?, 'user', ?, 'complete', ?), (?, 'assistant', '', 'pending', ?)",
-                vec![
-                    turn_id.into(),
-                    user_text.into(),
-                    now.into(),
-                    turn_id.into(),
-                    now.into(),
-                ],
-            )?;
+        if duplicate {
+            // The first delivery already applied its interruption context; applying it again
+            // could rewrite a newer reply (the "latest assistant turn" has moved on since).
+            return Ok(BeginTurnReply {
+                duplicate,
+                history: Vec::new(),
+            });
         }
+        // Before the model is asked, so it sees what the user heard of the turn they cut off.
+        if let Some(context) = interruption.filter(|c| c.applies()) {
+            self.apply_interruption(context)?;
+        }
+        let now = now_ms();
+        self.sql.exec(
+            "INSERT INTO messages (turn_id, role, text, status, created_at_ms) \
+             VALUES (?, 'user', ?, 'complete', ?), (?, 'assistant', '', 'pending', ?)",
+            vec![
+                turn_id.into(),
+                user_text.into(),
+                now.into(),
+                turn_id.into(),
+                now.into(),
+            ],
+        )?;
         Ok(BeginTurnReply {
-            duplicate,
+            duplicate: false,
             history: self.recent_history()?,
         })
     }

@@ -494,3 +494,30 @@ fn every_barge_in_settles_its_turn_and_logs_no_errors() {
         "a turn was cancelled as hung"
     );
 }
+
+#[test]
+fn a_redelivered_turn_does_not_reapply_its_interruption_context() {
+    // Without an assistant_turn_id the context applies to the latest reply. On a redelivery that
+    // is the redelivered turn's own reply, which must not be rewritten.
+    let (gemini, _layercode, worker) = start();
+    stream_webhook(&worker, &message("conv_redeliver", "turn_1", "Hi"));
+    let mut second = message("conv_redeliver", "turn_2", "Wait");
+    second["interruption_context"] =
+        json!({"previous_turn_interrupted": true, "words_heard": 1, "text_heard": "Hel"});
+    stream_webhook(&worker, &second);
+    let again = stream_webhook(&worker, &second);
+    assert_eq!(again.types(), vec!["response.end"]);
+    stream_webhook(&worker, &message("conv_redeliver", "turn_3", "Go on"));
+
+    let requests = gemini.wait_for_requests(3, TURN_TIMEOUT);
+    assert_eq!(
+        contents(&requests[2].json()),
+        vec![
+            turn("user", "Hi"),
+            turn("model", "Hel"),
+            turn("user", "Wait"),
+            turn("model", DEFAULT_GEMINI_TEXT),
+            turn("user", "Go on"),
+        ]
+    );
+}
