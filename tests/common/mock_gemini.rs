@@ -3,7 +3,7 @@
 //! events separated by a blank line, chunked transfer encoding, no `[DONE]`, end of body = end
 //! of stream.
 
-use super::mock_server::{MockReply, MockServer, RecordedRequest, RequestTiming};
+use super::mock_server::{Mock, MockReply, MockServer, RecordedRequest};
 use std::time::Duration;
 
 pub use super::mock_server::StreamEnd;
@@ -56,15 +56,15 @@ pub enum GeminiReply {
     Hang,
 }
 
-impl GeminiReply {
-    fn into_mock(self) -> MockReply {
+impl From<GeminiReply> for MockReply {
+    fn from(reply: GeminiReply) -> MockReply {
         let sse = |pieces, end| MockReply::Chunked {
             status: 200,
             content_type: "text/event-stream".into(),
             pieces,
             end,
         };
-        match self {
+        match reply {
             GeminiReply::Stream {
                 events,
                 framing,
@@ -89,76 +89,37 @@ impl GeminiReply {
 }
 
 /// The Gemini mock. Unscripted requests get a short successful stream ("Hello from the mock.").
-pub struct MockGemini {
-    server: MockServer,
-}
+pub type MockGemini = Mock<GeminiReply>;
 
 /// What an unscripted request gets: the text of [`MockGemini`]'s default reply.
 pub const DEFAULT_GEMINI_TEXT: &str = "Hello from the mock.";
 
-impl MockGemini {
+impl Mock<GeminiReply> {
     /// Starts the mock on `127.0.0.1:<free port>`.
     pub fn start() -> MockGemini {
-        let default = || gemini_fixtures::reply(&[DEFAULT_GEMINI_TEXT], Duration::ZERO).into_mock();
-        MockGemini {
-            server: MockServer::start("MockGemini", default),
-        }
+        let default = || gemini_fixtures::reply(&[DEFAULT_GEMINI_TEXT], Duration::ZERO).into();
+        Mock::new(MockServer::start("MockGemini", default))
     }
 
     /// Starts the mock in responder mode: every unscripted request is answered with
     /// `responder(&request)`, so concurrent turns can each get their own reply, chosen from the
-    /// request content (e.g. a tag in the last user message). [`MockGemini::push`] still
-    /// queues replies that take precedence.
+    /// request content (e.g. a tag in the last user message). [`Mock::push`] still queues
+    /// replies that take precedence.
     pub fn start_with(
         responder: impl Fn(&RecordedRequest) -> GeminiReply + Send + Sync + 'static,
     ) -> MockGemini {
-        MockGemini {
-            server: MockServer::start_with_responder("MockGemini", move |request| {
-                responder(request).into_mock()
-            }),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`: the value for the worker's Gemini base-URL var.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// Per request (arrival order, index i belongs to `requests()[i]`): when it was received
-    /// and when the mock wrote its first body chunk, on this process's monotonic clock.
-    pub fn timings(&self) -> Vec<RequestTiming> {
-        self.server.timings()
+        Mock::new(MockServer::start_with_responder(
+            "MockGemini",
+            move |request| responder(request).into(),
+        ))
     }
 
     /// Per request (arrival order): the instant the first body chunk was written, if it was.
     pub fn first_chunk_sent_at(&self) -> Vec<Option<std::time::Instant>> {
         self.timings().iter().map(|t| t.first_chunk_at).collect()
     }
-
-    /// Queues the reply for the next unanswered request (FIFO).
-    pub fn push(&self, reply: GeminiReply) {
-        self.server.push(reply.into_mock());
-    }
-
-    /// Every request received so far.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// Waits until at least `n` requests arrived; panics on timeout (with the worker log tail).
-    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        self.server.wait_for_requests(n, timeout)
-    }
-
-    /// True once the worker closed the connection of request `i` (0-based) before the mock
-    /// finished answering (failed write or EOF while streaming or hanging): the worker aborted
-    /// its fetch. False if the answer completed, or still running after `timeout`.
-    pub fn client_disconnected(&self, i: usize, timeout: Duration) -> bool {
-        self.server.client_disconnected(i, timeout)
-    }
 }
 
-/// Response bodies in Google's exact shapes.
 pub mod gemini_fixtures {
     use super::{Framing, GeminiReply, StreamEnd};
     use std::time::Duration;

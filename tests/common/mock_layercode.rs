@@ -1,7 +1,7 @@
 //! A loopback stand-in for Layercode's REST API, i.e. what the worker's `/api/authorize` calls:
 //! `POST /v1/agents/web/authorize_session` (layercode-protocol.md §7).
 
-use super::mock_server::{json_reply, MockReply, MockServer, RecordedRequest};
+use super::mock_server::{json_reply, Mock, MockReply, MockServer};
 use std::time::Duration;
 
 /// The body of the default (successful) authorize reply.
@@ -32,9 +32,11 @@ impl LayercodeReply {
             body: serde_json::json!({ "error": message }).to_string(),
         }
     }
+}
 
-    fn into_mock(self) -> MockReply {
-        match self {
+impl From<LayercodeReply> for MockReply {
+    fn from(reply: LayercodeReply) -> MockReply {
+        match reply {
             LayercodeReply::Json { status, body } => json_reply(status, "application/json", &body),
             LayercodeReply::Hang => MockReply::Hang,
         }
@@ -42,42 +44,12 @@ impl LayercodeReply {
 }
 
 /// The Layercode REST mock. Unscripted requests get 200 [`DEFAULT_AUTHORIZE_BODY`].
-pub struct MockLayercode {
-    server: MockServer,
-}
+pub type MockLayercode = Mock<LayercodeReply>;
 
-impl MockLayercode {
+impl Mock<LayercodeReply> {
     /// Starts the mock on `127.0.0.1:<free port>`.
     pub fn start() -> MockLayercode {
         let default = || json_reply(200, "application/json", DEFAULT_AUTHORIZE_BODY);
-        MockLayercode {
-            server: MockServer::start("MockLayercode", default),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`: the value for the worker's Layercode base-URL var.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// Queues the reply for the next unanswered request (FIFO).
-    pub fn push(&self, reply: LayercodeReply) {
-        self.server.push(reply.into_mock());
-    }
-
-    /// Every request received so far.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// Waits until at least `n` requests arrived; panics on timeout (with the worker log tail).
-    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        self.server.wait_for_requests(n, timeout)
-    }
-
-    /// True once the worker closed the connection of request `i` before it was answered
-    /// (only possible with [`LayercodeReply::Hang`]).
-    pub fn client_disconnected(&self, i: usize, timeout: Duration) -> bool {
-        self.server.client_disconnected(i, timeout)
+        Mock::new(MockServer::start("MockLayercode", default))
     }
 }

@@ -524,3 +524,53 @@ pub fn json_reply(status: u16, content_type: &str, body: &str) -> MockReply {
         body: body.as_bytes().to_vec(),
     }
 }
+
+/// A mock of one upstream API: a [`MockServer`] whose scripted replies are that API's own reply
+/// type `R` (see `MockGemini`, `MockLayercode`).
+pub struct Mock<R> {
+    server: MockServer,
+    replies: std::marker::PhantomData<fn(R)>,
+}
+
+impl<R: Into<MockReply>> Mock<R> {
+    /// Wraps a started server.
+    pub fn new(server: MockServer) -> Self {
+        Mock {
+            server,
+            replies: std::marker::PhantomData,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the value for the worker's base-URL var.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// Queues the reply for the next unanswered request (FIFO).
+    pub fn push(&self, reply: R) {
+        self.server.push(reply.into());
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    /// Per request (arrival order, index i belongs to `requests()[i]`): when it was received
+    /// and when the mock wrote its first body chunk, on this process's monotonic clock.
+    pub fn timings(&self) -> Vec<RequestTiming> {
+        self.server.timings()
+    }
+
+    /// Waits until at least `n` requests arrived; panics on timeout (with the worker log tail).
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        self.server.wait_for_requests(n, timeout)
+    }
+
+    /// True once the worker closed the connection of request `i` (0-based) before the mock
+    /// finished answering (failed write or EOF while streaming or hanging): the worker aborted
+    /// its request. False if the answer completed, or still running after `timeout`.
+    pub fn client_disconnected(&self, i: usize, timeout: Duration) -> bool {
+        self.server.client_disconnected(i, timeout)
+    }
+}
