@@ -38,8 +38,18 @@ step "clippy (wasm32 and native, warnings are errors)"
 cargo clippy --target wasm32-unknown-unknown -- -D warnings
 cargo clippy --all-targets -- -D warnings
 
-step "tests: native unit tests and integration tests against wrangler dev"
-cargo test --all-targets
-
 step "offline deploy dry run"
 SKIP_WORKER_BUILD=1 npx --no-install wrangler deploy --dry-run --outdir target/dry-run
+
+step "tests: native unit tests and integration tests against wrangler dev"
+mkdir -p target
+rm -f target/test-status
+{
+  status=0
+  cargo test --all-targets || status=$?
+  echo "$status" > target/test-status
+} 2>&1 | tee target/test-output.log
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' \
+  target/test-output.log
+exit "$(cat target/test-status)"
