@@ -415,6 +415,37 @@ fn dotenv(pairs: &[(String, String)]) -> String {
         .collect()
 }
 
+/// The project's `wrangler.toml` without its `[build]` table, with `main` made absolute, written
+/// into the run directory. Without a build command wrangler does not watch `src/`: its watcher
+/// otherwise re-ran the (skipped) build about a second after start and reloaded the worker,
+/// failing whatever request was in flight with 503 "Your worker restarted mid-request".
+fn write_test_config(repo: &Path, run_dir: &Path) -> PathBuf {
+    let original = fs::read_to_string(repo.join("wrangler.toml")).expect("read wrangler.toml");
+    let mut in_build_table = false;
+    let mut config = String::new();
+    for line in original.lines() {
+        if line.starts_with('[') {
+            in_build_table = line.trim() == "[build]";
+        }
+        if in_build_table {
+            continue;
+        }
+        match line.strip_prefix("main = ") {
+            Some(main) => {
+                let main = repo.join(main.trim().trim_matches('"'));
+                config.push_str(&format!("main = {:?}\n", main.to_string_lossy()));
+            }
+            None => {
+                config.push_str(line);
+                config.push('\n');
+            }
+        }
+    }
+    let path = run_dir.join("wrangler.toml");
+    fs::write(&path, config).expect("write the test wrangler.toml");
+    path
+}
+
 fn wrangler_command(
     repo: &Path,
     port: u16,
@@ -423,11 +454,14 @@ fn wrangler_command(
     opts: &WorkerOptions,
 ) -> Command {
     let env_file = run_dir.join("secrets.env");
+    let config = write_test_config(repo, run_dir);
     let mut cmd = Command::new("node");
     cmd.current_dir(repo)
         .arg("node_modules/wrangler/bin/wrangler.js")
         .args([
             "dev",
+            "--config",
+            &config.to_string_lossy(),
             "--ip",
             "127.0.0.1",
             "--port",
