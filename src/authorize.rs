@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use futures::future::{select, Either};
 use serde_json::{Map, Value};
-use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::body;
 use crate::config::{AllowedOrigins, Config, LAYERCODE_API_KEY};
+use crate::deadline::within;
 use crate::error::{json_response, AppError};
 
 /// Browser requests are tiny; anything bigger is refused.
@@ -158,15 +158,10 @@ async fn call_upstream(url: &str, api_key: &str, body: &str) -> Result<Response,
         .with_body(Some(body.into()));
     let request = Request::new_with_init(url, &init).map_err(internal)?;
     let fetch = Fetch::Request(request);
-    let outcome = match select(
-        Box::pin(fetch.send()),
-        Box::pin(Delay::from(UPSTREAM_TIMEOUT)),
-    )
-    .await
-    {
-        Either::Left((Ok(response), _)) => Ok(response),
-        Either::Left((Err(_), _)) => Err(AppError::UpstreamUnreachable),
-        Either::Right(_) => Err(AppError::UpstreamTimeout),
+    let outcome = match within(UPSTREAM_TIMEOUT, fetch.send()).await {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(_)) => Err(AppError::UpstreamUnreachable),
+        None => Err(AppError::UpstreamTimeout),
     };
     outcome
 }

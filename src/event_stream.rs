@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use futures::future::{select, Either};
 use serde_json::Value;
 use worker::js_sys::{Promise, Uint8Array};
 use worker::wasm_bindgen_futures::{self, JsFuture};
 use worker::web_sys::{TransformStream, WritableStreamDefaultWriter};
-use worker::{Delay, Response, ResponseBuilder};
+use worker::{Response, ResponseBuilder};
 
+use crate::deadline::within;
 use crate::sse;
 
 /// A write the reader has not taken after this long means the reader is gone. After a client
@@ -94,9 +94,7 @@ impl EventStream {
 
 /// Whether `promise` resolves (rather than rejects or stalls past `STALLED_WRITE`).
 async fn settles_ok(promise: Promise) -> bool {
-    let settled = Box::pin(JsFuture::from(promise));
-    match select(settled, Box::pin(Delay::from(STALLED_WRITE))).await {
-        Either::Left((result, _)) => result.is_ok(),
-        Either::Right(_) => false,
-    }
+    within(STALLED_WRITE, JsFuture::from(promise))
+        .await
+        .is_some_and(|result| result.is_ok())
 }

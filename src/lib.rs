@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod body;
 pub mod config;
 pub mod conversation;
+pub mod deadline;
 pub mod error;
 pub mod event_stream;
 pub mod events;

@@ -4,15 +4,14 @@
 //! The handler returns the SSE response at once; the turn itself runs in `wait_until`, writing
 //! into the response's `TransformStream` as Gemini's chunks arrive.
 
-use std::future::Future;
 use std::time::Duration;
 
-use futures::future::{select, Either};
 use serde::Serialize;
 use worker::{console_error, console_log, AbortController, Context, Delay, Env, Response};
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
 use crate::conversation::{ConversationClient, ReplyStatus};
+use crate::deadline::within;
 use crate::event_stream::EventStream;
 use crate::events::{Message, SessionStart};
 use crate::gemini::{self, ChunkReader, StreamItem, Usage};
@@ -363,16 +362,6 @@ async fn connect(
         return Err(Ending::Failed(format!("http_{status}")));
     }
     Err(Ending::Failed("unreachable".to_string()))
-}
-
-/// Runs `future` for at most `limit`; `None` on timeout.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    let future = Box::pin(future);
-    let delay = Box::pin(Delay::from(limit));
-    match select(future, delay).await {
-        Either::Left((value, _)) => Some(value),
-        Either::Right(_) => None,
-    }
 }
 
 /// The one structured log line of a turn. Never holds user speech or secrets.
