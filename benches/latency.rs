@@ -985,7 +985,10 @@ fn environment() -> String {
          Environment at the start: {}",
         command_line("nproc", &[]),
         command_line("uname", &["-r"]),
-        command_line("node", &["--version"]),
+        command_line(
+            &repo().join(common::worker::PINNED_NODE).to_string_lossy(),
+            &["--version"]
+        ),
         package_version("wrangler"),
         package_version("workerd"),
         load_average()

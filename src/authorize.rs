@@ -152,6 +152,11 @@ async fn call_upstream(url: &str, api_key: &str, body: &str) -> Result<Response,
     headers
         .set("content-type", "application/json")
         .map_err(internal)?;
+    // Compression buys nothing for a small JSON answer, and a body that merely claims to be
+    // gzip is one more way for the call to fail.
+    headers
+        .set("accept-encoding", "identity")
+        .map_err(internal)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)

@@ -252,6 +252,9 @@ pub async fn send(
     headers.set("content-type", "application/json")?;
     // The header keeps the key out of URLs and therefore out of logs.
     headers.set("x-goog-api-key", api_key)?;
+    // An encoding we can always read: the stream is small and latency-bound, and a body that
+    // merely claims to be gzip is one more way for a turn to fail.
+    headers.set("accept-encoding", "identity")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)

@@ -54,6 +54,14 @@ pub enum GeminiReply {
     },
     /// Read the request, never answer (until the client goes away or the mock is dropped).
     Hang,
+    /// 200 `text/event-stream` labelled with `Content-Encoding: <encoding>`, whose body is
+    /// written as is, whether or not it really is in that encoding (see [`super::gzip`]).
+    Encoded {
+        /// The `Content-Encoding` header value, e.g. `gzip`.
+        encoding: String,
+        /// (delay before writing, bytes) per chunk.
+        pieces: Vec<(Duration, Vec<u8>)>,
+    },
 }
 
 impl From<GeminiReply> for MockReply {
@@ -84,6 +92,10 @@ impl From<GeminiReply> for MockReply {
                 body: body.into_bytes(),
             },
             GeminiReply::Hang => MockReply::Hang,
+            GeminiReply::Encoded { encoding, pieces } => MockReply::WithHeaders {
+                headers: vec![("Content-Encoding".into(), encoding)],
+                reply: Box::new(sse(pieces, StreamEnd::Close)),
+            },
         }
     }
 }

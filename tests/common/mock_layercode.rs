@@ -22,6 +22,16 @@ pub enum LayercodeReply {
     },
     /// Read the request, never answer.
     Hang,
+    /// A JSON reply labelled `Content-Encoding: <encoding>`, whose body is `body` as is, whether
+    /// or not it really is in that encoding (see [`super::gzip`]).
+    Encoded {
+        /// HTTP status.
+        status: u16,
+        /// The `Content-Encoding` header value, e.g. `gzip`.
+        encoding: String,
+        /// The body bytes.
+        body: Vec<u8>,
+    },
 }
 
 impl LayercodeReply {
@@ -39,6 +49,18 @@ impl From<LayercodeReply> for MockReply {
         match reply {
             LayercodeReply::Json { status, body } => json_reply(status, "application/json", &body),
             LayercodeReply::Hang => MockReply::Hang,
+            LayercodeReply::Encoded {
+                status,
+                encoding,
+                body,
+            } => MockReply::WithHeaders {
+                headers: vec![("Content-Encoding".into(), encoding)],
+                reply: Box::new(MockReply::Full {
+                    status,
+                    content_type: "application/json".into(),
+                    body,
+                }),
+            },
         }
     }
 }

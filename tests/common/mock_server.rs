@@ -85,6 +85,13 @@ pub enum MockReply {
     },
     /// Read the request and never answer.
     Hang,
+    /// `reply` with extra response headers, e.g. a `Content-Encoding` its body may not honour.
+    WithHeaders {
+        /// (name, value) pairs added to the head.
+        headers: Vec<(String, String)>,
+        /// The reply they are added to.
+        reply: Box<MockReply>,
+    },
 }
 
 /// How the answer to one request went.
@@ -390,6 +397,10 @@ struct Answer<'a> {
 
 impl Answer<'_> {
     fn play(&mut self, reply: MockReply) -> Result<(), Outcome> {
+        self.play_with(reply, &[])
+    }
+
+    fn play_with(&mut self, reply: MockReply, extra: &[(String, String)]) -> Result<(), Outcome> {
         match reply {
             MockReply::Full {
                 status,
@@ -400,6 +411,7 @@ impl Answer<'_> {
                     status,
                     &content_type,
                     &format!("Content-Length: {}", body.len()),
+                    extra,
                 );
                 self.write(&[head.as_bytes(), &body].concat())?;
                 self.note_first_chunk();
@@ -411,7 +423,8 @@ impl Answer<'_> {
                 pieces,
                 end,
             } => {
-                self.write(head(status, &content_type, "Transfer-Encoding: chunked").as_bytes())?;
+                let head = head(status, &content_type, "Transfer-Encoding: chunked", extra);
+                self.write(head.as_bytes())?;
                 for (delay, piece) in pieces {
                     self.pause(delay)?;
                     if !piece.is_empty() {
@@ -427,6 +440,10 @@ impl Answer<'_> {
                 }
             }
             MockReply::Hang => self.hang(),
+            MockReply::WithHeaders { headers, reply } => {
+                let all: Vec<_> = extra.iter().cloned().chain(headers).collect();
+                self.play_with(*reply, &all)
+            }
         }
     }
 
@@ -491,9 +508,13 @@ impl Answer<'_> {
     }
 }
 
-fn head(status: u16, content_type: &str, framing: &str) -> String {
+fn head(status: u16, content_type: &str, framing: &str, extra: &[(String, String)]) -> String {
+    let extra: String = extra
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\n{framing}\r\n{extra}Connection: close\r\n\r\n",
         reason(status)
     )
 }

@@ -5,6 +5,7 @@
 // Each test binary uses a different subset of the harness (and of these re-exports).
 #![allow(dead_code, unused_imports)]
 
+pub mod gzip;
 pub mod http;
 pub mod mock_gemini;
 pub mod mock_layercode;

@@ -38,6 +38,9 @@ const DEFAULT_SECRETS: [(&str, &str); 3] = [
     ("GOOGLE_GENERATIVE_AI_API_KEY", TEST_GEMINI_KEY),
 ];
 
+/// The Node that runs wrangler, relative to the repository (installed by `scripts/setup.sh`).
+pub const PINNED_NODE: &str = "node_modules/.bin/node";
+
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const READY_POLL: Duration = Duration::from_millis(100);
 const START_ATTEMPTS: usize = 3;
@@ -455,7 +458,9 @@ fn wrangler_command(
 ) -> Command {
     let env_file = run_dir.join("secrets.env");
     let config = write_test_config(repo, run_dir);
-    let mut cmd = Command::new("node");
+    // The pinned Node 22 from package.json (the npm package `node`): wrangler 4.164 needs it,
+    // and the machine's own Node may be older.
+    let mut cmd = Command::new(repo.join(PINNED_NODE));
     cmd.current_dir(repo)
         .arg("node_modules/wrangler/bin/wrangler.js")
         .args([
