@@ -2,20 +2,19 @@
 //! event and dispatches it: `message` and `session.start` stream SSE, the rest answer JSON.
 
 use serde_json::json;
-use worker::{console_log, Context, Env, Request, Response};
+use worker::{console_log, Env, Request, Response};
 
 use crate::body;
 use crate::config::{Config, LAYERCODE_WEBHOOK_SECRET};
-use crate::conversation::{ConversationClient, SessionSummary};
+use crate::conversation::{ConversationClient, Route};
 use crate::error::{json_response, AppError};
 use crate::events::{self, DataEvent, WebhookEvent};
 use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
-use crate::turn;
 
 /// Webhook bodies larger than this are refused (a transcript of a long call is far smaller).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 
-pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Response, AppError> {
+pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
     let config = Config::from_env(&env);
     if config.webhook_secrets.is_empty() {
         return Err(AppError::MissingSetting(LAYERCODE_WEBHOOK_SECRET));
@@ -37,26 +36,33 @@ pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Respons
     let event = events::parse(&raw).map_err(AppError::BadRequest)?;
     let internal = |e: worker::Error| AppError::Internal(e.to_string());
 
+    // Turns run in the conversation's Durable Object, next to its history.
+    let forward = |conversation_id: &str, route: Route| {
+        let client = ConversationClient::new(&env, conversation_id);
+        let raw = &raw;
+        async move { client?.forward(route, raw).await }
+    };
     match event {
-        WebhookEvent::Message(message) => {
-            turn::start_message(message, config, env, ctx).map_err(internal)
-        }
-        WebhookEvent::SessionStart(start) => {
-            turn::start_session(start, config, env, ctx).map_err(internal)
-        }
+        WebhookEvent::Message(message) => forward(&message.conversation_id, Route::Message)
+            .await
+            .map_err(internal),
+        WebhookEvent::SessionStart(start) => forward(&start.conversation_id, Route::SessionStart)
+            .await
+            .map_err(internal),
         WebhookEvent::Data(data) => {
             let reply = handle_data(&data);
             log_event("data", data.conversation_id.as_deref(), "ok");
             json_response(200, &reply.to_string()).map_err(internal)
         }
         WebhookEvent::SessionEnd(end) => {
-            let store = ConversationClient::new(&env, &end.conversation_id).map_err(internal)?;
-            store
-                .end_session(SessionSummary::from_event(&end))
+            let response = forward(&end.conversation_id, Route::SessionEnd)
                 .await
                 .map_err(internal)?;
+            if response.status_code() != 200 {
+                return Err(AppError::Internal("session.end was not recorded".into()));
+            }
             log_event("session.end", Some(&end.conversation_id), "recorded");
-            json_response(200, r#"{"status":"ok"}"#).map_err(internal)
+            Ok(response)
         }
         WebhookEvent::SessionUpdate(update) => {
             // Recording results arrive here; fetching the recording would happen in the

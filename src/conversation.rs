@@ -1,83 +1,67 @@
-//! The conversation store: one SQLite-backed Durable Object per `conversation_id`.
+//! The conversation: one SQLite-backed Durable Object per `conversation_id`, which runs that
+//! conversation's turns next to its rows.
 //!
-//! The object only runs SQL. Its interface is a small set of typed commands sent as JSON over
-//! the stub; `ConversationClient` is the Worker-side caller, so call sites read like functions
-//! and the wire shape lives in this file only. Each command is a run of synchronous `exec` calls
-//! with no `.await` between them, which the runtime applies atomically.
+//! The Worker verifies and parses a webhook, then hands the raw body to the object
+//! ([`ConversationClient::forward`]); the object answers with the turn's SSE stream (or JSON) and
+//! the Worker passes that response through. Running the turn here rather than in the Worker makes
+//! the history a local, synchronous SQL read and the closing write local too: one hop per turn
+//! instead of two, and no history serialised across it (BENCHMARKS.md has the measurements).
+//!
+//! [`Store`] is the SQL: each method is a run of synchronous `exec` calls with no `.await`
+//! between them, which the runtime applies atomically.
+
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use worker::js_sys::Uint8Array;
 use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage, State,
 };
 
-use crate::events::{InterruptionContext, SessionEnd};
-use crate::history::{bounded_window, HistoryMessage, WINDOW_MAX_CHARS, WINDOW_MAX_MESSAGES};
+use crate::config::Config;
+use crate::events::{self, InterruptionContext, SessionEnd, WebhookEvent};
+use crate::history::{
+    bounded_window, HistoryMessage, ReplyStatus, WINDOW_MAX_CHARS, WINDOW_MAX_MESSAGES,
+};
+use crate::turn;
 
 /// The Durable Object binding in `wrangler.toml`.
 const BINDING: &str = "CONVERSATIONS";
 
-/// How a stored assistant reply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplyStatus {
-    /// The reply is still being generated (its text is empty until then).
-    Pending,
-    /// Spoken to the end.
-    Complete,
-    /// The user talked over it; the text is what was sent, or what they heard.
-    Interrupted,
-    /// The model failed; the text is whatever was spoken before the failure.
-    Failed,
+/// The events the object handles, each at its own path on the stub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A `message`: the turn's SSE stream.
+    Message,
+    /// A `session.start`: the welcome's SSE stream.
+    SessionStart,
+    /// A `session.end`: recorded, answered with JSON.
+    SessionEnd,
 }
 
-impl ReplyStatus {
-    fn as_str(self) -> &'static str {
+impl Route {
+    fn path(self) -> &'static str {
         match self {
-            ReplyStatus::Pending => "pending",
-            ReplyStatus::Complete => "complete",
-            ReplyStatus::Interrupted => "interrupted",
-            ReplyStatus::Failed => "failed",
+            Route::Message => "/message",
+            Route::SessionStart => "/session.start",
+            Route::SessionEnd => "/session.end",
         }
+    }
+
+    fn from_path(path: &str) -> Option<Route> {
+        [Route::Message, Route::SessionStart, Route::SessionEnd]
+            .into_iter()
+            .find(|route| route.path() == path)
     }
 }
 
-/// What the Worker asks of a conversation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Command {
-    /// Applies the previous turn's interruption, skips a duplicate delivery, stores the user
-    /// message with an empty assistant placeholder, and returns the history window.
-    BeginTurn {
-        turn_id: String,
-        user_text: String,
-        interruption: Option<InterruptionContext>,
-    },
-    /// Stores what was actually sent for a turn, unless the turn was already settled (for
-    /// example by a later message's interruption context).
-    FinishTurn {
-        turn_id: String,
-        text: String,
-        status: ReplyStatus,
-    },
-    /// Stores the greeting spoken at `session.start` as an assistant turn.
-    RecordWelcome { turn_id: String, text: String },
-    /// Records that a session (connection) ended, with its metrics.
-    EndSession(SessionSummary),
-}
-
-/// The answer to `BeginTurn`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BeginTurnReply {
+/// What `begin_turn` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begun {
     /// The `turn_id` was already recorded: do not answer it again.
-    pub duplicate: bool,
-    /// Recent history, oldest first, ending with the new user message (empty for a duplicate).
-    pub history: Vec<HistoryMessage>,
-}
-
-/// The answer to `RecordWelcome`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordWelcomeReply {
-    pub duplicate: bool,
+    Duplicate,
+    /// Recent history, oldest first, ending with the new user message.
+    History(Vec<HistoryMessage>),
 }
 
 /// What is kept of a `session.end` event.
@@ -133,73 +117,20 @@ impl ConversationClient {
         Ok(ConversationClient { stub })
     }
 
-    pub async fn begin_turn(
-        &self,
-        turn_id: &str,
-        user_text: &str,
-        interruption: Option<InterruptionContext>,
-    ) -> worker::Result<BeginTurnReply> {
-        self.call(&Command::BeginTurn {
-            turn_id: turn_id.to_string(),
-            user_text: user_text.to_string(),
-            interruption,
-        })
-        .await
-    }
-
-    pub async fn finish_turn(
-        &self,
-        turn_id: &str,
-        text: &str,
-        status: ReplyStatus,
-    ) -> worker::Result<()> {
-        let _: serde_json::Value = self
-            .call(&Command::FinishTurn {
-                turn_id: turn_id.to_string(),
-                text: text.to_string(),
-                status,
-            })
-            .await?;
-        Ok(())
-    }
-
-    pub async fn record_welcome(
-        &self,
-        turn_id: &str,
-        text: &str,
-    ) -> worker::Result<RecordWelcomeReply> {
-        self.call(&Command::RecordWelcome {
-            turn_id: turn_id.to_string(),
-            text: text.to_string(),
-        })
-        .await
-    }
-
-    pub async fn end_session(&self, summary: SessionSummary) -> worker::Result<()> {
-        let _: serde_json::Value = self.call(&Command::EndSession(summary)).await?;
-        Ok(())
-    }
-
-    async fn call<T: serde::de::DeserializeOwned>(&self, command: &Command) -> worker::Result<T> {
-        let body = serde_json::to_string(command)?;
+    /// Hands a verified webhook body to the object; its response goes back to Layercode as is.
+    pub async fn forward(&self, route: Route, raw_body: &[u8]) -> worker::Result<Response> {
         let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
+        init.with_method(Method::Post)
+            .with_body(Some(Uint8Array::from(raw_body).into()));
         // The host is never resolved; the stub routes the request to the object.
-        let request = Request::new_with_init("https://conversation/command", &init)?;
-        let mut response = self.stub.fetch_with_request(request).await?;
-        if response.status_code() != 200 {
-            let detail = response.text().await.unwrap_or_default();
-            return Err(worker::Error::RustError(format!(
-                "conversation store answered {}: {detail}",
-                response.status_code()
-            )));
-        }
-        response.json().await
+        let url = format!("https://conversation{}", route.path());
+        let request = Request::new_with_init(&url, &init)?;
+        self.stub.fetch_with_request(request).await
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Object side: SQL only.
+// Object side: the Durable Object and its SQL.
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -224,55 +155,68 @@ CREATE TABLE IF NOT EXISTS sessions (
     recorded_at_ms INTEGER NOT NULL
 );";
 
-/// One conversation's history and sessions.
+/// One conversation: its rows, and the turns that read and write them.
 #[durable_object]
 pub struct Conversation {
-    sql: SqlStorage,
+    store: Store,
+    /// Read once per object instance: settings do not change while it lives.
+    config: Rc<Config>,
     /// A schema failure is kept and reported per request: panicking in `new` hangs requests.
     init_error: Option<String>,
 }
 
 impl DurableObject for Conversation {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         let init_error = sql.exec(SCHEMA, None).err().map(|e| e.to_string());
-        Conversation { sql, init_error }
+        Conversation {
+            store: Store { sql },
+            config: Rc::new(Config::from_env(&env)),
+            init_error,
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        if let Some(error) = &self.init_error {
-            return Response::error(format!("schema setup failed: {error}"), 500);
+        let Some(route) = Route::from_path(&req.path()) else {
+            return Response::error("unknown conversation route", 404);
+        };
+        // Read the body before answering: workerd cannot read it once a response was sent.
+        let raw = req.bytes().await?;
+        let event = match events::parse(&raw) {
+            Ok(event) => event,
+            Err(e) => return Response::error(format!("bad event: {e}"), 400),
+        };
+        let store = match &self.init_error {
+            None => Ok(self.store.clone()),
+            Some(error) => Err(format!("schema setup failed: {error}")),
+        };
+        match (route, event) {
+            (Route::Message, WebhookEvent::Message(message)) => {
+                turn::start_message(store, self.config.clone(), message)
+            }
+            (Route::SessionStart, WebhookEvent::SessionStart(start)) => {
+                turn::start_welcome(store, self.config.clone(), start)
+            }
+            (Route::SessionEnd, WebhookEvent::SessionEnd(end)) => {
+                let recorded = store.and_then(|store| {
+                    store
+                        .end_session(&SessionSummary::from_event(&end))
+                        .map_err(|e| e.to_string())
+                });
+                match recorded {
+                    Ok(()) => Response::from_json(&serde_json::json!({ "status": "ok" })),
+                    Err(e) => Response::error(format!("storage error: {e}"), 500),
+                }
+            }
+            _ => Response::error("event does not match the route", 400),
         }
-        let command: Command = match req.json().await {
-            Ok(command) => command,
-            Err(e) => return Response::error(format!("bad command: {e}"), 400),
-        };
-        let result = match command {
-            Command::BeginTurn {
-                turn_id,
-                user_text,
-                interruption,
-            } => self
-                .begin_turn(&turn_id, &user_text, interruption.as_ref())
-                .and_then(|reply| Response::from_json(&reply)),
-            Command::FinishTurn {
-                turn_id,
-                text,
-                status,
-            } => self
-                .finish_turn(&turn_id, &text, status)
-                .and_then(|updated| {
-                    Response::from_json(&serde_json::json!({ "updated": updated }))
-                }),
-            Command::RecordWelcome { turn_id, text } => self
-                .record_welcome(&turn_id, &text)
-                .and_then(|reply| Response::from_json(&reply)),
-            Command::EndSession(summary) => self
-                .end_session(&summary)
-                .and_then(|()| Response::from_json(&serde_json::json!({ "ok": true }))),
-        };
-        result.or_else(|e| Response::error(format!("storage error: {e}"), 500))
     }
+}
+
+/// The conversation's SQL. Cloning is cheap (a handle), so a turn can own one.
+#[derive(Clone)]
+pub struct Store {
+    sql: SqlStorage,
 }
 
 #[derive(Deserialize)]
@@ -286,13 +230,15 @@ struct MessageRow {
     text: String,
 }
 
-impl Conversation {
-    fn begin_turn(
+impl Store {
+    /// Applies the previous turn's interruption, skips a duplicate delivery, stores the user
+    /// message with an empty assistant placeholder, and returns the history window.
+    pub fn begin_turn(
         &self,
         turn_id: &str,
         user_text: &str,
         interruption: Option<&InterruptionContext>,
-    ) -> worker::Result<BeginTurnReply> {
+    ) -> worker::Result<Begun> {
         let duplicate = self.count(
             "SELECT COUNT(*) AS n FROM messages WHERE turn_id = ? AND role = 'user'",
             turn_id,
@@ -300,10 +246,7 @@ impl Conversation {
         if duplicate {
             // The first delivery already applied its interruption context; applying it again
             // could rewrite a newer reply (the "latest assistant turn" has moved on since).
-            return Ok(BeginTurnReply {
-                duplicate,
-                history: Vec::new(),
-            });
+            return Ok(Begun::Duplicate);
         }
         // Before the model is asked, so it sees what the user heard of the turn they cut off.
         if let Some(context) = interruption.filter(|c| c.applies()) {
@@ -321,10 +264,7 @@ impl Conversation {
                 now.into(),
             ],
         )?;
-        Ok(BeginTurnReply {
-            duplicate: false,
-            history: self.recent_history()?,
-        })
+        Ok(Begun::History(self.recent_history()?))
     }
 
     fn apply_interruption(&self, context: &InterruptionContext) -> worker::Result<()> {
@@ -345,7 +285,14 @@ impl Conversation {
         Ok(())
     }
 
-    fn finish_turn(&self, turn_id: &str, text: &str, status: ReplyStatus) -> worker::Result<bool> {
+    /// Stores what the caller heard of a turn, unless the turn was already settled (for example
+    /// by a later message's interruption context, which wins: it says what was really heard).
+    pub fn finish_turn(
+        &self,
+        turn_id: &str,
+        text: &str,
+        status: ReplyStatus,
+    ) -> worker::Result<()> {
         // Only a pending placeholder is settled here: if the next message already applied
         // its interruption context, what the user heard wins over what we sent.
         let cursor = self.sql.exec(
@@ -353,12 +300,14 @@ impl Conversation {
              WHERE turn_id = ? AND role = 'assistant' AND status = 'pending'",
             vec![text.into(), status.as_str().into(), turn_id.into()],
         )?;
-        // Drain the cursor so the statement has run before counting.
+        // Drain the cursor so the statement has run.
         let _ = cursor.to_array::<serde_json::Value>()?;
-        Ok(cursor.rows_written() > 0)
+        Ok(())
     }
 
-    fn record_welcome(&self, turn_id: &str, text: &str) -> worker::Result<RecordWelcomeReply> {
+    /// Stores the greeting spoken at `session.start` as an assistant turn; false if this
+    /// `turn_id` was already greeted (a redelivery).
+    pub fn record_welcome(&self, turn_id: &str, text: &str) -> worker::Result<bool> {
         let duplicate = self.count(
             "SELECT COUNT(*) AS n FROM messages WHERE turn_id = ? AND role = 'assistant'",
             turn_id,
@@ -370,10 +319,11 @@ impl Conversation {
                 vec![turn_id.into(), text.into(), now_ms().into()],
             )?;
         }
-        Ok(RecordWelcomeReply { duplicate })
+        Ok(!duplicate)
     }
 
-    fn end_session(&self, s: &SessionSummary) -> worker::Result<()> {
+    /// Records that a session (connection) ended, with its metrics.
+    pub fn end_session(&self, s: &SessionSummary) -> worker::Result<()> {
         self.sql.exec(
             "INSERT OR REPLACE INTO sessions (session_id, transcript_messages, duration_ms, \
              transcription_seconds, tts_seconds, latency, recording_status, started_at, ended_at, \

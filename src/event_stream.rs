@@ -13,6 +13,7 @@ use worker::web_sys::{TransformStream, WritableStreamDefaultWriter};
 use worker::{Response, ResponseBuilder};
 
 use crate::deadline::within;
+use crate::engine::Speaker;
 use crate::sse;
 
 /// A write the reader has not taken after this long means the reader is gone. After a client
@@ -57,6 +58,16 @@ impl EventStream {
         self.connected
     }
 
+    /// Completes when the client goes away (the response body is cancelled), even while
+    /// nothing is being written.
+    pub fn hangup(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let closed = JsFuture::from(self.writer.closed());
+        async move {
+            // `closed` also resolves when we close the stream ourselves, after the turn.
+            let _ = closed.await;
+        }
+    }
+
     /// Sends text to speak. Returns false if the client is gone.
     pub async fn tts(&mut self, text: &str) -> bool {
         if text.is_empty() {
@@ -89,6 +100,12 @@ impl EventStream {
         // readable side was cancelled, which is how a dropped request shows up here.
         self.connected = settles_ok(self.writer.write_with_chunk(&chunk)).await;
         self.connected
+    }
+}
+
+impl Speaker for EventStream {
+    async fn speak(&mut self, text: &str) -> bool {
+        self.tts(text).await
     }
 }
 

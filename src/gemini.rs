@@ -9,8 +9,12 @@ use std::collections::VecDeque;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use worker::{AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, Response};
 
+use crate::engine::{self, Failure, OpenError, Piece};
 use crate::history::{HistoryMessage, Role};
 use crate::sse::SseDecoder;
 
@@ -128,6 +132,11 @@ impl UpstreamError {
     /// Other 4xx (bad request, bad key, unknown model) would fail the same way again.
     pub fn retryable(&self) -> bool {
         matches!(self.http_status, 429 | 500 | 502 | 503 | 504)
+    }
+
+    /// The form the log line carries.
+    pub fn for_log(&self) -> String {
+        format!("{}: {}", self.status, self.message)
     }
 }
 
@@ -306,6 +315,126 @@ impl ChunkReader {
                 }
             }
         }
+    }
+}
+
+/// What the log line reports about the calls to Gemini of one turn.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallReport {
+    /// Requests actually sent (a retry makes two).
+    pub requests: u32,
+    /// HTTP status of the last answer.
+    pub status: Option<u16>,
+    /// The last upstream error, sanitised (`STATUS: message`).
+    pub error: Option<String>,
+    /// The last usage counts Gemini reported.
+    pub usage: Option<Usage>,
+}
+
+/// Gemini as the turn engine's [`engine::Model`]: one prepared request, opened once per attempt.
+pub struct GeminiModel {
+    url: String,
+    api_key: String,
+    body: String,
+    signal: AbortSignal,
+    report: Rc<RefCell<CallReport>>,
+}
+
+impl GeminiModel {
+    /// `signal` aborts every request of the turn (its controller stays with the caller).
+    pub fn new(url: String, api_key: String, body: String, signal: AbortSignal) -> Self {
+        GeminiModel {
+            url,
+            api_key,
+            body,
+            signal,
+            report: Rc::default(),
+        }
+    }
+
+    pub fn report(&self) -> CallReport {
+        self.report.borrow().clone()
+    }
+}
+
+impl engine::Model for GeminiModel {
+    type Stream = GeminiStream;
+
+    async fn open(&mut self) -> Result<GeminiStream, OpenError> {
+        self.report.borrow_mut().requests += 1;
+        let mut response = match send(&self.url, &self.api_key, &self.body, &self.signal).await {
+            Ok(response) => response,
+            // Nothing reached Gemini: trying again is harmless.
+            Err(_) => {
+                return Err(OpenError {
+                    failure: Failure::Unreachable,
+                    retryable: true,
+                })
+            }
+        };
+        let status = response.status_code();
+        self.report.borrow_mut().status = Some(status);
+        if status != 200 {
+            let body = response.text().await.unwrap_or_default();
+            let error = classify_error(status, &body, &self.api_key);
+            let retryable = error.retryable();
+            self.report.borrow_mut().error = Some(error.for_log());
+            return Err(OpenError {
+                failure: Failure::Http(status),
+                retryable,
+            });
+        }
+        match ChunkReader::new(&mut response) {
+            Ok(reader) => Ok(GeminiStream {
+                reader,
+                api_key: self.api_key.clone(),
+                report: self.report.clone(),
+            }),
+            Err(_) => Err(OpenError {
+                failure: Failure::NoBody,
+                retryable: false,
+            }),
+        }
+    }
+}
+
+/// One streamed Gemini reply, read piece by piece.
+pub struct GeminiStream {
+    reader: ChunkReader,
+    api_key: String,
+    report: Rc<RefCell<CallReport>>,
+}
+
+impl engine::ReplyStream for GeminiStream {
+    async fn next(&mut self) -> Result<Option<Piece>, Failure> {
+        let data = match self.reader.next().await {
+            Err(_) => return Err(Failure::Network),
+            Ok(StreamItem::End(None)) => return Ok(None),
+            Ok(StreamItem::End(Some(leftover))) => {
+                // An unframed error body, or an event cut off by the end of the body.
+                let error = classify_error(200, &leftover, &self.api_key);
+                self.report.borrow_mut().error = Some(error.for_log());
+                return Err(Failure::IncompleteStream);
+            }
+            Ok(StreamItem::Event(data)) => data,
+        };
+        let chunk = parse_chunk(&data, &self.api_key).map_err(|_| Failure::UnreadableChunk)?;
+        let mut report = self.report.borrow_mut();
+        if chunk.usage.is_some() {
+            report.usage = chunk.usage;
+        }
+        if let Some(error) = chunk.error {
+            report.error = Some(error.for_log());
+            return Err(Failure::StreamError);
+        }
+        if let Some(reason) = chunk.block_reason {
+            report.error = Some(format!("BLOCKED: {reason}"));
+            return Err(Failure::Blocked);
+        }
+        Ok(Some(Piece {
+            text: chunk.text,
+            finish_reason: chunk.finish_reason,
+        }))
     }
 }
 

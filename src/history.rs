@@ -19,6 +19,31 @@ impl Role {
     }
 }
 
+/// How a stored assistant reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyStatus {
+    /// The reply is still being generated (its text is empty until then).
+    Pending,
+    /// Spoken to the end.
+    Complete,
+    /// The user talked over it; the text is what was sent, or what they heard.
+    Interrupted,
+    /// The model failed; the text is what the caller heard, apology included.
+    Failed,
+}
+
+impl ReplyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyStatus::Pending => "pending",
+            ReplyStatus::Complete => "complete",
+            ReplyStatus::Interrupted => "interrupted",
+            ReplyStatus::Failed => "failed",
+        }
+    }
+}
+
 /// One stored message, oldest first in every list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryMessage {

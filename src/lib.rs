@@ -8,6 +8,7 @@ pub mod body;
 pub mod config;
 pub mod conversation;
 pub mod deadline;
+pub mod engine;
 pub mod error;
 pub mod event_stream;
 pub mod events;
@@ -23,13 +24,13 @@ use worker::{event, Context, Env, Method, Request, Response};
 use crate::error::{json_response, AppError};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let path = req.path();
     match (req.method(), path.as_str()) {
         (Method::Get, "/health") => health(&env),
-        (Method::Post, "/agent" | "/api/agent") => agent::handle(req, env, &ctx)
-            .await
-            .or_else(|e| e.to_response()),
+        (Method::Post, "/agent" | "/api/agent") => {
+            agent::handle(req, env).await.or_else(|e| e.to_response())
+        }
         (Method::Post, "/authorize" | "/api/authorize") => authorize::handle(req, env).await,
         (Method::Options, "/authorize" | "/api/authorize") => authorize::preflight(&req, &env),
         (_, "/health" | "/agent" | "/api/agent" | "/authorize" | "/api/authorize") => {

@@ -1,120 +1,174 @@
-//! One spoken turn, from the stored history to the last SSE event:
-//! store → model → speech filter → stream, with barge-in, failures and the per-turn log line.
+//! One spoken turn, run inside the conversation's Durable Object: begin it in SQL, let the turn
+//! engine speak Gemini's reply into the SSE response, store what the caller heard, log one line.
 //!
-//! The handler returns the SSE response at once; the turn itself runs in `wait_until`, writing
-//! into the response's `TransformStream` as Gemini's chunks arrive.
+//! This is the runtime glue; the decisions (retry, silence, barge-in, apology, what to store)
+//! are in `engine.rs`, where they are tested natively. The handler returns the SSE response at
+//! once and the turn runs as a task of the object, writing into the response's stream.
 
+use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
-use worker::{console_error, console_log, AbortController, Context, Delay, Env, Response};
+use worker::wasm_bindgen_futures::spawn_local;
+use worker::{console_error, console_log, AbortController, Delay, Response};
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
-use crate::conversation::{ConversationClient, ReplyStatus};
-use crate::deadline::within;
+use crate::conversation::{Begun, Store};
+use crate::engine::{self, Clock, Ending, Failure, Limits, Model, OpenError, TurnOutcome};
 use crate::event_stream::EventStream;
 use crate::events::{Message, SessionStart};
-use crate::gemini::{self, ChunkReader, StreamItem, Usage};
+use crate::gemini::{self, CallReport, GeminiModel, GeminiStream};
 use crate::history::HistoryMessage;
-use crate::speech::{clean_for_speech, SpeechFilter};
-
-/// Spoken when the model fails before saying anything.
-pub const APOLOGY_BEFORE_REPLY: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
-/// Spoken when the model fails part-way through a reply.
-pub const APOLOGY_MID_REPLY: &str = "Sorry, I lost my train of thought there.";
-/// Pause before the single retry of a retryable Gemini error.
-const RETRY_DELAY: Duration = Duration::from_millis(250);
+use crate::speech::clean_for_speech;
 
 /// Starts a `message` turn and returns its SSE response immediately.
 pub fn start_message(
+    store: Result<Store, String>,
+    config: Rc<Config>,
     message: Message,
-    config: Config,
-    env: Env,
-    ctx: &Context,
 ) -> worker::Result<Response> {
     let (stream, response) = EventStream::open(Some(message.turn_id.clone()))?;
-    ctx.wait_until(run_message(message, config, env, stream));
+    spawn_local(run_message(store, config, message, stream));
     Ok(response)
 }
 
 /// Starts a `session.start` turn (the welcome message) and returns its SSE response.
-pub fn start_session(
+pub fn start_welcome(
+    store: Result<Store, String>,
+    config: Rc<Config>,
     event: SessionStart,
-    config: Config,
-    env: Env,
-    ctx: &Context,
 ) -> worker::Result<Response> {
     let (stream, response) = EventStream::open(event.turn_id.clone())?;
-    ctx.wait_until(run_welcome(event, config, env, stream));
+    spawn_local(run_welcome(store, config, event, stream));
     Ok(response)
 }
 
-async fn run_message(message: Message, config: Config, env: Env, mut stream: EventStream) {
-    let mut log = TurnLog::new("message", &message.conversation_id, Some(&message.turn_id));
-    let store = match ConversationClient::new(&env, &message.conversation_id) {
-        Ok(store) => store,
-        Err(e) => return fail_before_model(stream, log, &format!("storage binding: {e}")).await,
-    };
-    let begun = store
-        .begin_turn(
+async fn run_message(
+    store: Result<Store, String>,
+    config: Rc<Config>,
+    message: Message,
+    mut stream: EventStream,
+) {
+    let clock = WorkerClock;
+    let mut log = TurnLog::new(
+        "message",
+        &message.conversation_id,
+        Some(&message.turn_id),
+        &clock,
+    );
+    let begun = store.and_then(|store| {
+        let begun = store.begin_turn(
             &message.turn_id,
             &message.text,
-            message.interruption_context.clone(),
-        )
-        .await;
-    let history = match begun {
-        Ok(reply) if reply.duplicate => {
+            message.interruption_context.as_ref(),
+        );
+        begun.map(|begun| (store, begun)).map_err(|e| e.to_string())
+    });
+    let (store, history) = match begun {
+        Ok((_, Begun::Duplicate)) => {
             // Layercode may deliver a turn twice; it was (or is being) answered already.
-            log.outcome = "duplicate";
             stream.end().await;
-            return log.emit();
+            return log.emit_without_reply("duplicate", &clock);
         }
-        Ok(reply) => reply.history,
-        Err(e) => return fail_before_model(stream, log, &format!("begin_turn: {e}")).await,
+        Ok((store, Begun::History(history))) => (Some(store), history),
+        Err(error) => {
+            log.storage_error = Some(format!("begin_turn: {error}"));
+            (None, Vec::new())
+        }
     };
 
-    let reply = speak_reply(&config, &history, &mut stream, &mut log).await;
-    if let Some(apology) = reply.apology {
-        // A new sentence after cut-off words, not glued to the last one.
-        let separator = if reply.text.is_empty() { "" } else { " " };
-        log.apology = stream.tts(&format!("{separator}{apology}")).await;
-    }
-    // The caller may have hung up while the model failed: then nobody heard the apology.
-    log.interrupted |= !stream.connected();
+    let (outcome, report) = match (&store, config.gemini_api_key.as_deref()) {
+        (None, _) => {
+            let outcome = apologise_for(Failure::Storage, &mut stream, &clock).await;
+            (outcome, CallReport::default())
+        }
+        (Some(_), None) => {
+            console_error!(
+                "{GOOGLE_GENERATIVE_AI_API_KEY} is not set: put it in .dev.vars locally or run \
+                 `npx wrangler secret put {GOOGLE_GENERATIVE_AI_API_KEY}`; answering with an apology"
+            );
+            let outcome = apologise_for(Failure::MissingApiKey, &mut stream, &clock).await;
+            (outcome, CallReport::default())
+        }
+        (Some(_), Some(api_key)) => reply(&config, api_key, &history, &mut stream, &clock).await,
+    };
     stream.end().await;
-    log.total_ms = Some(log.elapsed_ms());
 
-    if let Err(e) = store
-        .finish_turn(&message.turn_id, &reply.text, reply.status)
-        .await
-    {
-        log.storage_error = Some(e.to_string());
+    if let Some(store) = store {
+        if let Err(e) =
+            store.finish_turn(&message.turn_id, &outcome.heard(), outcome.ending.status())
+        {
+            log.storage_error = Some(format!("finish_turn: {e}"));
+        }
     }
-    log.emit();
+    log.emit(&outcome, &report, &clock);
 }
 
-/// The model could not even be asked (storage down): apologise and end cleanly.
-async fn fail_before_model(mut stream: EventStream, mut log: TurnLog, error: &str) {
-    log.outcome = "storage_error";
-    log.storage_error = Some(error.to_string());
-    log.apology = stream.tts(APOLOGY_BEFORE_REPLY).await;
-    stream.end().await;
-    log.total_ms = Some(log.elapsed_ms());
-    log.emit();
+/// Streams Gemini's reply for `history` through the engine.
+async fn reply(
+    config: &Config,
+    api_key: &str,
+    history: &[HistoryMessage],
+    stream: &mut EventStream,
+    clock: &WorkerClock,
+) -> (TurnOutcome, CallReport) {
+    let url = gemini::stream_url(&config.gemini_api_base_url, &config.gemini_model);
+    let body =
+        gemini::request_body(&config.system_prompt, &config.gemini_model, history).to_string();
+    let controller = AbortController::default();
+    let mut model = GeminiModel::new(url, api_key.to_string(), body, controller.signal());
+    let hangup = stream.hangup();
+    let limits = Limits::with_silence(config.gemini_timeout_ms);
+    let outcome = engine::run(&mut model, stream, clock, hangup, limits).await;
+    if outcome.ending != Ending::Complete {
+        // Stop paying for tokens nobody will hear, and free the connection.
+        controller.abort();
+    }
+    (outcome, model.report())
 }
 
-async fn run_welcome(event: SessionStart, config: Config, env: Env, mut stream: EventStream) {
+/// The model cannot even be asked: the engine still ends the turn with an apology.
+async fn apologise_for(
+    failure: Failure,
+    stream: &mut EventStream,
+    clock: &WorkerClock,
+) -> TurnOutcome {
+    let mut model = Unavailable(Some(failure));
+    let limits = Limits::with_silence(1000);
+    engine::run(&mut model, stream, clock, std::future::pending(), limits).await
+}
+
+/// A model that fails at once, with a failure that is not worth a retry.
+struct Unavailable(Option<Failure>);
+
+impl Model for Unavailable {
+    type Stream = GeminiStream;
+    async fn open(&mut self) -> Result<GeminiStream, OpenError> {
+        Err(OpenError {
+            failure: self.0.take().unwrap_or(Failure::Unreachable),
+            retryable: false,
+        })
+    }
+}
+
+async fn run_welcome(
+    store: Result<Store, String>,
+    config: Rc<Config>,
+    event: SessionStart,
+    mut stream: EventStream,
+) {
+    let clock = WorkerClock;
     let mut log = TurnLog::new(
         "session.start",
         &event.conversation_id,
         event.turn_id.as_deref(),
+        &clock,
     );
     let welcome = clean_for_speech(&config.welcome_message);
     if welcome.is_empty() {
-        log.outcome = "silent";
         stream.end().await;
-        return log.emit();
+        return log.emit_without_reply("silent", &clock);
     }
     // Without a turn id the greeting is still stored, keyed by the session.
     let turn_id = event.turn_id.clone().unwrap_or_else(|| {
@@ -123,248 +177,53 @@ async fn run_welcome(event: SessionStart, config: Config, env: Env, mut stream: 
             event.session_id.as_deref().unwrap_or("unknown")
         )
     });
-    let recorded = match ConversationClient::new(&env, &event.conversation_id) {
-        Ok(store) => store.record_welcome(&turn_id, &welcome).await,
-        Err(e) => Err(e),
-    };
+    let recorded = store.and_then(|store| {
+        store
+            .record_welcome(&turn_id, &welcome)
+            .map_err(|e| e.to_string())
+    });
     match recorded {
-        Ok(reply) if reply.duplicate => log.outcome = "duplicate",
-        recorded => {
-            if let Err(e) = recorded {
-                // The caller should still be greeted; the log says the store failed.
-                log.storage_error = Some(e.to_string());
-            }
-            log.note_first_tts();
-            log.interrupted = !stream.tts(&welcome).await;
-            log.chars_out = welcome.chars().count();
+        Ok(false) => {
+            stream.end().await;
+            return log.emit_without_reply("duplicate", &clock);
         }
+        Ok(true) => {}
+        // The caller should still be greeted; the log says the store failed.
+        Err(e) => log.storage_error = Some(format!("record_welcome: {e}")),
     }
+    let first_speech_at_ms = Some(clock.now_ms());
+    let heard = stream.tts(&welcome).await;
     stream.end().await;
-    log.total_ms = Some(log.elapsed_ms());
-    log.emit();
-}
-
-/// How a model reply ended, decided from what happened while streaming.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// Gemini finished with this reason.
-    Finished(String),
-    /// The client went away mid-reply (barge-in).
-    Interrupted,
-    /// Something failed; the label goes to the log.
-    Failed(String),
-}
-
-/// What to store and whether to apologise.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpokenReply {
-    /// Exactly the text that was sent to be spoken (the apology is not part of it).
-    pub text: String,
-    pub status: ReplyStatus,
-    pub apology: Option<&'static str>,
-}
-
-/// Settles a reply: policy stops that produced no words and every failure earn an apology, so
-/// the caller is never left in silence; an interrupted reply never does (nobody is listening).
-pub fn settle(ending: &Ending, spoken: String) -> SpokenReply {
-    let apology_for = |spoken: &str| {
-        if spoken.is_empty() {
-            APOLOGY_BEFORE_REPLY
+    let outcome = TurnOutcome {
+        ending: if heard {
+            Ending::Complete
         } else {
-            APOLOGY_MID_REPLY
-        }
-    };
-    match ending {
-        Ending::Interrupted => SpokenReply {
-            text: spoken,
-            status: ReplyStatus::Interrupted,
-            apology: None,
+            Ending::Interrupted
         },
-        Ending::Finished(_) if !spoken.is_empty() => SpokenReply {
-            text: spoken,
-            status: ReplyStatus::Complete,
-            apology: None,
-        },
-        // STOP with no text, SAFETY, RECITATION…: nothing was said, so say something.
-        Ending::Finished(_) => SpokenReply {
-            apology: Some(APOLOGY_BEFORE_REPLY),
-            text: spoken,
-            status: ReplyStatus::Failed,
-        },
-        Ending::Failed(_) => SpokenReply {
-            apology: Some(apology_for(&spoken)),
-            text: spoken,
-            status: ReplyStatus::Failed,
-        },
-    }
-}
-
-/// Streams Gemini's reply for `history` into `stream`, filtered for speech.
-async fn speak_reply(
-    config: &Config,
-    history: &[HistoryMessage],
-    stream: &mut EventStream,
-    log: &mut TurnLog,
-) -> SpokenReply {
-    let Some(api_key) = config.gemini_api_key.as_deref() else {
-        console_error!(
-            "{GOOGLE_GENERATIVE_AI_API_KEY} is not set: put it in .dev.vars locally or run \
-             `npx wrangler secret put {GOOGLE_GENERATIVE_AI_API_KEY}`; answering with an apology"
-        );
-        let ending = Ending::Failed("missing_api_key".to_string());
-        log.set_ending(&ending);
-        return settle(&ending, String::new());
+        spoken: if heard { welcome } else { String::new() },
+        apology: None,
+        finish_reason: None,
+        attempts: 0,
+        first_speech_at_ms,
     };
-    let controller = AbortController::default();
-    let mut spoken = String::new();
-    let ending = stream_reply(
-        config,
-        api_key,
-        history,
-        &controller,
-        stream,
-        &mut spoken,
-        log,
-    )
-    .await;
-    if !matches!(ending, Ending::Finished(_)) {
-        // Stop paying for tokens nobody will hear, and free the connection.
-        controller.abort();
-    }
-    log.set_ending(&ending);
-    settle(&ending, spoken)
+    log.emit(&outcome, &CallReport::default(), &clock);
 }
 
-async fn stream_reply(
-    config: &Config,
-    api_key: &str,
-    history: &[HistoryMessage],
-    controller: &AbortController,
-    stream: &mut EventStream,
-    spoken: &mut String,
-    log: &mut TurnLog,
-) -> Ending {
-    let timeout = Duration::from_millis(config.gemini_timeout_ms);
-    let mut response = match connect(config, api_key, history, controller, log).await {
-        Ok(response) => response,
-        Err(ending) => return ending,
-    };
-    let mut reader = match ChunkReader::new(&mut response) {
-        Ok(reader) => reader,
-        Err(_) => return Ending::Failed("no_body".to_string()),
-    };
-    let mut filter = SpeechFilter::new();
-    let mut finish_reason = None;
-    loop {
-        let item = match within(timeout, reader.next()).await {
-            None => return Ending::Failed("timeout".to_string()),
-            Some(Err(_)) => return Ending::Failed("network".to_string()),
-            Some(Ok(item)) => item,
-        };
-        let data = match item {
-            StreamItem::Event(data) => data,
-            StreamItem::End(leftover) => {
-                if let Some(leftover) = leftover {
-                    let error = gemini::classify_error(200, &leftover, api_key);
-                    log.gemini_error = Some(format!("{}: {}", error.status, error.message));
-                    return Ending::Failed("incomplete_stream".to_string());
-                }
-                break;
-            }
-        };
-        let chunk = match gemini::parse_chunk(&data, api_key) {
-            Ok(chunk) => chunk,
-            Err(_) => return Ending::Failed("unreadable_chunk".to_string()),
-        };
-        if let Some(error) = chunk.error {
-            log.gemini_error = Some(format!("{}: {}", error.status, error.message));
-            return Ending::Failed("stream_error".to_string());
-        }
-        if let Some(reason) = chunk.block_reason {
-            return Ending::Failed(format!("blocked_{}", reason.to_lowercase()));
-        }
-        if chunk.usage.is_some() {
-            log.usage = chunk.usage;
-        }
-        if !say(stream, &filter.push(&chunk.text), spoken, log).await {
-            return Ending::Interrupted;
-        }
-        if chunk.finish_reason.is_some() {
-            finish_reason = chunk.finish_reason;
-        }
+/// Workers timers. `Date.now()` advances with I/O, which is all a turn waits on.
+struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now_ms(&self) -> u64 {
+        worker::Date::now().as_millis()
     }
-    if !say(stream, &filter.finish(), spoken, log).await {
-        return Ending::Interrupted;
-    }
-    match finish_reason {
-        Some(reason) => Ending::Finished(reason),
-        // A cut connection can look like a clean end of body.
-        None => Ending::Failed("truncated".to_string()),
+
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
+        Delay::from(Duration::from_millis(ms))
     }
 }
 
-/// Sends speakable text and keeps the record of what was sent. False once the client is gone.
-async fn say(stream: &mut EventStream, text: &str, spoken: &mut String, log: &mut TurnLog) -> bool {
-    if text.is_empty() {
-        return stream.connected();
-    }
-    log.note_first_tts();
-    if !stream.tts(text).await {
-        return false;
-    }
-    spoken.push_str(text);
-    log.chars_out += text.chars().count();
-    true
-}
-
-/// Opens the Gemini stream, retrying once (quickly) on a retryable error before any byte was
-/// spoken. A long `retryDelay` is never waited out: the caller hears an apology instead.
-async fn connect(
-    config: &Config,
-    api_key: &str,
-    history: &[HistoryMessage],
-    controller: &AbortController,
-    log: &mut TurnLog,
-) -> Result<Response, Ending> {
-    let url = gemini::stream_url(&config.gemini_api_base_url, &config.gemini_model);
-    let body =
-        gemini::request_body(&config.system_prompt, &config.gemini_model, history).to_string();
-    let timeout = Duration::from_millis(config.gemini_timeout_ms);
-    let signal = controller.signal();
-    for attempt in 1..=2 {
-        log.gemini_attempts = attempt;
-        let last_attempt = attempt == 2;
-        let mut response = match within(timeout, gemini::send(&url, api_key, &body, &signal)).await
-        {
-            None => return Err(Ending::Failed("timeout".to_string())),
-            Some(Err(_)) if !last_attempt => {
-                Delay::from(RETRY_DELAY).await;
-                continue;
-            }
-            Some(Err(_)) => return Err(Ending::Failed("unreachable".to_string())),
-            Some(Ok(response)) => response,
-        };
-        let status = response.status_code();
-        log.gemini_status = Some(status);
-        if status == 200 {
-            return Ok(response);
-        }
-        let body = within(timeout, response.text())
-            .await
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let error = gemini::classify_error(status, &body, api_key);
-        log.gemini_error = Some(format!("{}: {}", error.status, error.message));
-        if error.retryable() && !last_attempt {
-            Delay::from(RETRY_DELAY).await;
-            continue;
-        }
-        return Err(Ending::Failed(format!("http_{status}")));
-    }
-    Err(Ending::Failed("unreachable".to_string()))
-}
-
-/// The one structured log line of a turn. Never holds user speech or secrets.
+/// The one structured log line of a turn, with the same fields for every turn. Never holds user
+/// speech or secrets.
 #[derive(Debug, Serialize)]
 struct TurnLog {
     event: &'static str,
@@ -372,10 +231,13 @@ struct TurnLog {
     kind: &'static str,
     conversation_id: String,
     turn_id: Option<String>,
+    /// `complete`, `interrupted`, `failed`, `duplicate` or `silent`.
     outcome: &'static str,
+    /// The finish reason of a complete reply, the failure of a failed one.
     ending: Option<String>,
+    finish_reason: Option<String>,
     ms_to_first_tts: Option<u64>,
-    total_ms: Option<u64>,
+    total_ms: u64,
     gemini_status: Option<u16>,
     gemini_attempts: u32,
     gemini_error: Option<String>,
@@ -386,13 +248,16 @@ struct TurnLog {
     output_tokens: Option<u64>,
     storage_error: Option<String>,
     #[serde(skip)]
-    usage: Option<Usage>,
-    #[serde(skip)]
     started_ms: u64,
 }
 
 impl TurnLog {
-    fn new(kind: &'static str, conversation_id: &str, turn_id: Option<&str>) -> Self {
+    fn new(
+        kind: &'static str,
+        conversation_id: &str,
+        turn_id: Option<&str>,
+        clock: &impl Clock,
+    ) -> Self {
         TurnLog {
             event: "turn",
             kind,
@@ -400,8 +265,9 @@ impl TurnLog {
             turn_id: turn_id.map(str::to_string),
             outcome: "complete",
             ending: None,
+            finish_reason: None,
             ms_to_first_tts: None,
-            total_ms: None,
+            total_ms: 0,
             gemini_status: None,
             gemini_attempts: 0,
             gemini_error: None,
@@ -411,100 +277,46 @@ impl TurnLog {
             prompt_tokens: None,
             output_tokens: None,
             storage_error: None,
-            usage: None,
-            started_ms: now_ms(),
+            started_ms: clock.now_ms(),
         }
     }
 
-    fn elapsed_ms(&self) -> u64 {
-        now_ms().saturating_sub(self.started_ms)
-    }
-
-    fn note_first_tts(&mut self) {
-        if self.ms_to_first_tts.is_none() {
-            self.ms_to_first_tts = Some(self.elapsed_ms());
-        }
-    }
-
-    fn set_ending(&mut self, ending: &Ending) {
-        let (outcome, detail) = match ending {
-            Ending::Finished(reason) => ("complete", reason.clone()),
-            Ending::Interrupted => ("interrupted", "client_disconnected".to_string()),
-            Ending::Failed(label) => ("failed", label.clone()),
-        };
+    /// A turn that was not answered: a duplicate delivery or a silent welcome.
+    fn emit_without_reply(mut self, outcome: &'static str, clock: &impl Clock) {
         self.outcome = outcome;
-        self.interrupted = matches!(ending, Ending::Interrupted);
-        self.ending = Some(detail);
+        self.write(clock);
     }
 
-    fn emit(mut self) {
-        if let Some(usage) = self.usage.take() {
-            self.prompt_tokens = usage.prompt_token_count;
-            self.output_tokens = usage.candidates_token_count;
-        }
+    fn emit(mut self, outcome: &TurnOutcome, report: &CallReport, clock: &impl Clock) {
+        self.outcome = outcome.ending.outcome();
+        self.ending = Some(match &outcome.ending {
+            Ending::Complete => outcome.finish_reason.clone().unwrap_or_default(),
+            Ending::Interrupted => "client_disconnected".to_string(),
+            Ending::Failed(failure) => failure.label(),
+        });
+        self.finish_reason = outcome.finish_reason.clone();
+        self.ms_to_first_tts = outcome
+            .first_speech_at_ms
+            .map(|at| at.saturating_sub(self.started_ms));
+        self.gemini_status = report.status;
+        self.gemini_attempts = report.requests;
+        self.gemini_error = report.error.clone();
+        self.chars_out = outcome.spoken.chars().count();
+        // An apology owed but not delivered means the caller had hung up by then.
+        let apology_unheard =
+            outcome.ending.apology(&outcome.spoken).is_some() && outcome.apology.is_none();
+        self.interrupted = outcome.ending == Ending::Interrupted || apology_unheard;
+        self.apology = outcome.apology.is_some();
+        self.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_token_count);
+        self.output_tokens = report.usage.as_ref().and_then(|u| u.candidates_token_count);
+        self.write(clock);
+    }
+
+    fn write(mut self, clock: &impl Clock) {
+        self.total_ms = clock.now_ms().saturating_sub(self.started_ms);
         match serde_json::to_string(&self) {
             Ok(line) => console_log!("{line}"),
             Err(e) => console_error!("turn log failed to serialise: {e}"),
         }
-    }
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_finished_reply_is_complete_without_apology() {
-        let reply = settle(&Ending::Finished("STOP".into()), "Cheyenne.".into());
-        assert_eq!(
-            reply,
-            SpokenReply {
-                text: "Cheyenne.".into(),
-                status: ReplyStatus::Complete,
-                apology: None
-            }
-        );
-    }
-
-    #[test]
-    fn max_tokens_keeps_the_text() {
-        let reply = settle(&Ending::Finished("MAX_TOKENS".into()), "Long answer".into());
-        assert_eq!(reply.status, ReplyStatus::Complete);
-        assert_eq!(reply.apology, None);
-    }
-
-    #[test]
-    fn a_policy_stop_with_no_words_gets_an_apology() {
-        let reply = settle(&Ending::Finished("SAFETY".into()), String::new());
-        assert_eq!(reply.status, ReplyStatus::Failed);
-        assert_eq!(reply.apology, Some(APOLOGY_BEFORE_REPLY));
-        assert_eq!(reply.text, "");
-    }
-
-    #[test]
-    fn failures_apologise_according_to_what_was_said() {
-        let before = settle(&Ending::Failed("http_503".into()), String::new());
-        assert_eq!(before.apology, Some(APOLOGY_BEFORE_REPLY));
-        let during = settle(&Ending::Failed("truncated".into()), "The capital".into());
-        assert_eq!(during.apology, Some(APOLOGY_MID_REPLY));
-        assert_eq!(during.text, "The capital");
-        assert_eq!(during.status, ReplyStatus::Failed);
-    }
-
-    #[test]
-    fn an_interrupted_reply_keeps_what_was_sent_and_stays_quiet() {
-        let reply = settle(&Ending::Interrupted, "The capital of".into());
-        assert_eq!(
-            reply,
-            SpokenReply {
-                text: "The capital of".into(),
-                status: ReplyStatus::Interrupted,
-                apology: None
-            }
-        );
     }
 }
