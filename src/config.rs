@@ -10,7 +10,7 @@ pub const LAYERCODE_API_KEY: &str = "LAYERCODE_API_KEY";
 pub const GOOGLE_GENERATIVE_AI_API_KEY: &str = "GOOGLE_GENERATIVE_AI_API_KEY";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 11] = [
+pub const SETTING_NAMES: [&str; 13] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
@@ -18,6 +18,8 @@ pub const SETTING_NAMES: [&str; 11] = [
     "GEMINI_API_BASE_URL",
     "LAYERCODE_API_BASE_URL",
     "GEMINI_TIMEOUT_MS",
+    "TURN_MAX_MS",
+    "REPLY_MAX_CHARS",
     "LAYERCODE_AGENT_ID",
     "ALLOWED_ORIGINS",
     "SYSTEM_PROMPT",
@@ -28,6 +30,10 @@ pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
 pub const DEFAULT_GEMINI_API_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 pub const DEFAULT_LAYERCODE_API_BASE_URL: &str = "https://api.layercode.com";
 pub const DEFAULT_GEMINI_TIMEOUT_MS: u64 = 10_000;
+/// A whole turn, speaking included: far beyond any reply the voice prompt asks for.
+pub const DEFAULT_TURN_MAX_MS: u64 = 60_000;
+/// About two minutes of speech: far beyond the one to three sentences the prompt asks for.
+pub const DEFAULT_REPLY_MAX_CHARS: u64 = 2_000;
 pub const DEFAULT_WELCOME_MESSAGE: &str = "Hi! How can I help you today?";
 
 /// Written for a voice: what the model writes is spoken as it streams.
@@ -42,6 +48,9 @@ carry on from there. If you did not understand the caller, ask a short clarifyin
 /// Bounds for `GEMINI_TIMEOUT_MS`, so a typo cannot make a caller wait minutes or cut every reply.
 const MIN_TIMEOUT_MS: u64 = 500;
 const MAX_TIMEOUT_MS: u64 = 120_000;
+/// Bounds for `TURN_MAX_MS` and `REPLY_MAX_CHARS`, for the same reason.
+const TURN_MS_RANGE: (u64, u64) = (2_000, 600_000);
+const REPLY_CHARS_RANGE: (u64, u64) = (100, 20_000);
 
 /// Which browser origins may call `/authorize` (CORS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +103,10 @@ pub struct Config {
     pub gemini_api_base_url: String,
     pub layercode_api_base_url: String,
     pub gemini_timeout_ms: u64,
+    /// The ceiling of a whole turn; a reply still going then is cut with a short close.
+    pub turn_max_ms: u64,
+    /// The longest spoken reply, in characters; a longer one is cut with a short close.
+    pub reply_max_chars: usize,
     pub layercode_agent_id: Option<String>,
     pub allowed_origins: AllowedOrigins,
     pub system_prompt: String,
@@ -109,6 +122,12 @@ impl Config {
         let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
         let base_url =
             |name: &str, default: &str| non_empty(name).unwrap_or_else(|| default.to_string());
+        // A number within `(min, max)`; unset or unreadable: the default.
+        let number = |name: &str, default: u64, (min, max): (u64, u64)| {
+            non_empty(name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(default, |n| n.clamp(min, max))
+        };
 
         Config {
             webhook_secrets: get(LAYERCODE_WEBHOOK_SECRET)
@@ -132,10 +151,18 @@ impl Config {
                 "LAYERCODE_API_BASE_URL",
                 DEFAULT_LAYERCODE_API_BASE_URL,
             )),
-            gemini_timeout_ms: non_empty("GEMINI_TIMEOUT_MS")
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(|ms| ms.clamp(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS))
-                .unwrap_or(DEFAULT_GEMINI_TIMEOUT_MS),
+            gemini_timeout_ms: number(
+                "GEMINI_TIMEOUT_MS",
+                DEFAULT_GEMINI_TIMEOUT_MS,
+                (MIN_TIMEOUT_MS, MAX_TIMEOUT_MS),
+            ),
+            turn_max_ms: number("TURN_MAX_MS", DEFAULT_TURN_MAX_MS, TURN_MS_RANGE),
+            reply_max_chars: usize::try_from(number(
+                "REPLY_MAX_CHARS",
+                DEFAULT_REPLY_MAX_CHARS,
+                REPLY_CHARS_RANGE,
+            ))
+            .unwrap_or(usize::MAX),
             layercode_agent_id: non_empty("LAYERCODE_AGENT_ID"),
             allowed_origins: AllowedOrigins::parse(&get("ALLOWED_ORIGINS").unwrap_or_default()),
             system_prompt: non_empty("SYSTEM_PROMPT")
@@ -243,6 +270,11 @@ mod tests {
             config(&[("GEMINI_TIMEOUT_MS", "soon")]).gemini_timeout_ms,
             10_000
         );
+        let limits = config(&[("TURN_MAX_MS", "1"), ("REPLY_MAX_CHARS", "5000")]);
+        assert_eq!(limits.turn_max_ms, 2_000);
+        assert_eq!(limits.reply_max_chars, 5_000);
+        assert_eq!(config(&[]).turn_max_ms, 60_000);
+        assert_eq!(config(&[]).reply_max_chars, 2_000);
     }
 
     #[test]

@@ -26,12 +26,44 @@ pub const APOLOGY_BEFORE_REPLY: &str =
     "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
 /// Spoken when the model fails part-way through a reply.
 pub const APOLOGY_MID_REPLY: &str = "Sorry, I lost my train of thought there.";
+/// Spoken when a reply is cut short (too long, or stopped by a content policy mid-sentence).
+pub const CLOSE_AFTER_CUT: &str = "I'll stop there.";
 
-/// One piece of the model's reply: a text delta, and the finish reason on the last piece.
+/// Why a reply was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The whole turn reached `Limits::turn_ms`.
+    TurnTime,
+    /// The spoken reply reached `Limits::reply_max_chars`.
+    Length,
+    /// The model stopped for a content policy after a half sentence.
+    Policy,
+}
+
+impl Cut {
+    pub fn label(self) -> &'static str {
+        match self {
+            Cut::TurnTime => "turn_limit",
+            Cut::Length => "length_limit",
+            Cut::Policy => "policy_stop",
+        }
+    }
+}
+
+/// One piece of the model's reply: a text delta, and how the model finished on the last piece.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Piece {
     pub text: String,
-    pub finish_reason: Option<String>,
+    pub finish: Option<Finish>,
+}
+
+/// The model's reason for ending its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// As the model said it (`STOP`, `SAFETY`…), for the log.
+    pub reason: String,
+    /// A content policy stopped the reply, possibly mid-sentence.
+    pub policy: bool,
 }
 
 /// Why a model call failed. Labels (for the log) come from [`Failure::label`].
@@ -128,14 +160,20 @@ pub struct Limits {
     pub max_attempts: u32,
     /// Pause before a retry.
     pub retry_delay_ms: u64,
+    /// The longest a whole turn may take, speaking included.
+    pub turn_ms: u64,
+    /// The longest reply spoken, in characters.
+    pub reply_max_chars: usize,
 }
 
 impl Limits {
-    pub fn with_silence(silence_ms: u64) -> Self {
+    pub fn new(silence_ms: u64, turn_ms: u64, reply_max_chars: usize) -> Self {
         Limits {
             silence_ms,
             max_attempts: 2,
             retry_delay_ms: 250,
+            turn_ms,
+            reply_max_chars,
         }
     }
 }
@@ -149,13 +187,15 @@ pub enum Ending {
     Interrupted,
     /// The reply failed; the caller heard an apology (if still there).
     Failed(Failure),
+    /// The reply was cut short; the caller heard a short close (if still there).
+    Cut(Cut),
 }
 
 impl Ending {
     /// The status the assistant's reply is stored with.
     pub fn status(&self) -> ReplyStatus {
         match self {
-            Ending::Complete => ReplyStatus::Complete,
+            Ending::Complete | Ending::Cut(_) => ReplyStatus::Complete,
             Ending::Interrupted => ReplyStatus::Interrupted,
             Ending::Failed(_) => ReplyStatus::Failed,
         }
@@ -167,15 +207,17 @@ impl Ending {
             Ending::Complete => "complete",
             Ending::Interrupted => "interrupted",
             Ending::Failed(_) => "failed",
+            Ending::Cut(_) => "cut",
         }
     }
 
-    /// The apology owed to the caller after `spoken`, if any.
-    pub fn apology(&self, spoken: &str) -> Option<&'static str> {
+    /// What the caller is owed after `spoken`: an apology for a failure, a close for a cut.
+    pub fn closing(&self, spoken: &str) -> Option<&'static str> {
         match self {
             Ending::Failed(_) if spoken.is_empty() => Some(APOLOGY_BEFORE_REPLY),
             Ending::Failed(_) => Some(APOLOGY_MID_REPLY),
-            _ => None,
+            Ending::Cut(_) => Some(CLOSE_AFTER_CUT),
+            Ending::Complete | Ending::Interrupted => None,
         }
     }
 }
@@ -184,10 +226,10 @@ impl Ending {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnOutcome {
     pub ending: Ending,
-    /// The model's words exactly as sent to be spoken (the apology is not part of it).
+    /// The model's words exactly as sent to be spoken (the closing line is not part of it).
     pub spoken: String,
-    /// The apology, if one was owed and the caller was still there to hear it.
-    pub apology: Option<&'static str>,
+    /// The apology or close, if one was owed and the caller was still there to hear it.
+    pub closing: Option<&'static str>,
     /// The model's finish reason, when it gave one.
     pub finish_reason: Option<String>,
     /// Attempts made to open the stream.
@@ -198,14 +240,14 @@ pub struct TurnOutcome {
 
 impl TurnOutcome {
     /// What the caller heard of this turn, to store as the assistant's reply: the model's words,
-    /// then the apology as a new sentence. Storing the apology keeps the next request a proper
-    /// user, model, user sequence, so a failure caused by the content itself does not repeat by
-    /// merging into every later question.
+    /// then the closing line as a new sentence. Storing an apology keeps the next request a
+    /// proper user, model, user sequence, so a failure caused by the content itself does not
+    /// repeat by merging into every later question.
     pub fn heard(&self) -> String {
-        match (self.spoken.is_empty(), self.apology) {
+        match (self.spoken.is_empty(), self.closing) {
             (_, None) => self.spoken.clone(),
-            (true, Some(apology)) => apology.to_string(),
-            (false, Some(apology)) => format!("{} {apology}", self.spoken),
+            (true, Some(closing)) => closing.to_string(),
+            (false, Some(closing)) => format!("{} {closing}", self.spoken),
         }
     }
 }
@@ -226,7 +268,7 @@ where
     let mut turn = Turn {
         speaker,
         clock,
-        waiter: Waiter::new(clock, hangup, limits.silence_ms),
+        waiter: Waiter::new(clock, hangup, limits),
         spoken: String::new(),
         finish_reason: None,
         attempts: 0,
@@ -236,9 +278,10 @@ where
     turn.settle(ending).await
 }
 
-/// A failure ends the model's part of the turn; `Gone` means the caller left.
+/// Why the model's part of the turn stopped early; `Gone` means the caller left.
 enum Stop {
     Failed(Failure),
+    Cut(Cut),
     Gone,
 }
 
@@ -257,23 +300,26 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
     async fn reply<M: Model>(&mut self, model: &mut M, limits: Limits) -> Result<(), Stop> {
         let mut stream = self.open(model, limits).await?;
         let mut filter = SpeechFilter::new();
+        let mut finish = None;
         loop {
             match self.waiter.wait(stream.next()).await? {
                 Ok(Some(piece)) => {
-                    if piece.finish_reason.is_some() {
-                        self.finish_reason = piece.finish_reason;
+                    if piece.finish.is_some() {
+                        finish = piece.finish;
                     }
-                    self.say(&filter.push(&piece.text)).await?;
+                    self.say(&filter.push(&piece.text), limits).await?;
                 }
                 Ok(None) => break,
                 Err(failure) => return Err(Stop::Failed(failure)),
             }
         }
-        self.say(&filter.finish()).await?;
-        match (&self.finish_reason, self.spoken.is_empty()) {
-            (None, _) => Err(Stop::Failed(Failure::Truncated)),
-            (Some(_), true) => Err(Stop::Failed(Failure::NothingSpoken)),
-            (Some(_), false) => Ok(()),
+        self.say(&filter.finish(), limits).await?;
+        self.finish_reason = finish.as_ref().map(|f| f.reason.clone());
+        match finish {
+            None => Err(Stop::Failed(Failure::Truncated)),
+            Some(_) if self.spoken.is_empty() => Err(Stop::Failed(Failure::NothingSpoken)),
+            Some(f) if f.policy && !ends_sentence(&self.spoken) => Err(Stop::Cut(Cut::Policy)),
+            Some(_) => Ok(()),
         }
     }
 
@@ -295,17 +341,24 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
         }
     }
 
-    /// Speaks decided text; speech is what moves the silence deadline.
-    async fn say(&mut self, text: &str) -> Result<(), Stop> {
-        if text.is_empty() {
-            return Ok(());
+    /// Speaks decided text; speech is what moves the silence deadline. Past the reply's length
+    /// cap only the words that fit are spoken, and the reply is cut.
+    async fn say(&mut self, text: &str, limits: Limits) -> Result<(), Stop> {
+        let room = limits
+            .reply_max_chars
+            .saturating_sub(self.spoken.chars().count());
+        let (text, cut) = fit_words(text, room);
+        if !text.is_empty() {
+            self.first_speech_at_ms.get_or_insert(self.clock.now_ms());
+            if !self.speaker.speak(text).await {
+                return Err(Stop::Gone);
+            }
+            self.spoken.push_str(text);
+            self.waiter.heard();
         }
-        self.first_speech_at_ms.get_or_insert(self.clock.now_ms());
-        if !self.speaker.speak(text).await {
-            return Err(Stop::Gone);
+        if cut {
+            return Err(Stop::Cut(Cut::Length));
         }
-        self.spoken.push_str(text);
-        self.waiter.heard();
         Ok(())
     }
 
@@ -315,9 +368,10 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
             Ok(()) => Ending::Complete,
             Err(Stop::Gone) => Ending::Interrupted,
             Err(Stop::Failed(failure)) => Ending::Failed(failure),
+            Err(Stop::Cut(cut)) => Ending::Cut(cut),
         };
-        let mut apology = None;
-        if let Some(text) = ending.apology(&self.spoken) {
+        let mut closing = None;
+        if let Some(text) = ending.closing(&self.spoken) {
             self.first_speech_at_ms.get_or_insert(self.clock.now_ms());
             let separated = if self.spoken.is_empty() {
                 text.to_string()
@@ -325,13 +379,13 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
                 format!(" {text}")
             };
             if self.speaker.speak(&separated).await {
-                apology = Some(text);
+                closing = Some(text);
             }
         }
         TurnOutcome {
             ending,
             spoken: self.spoken,
-            apology,
+            closing,
             finish_reason: self.finish_reason,
             attempts: self.attempts,
             first_speech_at_ms: self.first_speech_at_ms,
@@ -339,41 +393,85 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
     }
 }
 
-/// Waits on the model while watching the silence deadline and the caller hanging up.
+/// `text` cut to at most `room` characters at a word boundary; true if anything was left out.
+fn fit_words(text: &str, room: usize) -> (&str, bool) {
+    match text.char_indices().nth(room) {
+        None => (text, false),
+        Some((end, _)) => {
+            let head = &text[..end];
+            // Keep whole words only: up to the last space, or nothing if one word is too long.
+            let cut_at = head.rfind(char::is_whitespace).unwrap_or(0);
+            (head[..cut_at].trim_end(), true)
+        }
+    }
+}
+
+/// Whether a reply ends a sentence (so a policy stop right there leaves nothing dangling).
+fn ends_sentence(spoken: &str) -> bool {
+    spoken
+        .trim_end()
+        .ends_with(['.', '!', '?', '…', '"', '\u{201D}', ')'])
+}
+
+/// Waits on the model while watching the deadlines and the caller hanging up.
 ///
 /// One timer serves many waits: it is re-armed only when it fires early because speech moved
-/// the deadline since it was set, so a fast stream costs no timer per chunk.
+/// the silence deadline since it was set, so a fast stream costs no timer per chunk.
 struct Waiter<'a, C: Clock, H> {
     clock: &'a C,
     hangup: Pin<Box<H>>,
     silence_ms: u64,
-    deadline_ms: u64,
+    /// When the current silence runs out.
+    silence_deadline_ms: u64,
+    /// When the whole turn runs out.
+    turn_deadline_ms: u64,
     timer: Pin<Box<dyn Future<Output = ()> + 'a>>,
 }
 
 impl<'a, C: Clock, H: Future<Output = ()>> Waiter<'a, C, H> {
-    fn new(clock: &'a C, hangup: H, silence_ms: u64) -> Self {
-        let deadline_ms = clock.now_ms().saturating_add(silence_ms);
+    fn new(clock: &'a C, hangup: H, limits: Limits) -> Self {
+        let now = clock.now_ms();
+        let silence_deadline_ms = now.saturating_add(limits.silence_ms);
+        let turn_deadline_ms = now.saturating_add(limits.turn_ms);
+        let first = silence_deadline_ms.min(turn_deadline_ms) - now;
         Waiter {
             clock,
             hangup: Box::pin(hangup),
-            silence_ms,
-            deadline_ms,
-            timer: Box::pin(clock.sleep(silence_ms)),
+            silence_ms: limits.silence_ms,
+            silence_deadline_ms,
+            turn_deadline_ms,
+            timer: Box::pin(clock.sleep(first)),
         }
     }
 
     /// The caller heard something: the silence starts again.
     fn heard(&mut self) {
-        self.deadline_ms = self.clock.now_ms().saturating_add(self.silence_ms);
+        self.silence_deadline_ms = self.clock.now_ms().saturating_add(self.silence_ms);
     }
 
+    /// Time left before either deadline.
     fn left_ms(&self) -> u64 {
-        self.deadline_ms.saturating_sub(self.clock.now_ms())
+        let deadline = self.silence_deadline_ms.min(self.turn_deadline_ms);
+        deadline.saturating_sub(self.clock.now_ms())
     }
 
-    /// `future`'s output, unless the silence deadline passes or the caller hangs up first.
+    /// Which deadline has passed, if one has.
+    fn expired(&self) -> Option<Stop> {
+        let now = self.clock.now_ms();
+        if now >= self.turn_deadline_ms {
+            Some(Stop::Cut(Cut::TurnTime))
+        } else if now >= self.silence_deadline_ms {
+            Some(Stop::Failed(Failure::Timeout))
+        } else {
+            None
+        }
+    }
+
+    /// `future`'s output, unless a deadline passes or the caller hangs up first.
     async fn wait<T>(&mut self, future: impl Future<Output = T>) -> Result<T, Stop> {
+        if let Some(stop) = self.expired() {
+            return Err(stop);
+        }
         let mut future = pin!(future);
         loop {
             let woke = poll_fn(|cx| {
@@ -391,8 +489,10 @@ impl<'a, C: Clock, H: Future<Output = ()>> Waiter<'a, C, H> {
             .await?;
             match woke {
                 Some(value) => return Ok(value),
-                None if self.left_ms() == 0 => return Err(Stop::Failed(Failure::Timeout)),
-                None => self.timer = Box::pin(self.clock.sleep(self.left_ms())),
+                None => match self.expired() {
+                    Some(stop) => return Err(stop),
+                    None => self.timer = Box::pin(self.clock.sleep(self.left_ms())),
+                },
             }
         }
     }

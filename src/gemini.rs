@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use worker::{AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::engine::{self, Failure, OpenError, Piece};
+use crate::engine::{self, Failure, Finish, OpenError, Piece};
 use crate::history::{HistoryMessage, Role};
 use crate::sse::SseDecoder;
 
@@ -318,6 +318,15 @@ impl ChunkReader {
     }
 }
 
+/// Finish reasons of a reply stopped by a content policy (gemini-streaming.md §7), which can
+/// leave a sentence half-spoken.
+pub fn is_policy_stop(reason: &str) -> bool {
+    matches!(
+        reason,
+        "SAFETY" | "RECITATION" | "LANGUAGE" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
+    )
+}
+
 /// What the log line reports about the calls to Gemini of one turn.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallReport {
@@ -433,7 +442,10 @@ impl engine::ReplyStream for GeminiStream {
         }
         Ok(Some(Piece {
             text: chunk.text,
-            finish_reason: chunk.finish_reason,
+            finish: chunk.finish_reason.map(|reason| Finish {
+                policy: is_policy_stop(&reason),
+                reason,
+            }),
         }))
     }
 }

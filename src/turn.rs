@@ -119,7 +119,11 @@ async fn reply(
     let controller = AbortController::default();
     let mut model = GeminiModel::new(url, api_key.to_string(), body, controller.signal());
     let hangup = stream.hangup();
-    let limits = Limits::with_silence(config.gemini_timeout_ms);
+    let limits = Limits::new(
+        config.gemini_timeout_ms,
+        config.turn_max_ms,
+        config.reply_max_chars,
+    );
     let outcome = engine::run(&mut model, stream, clock, hangup, limits).await;
     if outcome.ending != Ending::Complete {
         // Stop paying for tokens nobody will hear, and free the connection.
@@ -135,7 +139,7 @@ async fn apologise_for(
     clock: &WorkerClock,
 ) -> TurnOutcome {
     let mut model = Unavailable(Some(failure));
-    let limits = Limits::with_silence(1000);
+    let limits = Limits::new(1000, 1000, 0);
     engine::run(&mut model, stream, clock, std::future::pending(), limits).await
 }
 
@@ -201,7 +205,7 @@ async fn run_welcome(
             Ending::Interrupted
         },
         spoken: if heard { welcome } else { String::new() },
-        apology: None,
+        closing: None,
         finish_reason: None,
         attempts: 0,
         first_speech_at_ms,
@@ -231,7 +235,7 @@ struct TurnLog {
     kind: &'static str,
     conversation_id: String,
     turn_id: Option<String>,
-    /// `complete`, `interrupted`, `failed`, `duplicate` or `silent`.
+    /// `complete`, `cut`, `interrupted`, `failed`, `duplicate` or `silent`.
     outcome: &'static str,
     /// The finish reason of a complete reply, the failure of a failed one.
     ending: Option<String>,
@@ -293,6 +297,7 @@ impl TurnLog {
             Ending::Complete => outcome.finish_reason.clone().unwrap_or_default(),
             Ending::Interrupted => "client_disconnected".to_string(),
             Ending::Failed(failure) => failure.label(),
+            Ending::Cut(cut) => cut.label().to_string(),
         });
         self.finish_reason = outcome.finish_reason.clone();
         self.ms_to_first_tts = outcome
@@ -302,11 +307,11 @@ impl TurnLog {
         self.gemini_attempts = report.requests;
         self.gemini_error = report.error.clone();
         self.chars_out = outcome.spoken.chars().count();
-        // An apology owed but not delivered means the caller had hung up by then.
-        let apology_unheard =
-            outcome.ending.apology(&outcome.spoken).is_some() && outcome.apology.is_none();
-        self.interrupted = outcome.ending == Ending::Interrupted || apology_unheard;
-        self.apology = outcome.apology.is_some();
+        // A closing line owed but not delivered means the caller had hung up by then.
+        let closing_unheard =
+            outcome.ending.closing(&outcome.spoken).is_some() && outcome.closing.is_none();
+        self.interrupted = outcome.ending == Ending::Interrupted || closing_unheard;
+        self.apology = matches!(outcome.ending, Ending::Failed(_)) && outcome.closing.is_some();
         self.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_token_count);
         self.output_tokens = report.usage.as_ref().and_then(|u| u.candidates_token_count);
         self.write(clock);

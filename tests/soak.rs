@@ -77,7 +77,7 @@ enum Fault {
     None,
     /// 503 on the first attempt, a normal reply on the retry.
     Http503ThenOk,
-    /// 429 on both attempts: the caller hears the apology, nothing is stored.
+    /// 429 on both attempts: the caller hears the apology, which is stored as the reply.
     Http429Twice,
     /// Two text chunks, then an error event inside the stream.
     MidStreamError,
@@ -277,24 +277,23 @@ enum Role {
 #[derive(Clone, Debug)]
 struct TurnRecord {
     user: String,
-    /// The assistant text as stored: the complete reply, what was heard for a barge-in, the
-    /// text spoken before a mid-stream failure, "" when nothing was said (apology excluded).
+    /// The assistant text as stored: what the caller heard (the complete reply; what was heard
+    /// of a barge-in; the words before a failure followed by the apology, or the apology alone).
     assistant: String,
 }
 
-/// What the caller hears and what is stored for a turn that is not interrupted.
+/// What the caller hears and what is stored for a turn that is not interrupted: the same,
+/// since what was heard is what is stored, apology included.
 fn expected_outcome(c: usize, t: usize, fault: Fault) -> (String, String) {
     let parts = reply_parts(c, t);
     let full: String = parts.concat();
-    match fault {
-        Fault::None | Fault::Http503ThenOk => (full.clone(), full),
-        Fault::Http429Twice => (APOLOGY_BEFORE.to_string(), String::new()),
-        Fault::MidStreamError => {
-            let partial = format!("{}{}", parts[0], parts[1]);
-            (format!("{partial} {APOLOGY_MID}"), partial)
-        }
-        Fault::NoFinishReason => (format!("{full} {APOLOGY_MID}"), full),
-    }
+    let heard = match fault {
+        Fault::None | Fault::Http503ThenOk => full,
+        Fault::Http429Twice => APOLOGY_BEFORE.to_string(),
+        Fault::MidStreamError => format!("{}{} {APOLOGY_MID}", parts[0], parts[1]),
+        Fault::NoFinishReason => format!("{full} {APOLOGY_MID}"),
+    };
+    (heard.clone(), heard)
 }
 
 /// The `contents` Gemini must get for a turn, given the turns before it and the new user text:

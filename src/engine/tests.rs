@@ -117,7 +117,10 @@ impl ReplyStream for FakeStream<'_> {
     async fn next(&mut self) -> Result<Option<Piece>, Failure> {
         let piece = |text: &str, finish: Option<&str>| Piece {
             text: text.to_string(),
-            finish_reason: finish.map(str::to_string),
+            finish: finish.map(|reason| Finish {
+                reason: reason.to_string(),
+                policy: matches!(reason, "SAFETY" | "RECITATION"),
+            }),
         };
         match self.steps.pop_front() {
             Some(Step::Text(delay, text)) => {
@@ -160,6 +163,8 @@ impl Speaker for FakeSpeaker<'_> {
 }
 
 const SILENCE: u64 = 2000;
+const TURN: u64 = 60_000;
+const MAX_CHARS: usize = 2000;
 
 fn ok(steps: Vec<Step>) -> Answer {
     Some((5, Ok(steps)))
@@ -226,6 +231,20 @@ struct Run {
 }
 
 fn play(answers: Vec<Answer>, accepts: usize, hangup_at: Option<u64>) -> Run {
+    play_within(
+        Limits::new(SILENCE, TURN, MAX_CHARS),
+        answers,
+        accepts,
+        hangup_at,
+    )
+}
+
+fn play_within(
+    limits: Limits,
+    answers: Vec<Answer>,
+    accepts: usize,
+    hangup_at: Option<u64>,
+) -> Run {
     let clock = VirtualClock::default();
     let mut model = FakeModel {
         clock: &clock,
@@ -242,7 +261,6 @@ fn play(answers: Vec<Answer>, accepts: usize, hangup_at: Option<u64>) -> Run {
             None => pending().await,
         }
     };
-    let limits = Limits::with_silence(SILENCE);
     let outcome = clock.run(run(&mut model, &mut speaker, &clock, hangup, limits));
     Run {
         outcome,
@@ -412,7 +430,7 @@ fn the_apology_is_stored_as_what_was_heard() {
         interrupted.outcome.ending.status(),
         ReplyStatus::Interrupted
     );
-    assert_eq!(interrupted.outcome.apology, None);
+    assert_eq!(interrupted.outcome.closing, None);
 }
 
 #[test]
@@ -497,11 +515,96 @@ fn endings_name_their_status_outcome_and_apology() {
     for (ending, status, outcome, apology) in table {
         assert_eq!(ending.status(), status);
         assert_eq!(ending.outcome(), outcome);
-        assert_eq!(ending.apology(""), apology);
+        assert_eq!(ending.closing(""), apology);
     }
     assert_eq!(
-        Ending::Failed(Failure::Http(503)).apology("Some words"),
+        Ending::Failed(Failure::Http(503)).closing("Some words"),
         Some(APOLOGY_MID_REPLY)
     );
+    assert_eq!(
+        Ending::Cut(Cut::Length).closing("Words"),
+        Some(CLOSE_AFTER_CUT)
+    );
+    assert_eq!(Ending::Cut(Cut::Length).status(), ReplyStatus::Complete);
+    assert_eq!(Ending::Cut(Cut::TurnTime).outcome(), "cut");
     assert_eq!(Failure::Http(503).label(), "http_503");
+}
+
+#[test]
+fn an_endless_stream_is_cut_at_the_turn_limit_and_closed() {
+    // Text every 100 ms, never a finish reason.
+    let steps: Vec<Step> = (0..10_000).map(|_| Step::Text(100, "and ")).collect();
+    let limits = Limits::new(SILENCE, 5_000, usize::MAX);
+    let run = play_within(limits, vec![ok(steps)], usize::MAX, None);
+    assert_eq!(run.outcome.ending, Ending::Cut(Cut::TurnTime));
+    let (closed_at, close) = run.heard.last().cloned().unwrap();
+    assert_eq!(close, format!(" {CLOSE_AFTER_CUT}"));
+    assert!(closed_at <= 5_000, "closed at {closed_at}");
+    assert_eq!(
+        run.outcome.heard(),
+        format!("{} {CLOSE_AFTER_CUT}", run.outcome.spoken)
+    );
+    assert_eq!(run.outcome.ending.status(), ReplyStatus::Complete);
+}
+
+#[test]
+fn a_reply_past_the_length_cap_is_cut_at_a_word_and_closed() {
+    let steps = vec![
+        Step::Text(1, "One two three "),
+        Step::Text(1, "four five six seven"),
+        Step::Last(1, " eight.", "STOP"),
+    ];
+    let limits = Limits::new(SILENCE, TURN, 22);
+    let run = play_within(limits, vec![ok(steps)], usize::MAX, None);
+    assert_eq!(run.outcome.ending, Ending::Cut(Cut::Length));
+    assert_eq!(run.outcome.spoken, "One two three four");
+    assert_eq!(
+        heard_text(&run.heard),
+        format!("One two three four {CLOSE_AFTER_CUT}")
+    );
+}
+
+#[test]
+fn a_policy_stop_mid_sentence_gets_a_close_but_not_after_a_full_stop() {
+    let mid = play(
+        vec![ok(vec![
+            Step::Text(1, "The recipe needs"),
+            Step::Last(1, "", "SAFETY"),
+        ])],
+        usize::MAX,
+        None,
+    );
+    assert_eq!(mid.outcome.ending, Ending::Cut(Cut::Policy));
+    assert_eq!(
+        heard_text(&mid.heard),
+        format!("The recipe needs {CLOSE_AFTER_CUT}")
+    );
+    assert_eq!(mid.outcome.finish_reason.as_deref(), Some("SAFETY"));
+
+    let whole = play(
+        vec![ok(vec![Step::Last(
+            1,
+            "That is all I can say.",
+            "RECITATION",
+        )])],
+        usize::MAX,
+        None,
+    );
+    assert_eq!(whole.outcome.ending, Ending::Complete);
+    assert_eq!(heard_text(&whole.heard), "That is all I can say.");
+}
+
+#[test]
+fn words_fit_the_room_left() {
+    let table = [
+        ("hello world", 100, ("hello world", false)),
+        ("hello world", 11, ("hello world", false)),
+        ("hello world", 8, ("hello", true)),
+        ("hello world", 3, ("", true)),
+        ("héllo wörld", 7, ("héllo", true)),
+        ("", 0, ("", false)),
+    ];
+    for (text, room, expected) in table {
+        assert_eq!(fit_words(text, room), expected, "{text:?} in {room}");
+    }
 }

@@ -1,0 +1,110 @@
+//! The caller's wait and the turn itself are bounded, under the real runtime: a stream of
+//! chunks with nothing speakable does not hold off the apology, an endless stream is cut at
+//! `TURN_MAX_MS` and a long reply at `REPLY_MAX_CHARS`, each with a short spoken close, and what
+//! the caller heard is what the next request carries.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+const APOLOGY_BEFORE: &str =
+    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
+const CLOSE: &str = "I'll stop there.";
+
+fn start() -> (MockGemini, Worker) {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(
+        WorkerOptions::new(&gemini, &layercode)
+            .var("GEMINI_TIMEOUT_MS", "1500")
+            .var("TURN_MAX_MS", "2000")
+            .var("REPLY_MAX_CHARS", "100"),
+    );
+    (gemini, worker)
+}
+
+fn every(gap_ms: u64, events: Vec<String>) -> GeminiReply {
+    GeminiReply::Stream {
+        events: events
+            .into_iter()
+            .map(|e| (Duration::from_millis(gap_ms), e))
+            .collect(),
+        framing: Framing::Lf,
+        then: StreamEnd::Hang,
+    }
+}
+
+/// What Gemini received as the model's part of the previous turn, via one more turn.
+fn stored_reply(gemini: &MockGemini, worker: &Worker, conversation: &str) -> String {
+    let before = gemini.requests().len();
+    stream_webhook(worker, &message(conversation, "next", "And then?"));
+    let request = &gemini.wait_for_requests(before + 1, TURN_TIMEOUT)[before];
+    let contents = contents(&request.json());
+    contents[contents.len() - 2].1.clone()
+}
+
+#[test]
+fn chunks_with_nothing_speakable_do_not_keep_the_caller_waiting() {
+    use gemini_fixtures::text_chunk;
+    let (gemini, worker) = start();
+    // An empty, a whitespace and a markdown-only chunk every 400 ms, for 12 s.
+    let speechless = (0..30)
+        .map(|i| text_chunk(["", "  ", "**"][i % 3], None))
+        .collect();
+    gemini.push(every(400, speechless));
+    let transcript = stream_webhook(&worker, &message("conv_speechless", "t1", "Hello?"));
+    assert_well_formed_turn(&transcript, "t1");
+    assert_eq!(transcript.tts_text(), APOLOGY_BEFORE);
+    let apology_at = transcript.events[0].at;
+    assert!(
+        apology_at < Duration::from_millis(3000),
+        "apology after {apology_at:?}, not held off by the chunks"
+    );
+    assert!(gemini.client_disconnected(0, TURN_TIMEOUT));
+    let line = worker.wait_for_log("\"turn_id\":\"t1\"", TURN_TIMEOUT);
+    assert!(line.contains("\"ending\":\"timeout\""), "{line}");
+}
+
+#[test]
+fn an_endless_stream_is_cut_at_the_turn_limit() {
+    use gemini_fixtures::text_chunk;
+    let (gemini, worker) = start();
+    let endless = (0..300).map(|_| text_chunk("and ", None)).collect();
+    gemini.push(every(100, endless));
+    let transcript = stream_webhook(&worker, &message("conv_endless", "t1", "Go on"));
+    assert_well_formed_turn(&transcript, "t1");
+    let heard = transcript.tts_text();
+    assert!(heard.starts_with("and and"), "{heard}");
+    assert!(heard.ends_with(CLOSE), "{heard}");
+    let end_at = transcript.events.last().map(|e| e.at).unwrap_or_default();
+    assert!(end_at < Duration::from_secs(5), "ended after {end_at:?}");
+    assert!(gemini.client_disconnected(0, TURN_TIMEOUT));
+    let line = worker.wait_for_log("\"turn_id\":\"t1\"", TURN_TIMEOUT);
+    assert!(line.contains("\"outcome\":\"cut\""), "{line}");
+    assert!(line.contains("\"ending\":\"turn_limit\""), "{line}");
+    assert_eq!(stored_reply(&gemini, &worker, "conv_endless"), heard);
+}
+
+#[test]
+fn a_reply_past_the_length_cap_is_cut_at_a_word() {
+    use gemini_fixtures::text_chunk;
+    let (gemini, worker) = start();
+    let words = (0..60)
+        .map(|i| text_chunk(&format!("word{i} "), None))
+        .collect();
+    gemini.push(every(5, words));
+    let transcript = stream_webhook(&worker, &message("conv_long", "t1", "Talk"));
+    assert_well_formed_turn(&transcript, "t1");
+    let heard = transcript.tts_text();
+    let spoken = heard
+        .strip_suffix(&format!(" {CLOSE}"))
+        .unwrap_or_else(|| panic!("{heard}"));
+    assert!(spoken.chars().count() <= 100, "{spoken}");
+    assert!(spoken.chars().count() > 80, "{spoken}");
+    assert!(
+        spoken.ends_with(|c: char| c.is_ascii_digit()),
+        "cut inside a word: {spoken}"
+    );
+    assert_eq!(stored_reply(&gemini, &worker, "conv_long"), heard);
+}
