@@ -10,6 +10,8 @@
 //! [`Store`] is the SQL: each method is a run of synchronous `exec` calls with no `.await`
 //! between them, which the runtime applies atomically.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +23,8 @@ use worker::{
 use crate::config::Config;
 use crate::events::{self, InterruptionContext, SessionEnd, WebhookEvent};
 use crate::history::{
-    bounded_window, HistoryMessage, ReplyStatus, WINDOW_MAX_CHARS, WINDOW_MAX_MESSAGES,
+    bounded_window, heard_prefix, HistoryMessage, ReplyStatus, WINDOW_MAX_CHARS,
+    WINDOW_MAX_MESSAGES,
 };
 use crate::turn;
 
@@ -170,7 +173,10 @@ impl DurableObject for Conversation {
         let sql = state.storage().sql();
         let init_error = sql.exec(SCHEMA, None).err().map(|e| e.to_string());
         Conversation {
-            store: Store { sql },
+            store: Store {
+                sql,
+                in_flight: Rc::default(),
+            },
             config: Rc::new(Config::from_env(&env)),
             init_error,
         }
@@ -213,10 +219,35 @@ impl DurableObject for Conversation {
     }
 }
 
-/// The conversation's SQL. Cloning is cheap (a handle), so a turn can own one.
+/// The conversation's SQL, and what its running turns have sent so far. Cloning is cheap
+/// (handles), so a turn can own one.
 #[derive(Clone)]
 pub struct Store {
     sql: SqlStorage,
+    /// Text sent so far by each turn still running in this object, by `turn_id`: what an
+    /// interruption context is checked against while the reply's row is still pending.
+    in_flight: Rc<RefCell<HashMap<String, Rc<RefCell<String>>>>>,
+}
+
+/// The key a welcome is stored under: its own namespace, so a `message` that reuses the
+/// `session.start` turn id (or a second session without one) never collides with it.
+pub fn welcome_key(turn_id: Option<&str>, session_id: Option<&str>) -> String {
+    fn non_empty(id: Option<&str>) -> Option<&str> {
+        id.map(str::trim).filter(|id| !id.is_empty())
+    }
+    match (non_empty(turn_id), non_empty(session_id)) {
+        (Some(turn_id), _) => format!("welcome:{turn_id}"),
+        (None, Some(session_id)) => format!("welcome:session:{session_id}"),
+        // Nothing identifies this delivery, so nothing can tell a redelivery apart.
+        (None, None) => format!("welcome:at:{}", now_ms()),
+    }
+}
+
+#[derive(Deserialize)]
+struct AssistantRow {
+    seq: i64,
+    turn_id: String,
+    text: String,
 }
 
 #[derive(Deserialize)]
@@ -267,22 +298,51 @@ impl Store {
         Ok(Begun::History(self.recent_history()?))
     }
 
+    /// Makes the interrupted reply what the caller heard of it, clamped to what was sent.
     fn apply_interruption(&self, context: &InterruptionContext) -> worker::Result<()> {
-        let heard = context.text_heard.clone().unwrap_or_default();
-        let interrupted = ReplyStatus::Interrupted.as_str();
-        match &context.assistant_turn_id {
+        let rows: Vec<AssistantRow> = match &context.assistant_turn_id {
             Some(turn_id) => self.sql.exec(
-                "UPDATE messages SET text = ?, status = ? WHERE turn_id = ? AND role = 'assistant'",
-                vec![heard.into(), interrupted.into(), turn_id.as_str().into()],
+                "SELECT seq, turn_id, text FROM messages WHERE role = 'assistant' \
+                 AND turn_id IN (?, ?)",
+                vec![turn_id.as_str().into(), format!("welcome:{turn_id}").into()],
             )?,
             // No id given: the interrupted turn is the latest assistant turn.
             None => self.sql.exec(
-                "UPDATE messages SET text = ?, status = ? WHERE seq = \
-                 (SELECT MAX(seq) FROM messages WHERE role = 'assistant')",
-                vec![heard.into(), interrupted.into()],
+                "SELECT seq, turn_id, text FROM messages WHERE role = 'assistant' \
+                 ORDER BY seq DESC LIMIT 1",
+                None,
             )?,
+        }
+        .to_array()?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(()); // nothing of ours was interrupted (or it was never stored)
         };
+        // A reply still running here has sent more than its pending row says.
+        let running = self.in_flight.borrow().get(&row.turn_id).cloned();
+        let sent = running.map_or(row.text, |sent| sent.borrow().clone());
+        let heard = heard_prefix(&sent, context.text_heard.as_deref(), context.words_heard);
+        self.sql.exec(
+            "UPDATE messages SET text = ?, status = ? WHERE seq = ?",
+            vec![
+                heard.into(),
+                ReplyStatus::Interrupted.as_str().into(),
+                row.seq.into(),
+            ],
+        )?;
         Ok(())
+    }
+
+    /// Starts recording what a running turn sends (see `in_flight`).
+    pub fn track(&self, turn_id: &str) -> Rc<RefCell<String>> {
+        let sent = Rc::<RefCell<String>>::default();
+        self.in_flight
+            .borrow_mut()
+            .insert(turn_id.to_string(), sent.clone());
+        sent
+    }
+
+    pub fn untrack(&self, turn_id: &str) {
+        self.in_flight.borrow_mut().remove(turn_id);
     }
 
     /// Stores what the caller heard of a turn, unless the turn was already settled (for example

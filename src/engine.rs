@@ -91,6 +91,8 @@ pub enum Failure {
     Blocked,
     /// The body ended inside an event (or was an unframed error body).
     IncompleteStream,
+    /// One event was larger than any real one.
+    OversizedEvent,
     /// The body ended cleanly but without a finish reason: a cut connection looks like this.
     Truncated,
     /// The model finished (the reason is kept) without a single speakable word.
@@ -112,6 +114,7 @@ impl Failure {
             Failure::StreamError => "stream_error".into(),
             Failure::Blocked => "blocked".into(),
             Failure::IncompleteStream => "incomplete_stream".into(),
+            Failure::OversizedEvent => "oversized_event".into(),
             Failure::Truncated => "truncated".into(),
             Failure::NothingSpoken => "nothing_spoken".into(),
         }

@@ -286,6 +286,8 @@ pub enum StreamItem {
     Event(String),
     /// The body ended; carries leftover bytes of an unfinished event, if any.
     End(Option<String>),
+    /// An event was larger than any real one (`sse::MAX_EVENT_BYTES`): the stream is refused.
+    Oversized,
 }
 
 impl ChunkReader {
@@ -308,7 +310,12 @@ impl ChunkReader {
                 return Ok(StreamItem::End(None));
             }
             match self.bytes.next().await {
-                Some(bytes) => self.ready.extend(self.decoder.push(&bytes?)),
+                Some(bytes) => {
+                    self.ready.extend(self.decoder.push(&bytes?));
+                    if self.decoder.overflowed() {
+                        return Ok(StreamItem::Oversized);
+                    }
+                }
                 None => {
                     self.ended = true;
                     return Ok(StreamItem::End(self.decoder.finish()));
@@ -419,6 +426,7 @@ impl engine::ReplyStream for GeminiStream {
         let data = match self.reader.next().await {
             Err(_) => return Err(Failure::Network),
             Ok(StreamItem::End(None)) => return Ok(None),
+            Ok(StreamItem::Oversized) => return Err(Failure::OversizedEvent),
             Ok(StreamItem::End(Some(leftover))) => {
                 // An unframed error body, or an event cut off by the end of the body.
                 let error = classify_error(200, &leftover, &self.api_key);

@@ -105,9 +105,83 @@ pub fn bounded_window(
     kept
 }
 
+/// What the caller can have heard of an interrupted reply: the longest prefix of `sent`, by
+/// whole words, that `text_heard` confirms (compared without case, spacing or punctuation), or
+/// its first `words_heard` words when no text was given. Never more than was sent: a context
+/// claiming more cannot put words in the model's mouth.
+pub fn heard_prefix(sent: &str, text_heard: Option<&str>, words_heard: Option<f64>) -> String {
+    let words: Vec<(usize, &str)> = word_spans(sent).collect();
+    let count = match text_heard {
+        Some(heard) => words
+            .iter()
+            .zip(word_spans(heard))
+            .take_while(|((_, sent_word), (_, heard_word))| same_word(sent_word, heard_word))
+            .count(),
+        None => {
+            let n = words_heard
+                .filter(|n| n.is_finite() && *n > 0.0)
+                .unwrap_or(0.0);
+            // Saturating: a huge count means "everything".
+            (n as usize).min(words.len())
+        }
+    };
+    match count.checked_sub(1).and_then(|last| words.get(last)) {
+        Some((start, word)) => sent[..start + word.len()].to_string(),
+        None => String::new(),
+    }
+}
+
+/// Each whitespace-separated word with its byte offset.
+fn word_spans(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split_whitespace()
+        .map(move |word| (word.as_ptr() as usize - text.as_ptr() as usize, word))
+}
+
+fn same_word(a: &str, b: &str) -> bool {
+    let letters = |w: &str| -> String {
+        w.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    letters(a) == letters(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_was_heard_is_clamped_to_what_was_sent() {
+        let sent = "The capital of Wyoming is Cheyenne.";
+        let table: [(Option<&str>, Option<f64>, &str); 9] = [
+            (Some("The capital of"), Some(3.0), "The capital of"),
+            // Spacing, case and punctuation differ in Layercode's transcript of the audio.
+            (Some("the  Capital, of"), None, "The capital of"),
+            // A context claiming more than was sent keeps only what was.
+            (
+                Some("The capital of Wyoming is Cheyenne. I promise a refund."),
+                None,
+                sent,
+            ),
+            // Words that were never sent end the prefix.
+            (Some("The capital of Texas"), None, "The capital of"),
+            (Some(""), Some(4.0), ""),
+            // No text: the first `words_heard` words.
+            (None, Some(2.0), "The capital"),
+            (None, Some(99.0), sent),
+            (None, Some(f64::NAN), ""),
+            (None, None, ""),
+        ];
+        for (text_heard, words_heard, expected) in table {
+            assert_eq!(
+                heard_prefix(sent, text_heard, words_heard),
+                expected,
+                "{text_heard:?} / {words_heard:?}"
+            );
+        }
+        assert_eq!(heard_prefix("", Some("anything"), None), "");
+    }
 
     #[test]
     fn window_keeps_the_newest_messages_in_order() {

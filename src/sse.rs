@@ -20,6 +20,9 @@ const LF: u8 = b'\n';
 const CR: u8 = b'\r';
 /// The UTF-8 byte order mark. The event-stream rules skip it at the start of a stream.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// The most one incoming event may hold. A real Gemini event is a few KB; past this the
+/// stream is refused rather than buffered (a line without an end would otherwise grow forever).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding: the events we send to Layercode
@@ -101,6 +104,8 @@ pub struct SseDecoder {
     /// The data lines of the current event joined by `\n`; `None` until a `data` line arrives,
     /// because an event without one is not dispatched (but `data:` alone gives `Some("")`).
     data: Option<Vec<u8>>,
+    /// An event grew past [`MAX_EVENT_BYTES`]: everything after it is ignored.
+    overflowed: bool,
 }
 
 impl SseDecoder {
@@ -110,7 +115,12 @@ impl SseDecoder {
     }
 
     /// Feeds raw bytes; returns the data payload of every event these bytes complete, in order.
+    /// Once an event grows past [`MAX_EVENT_BYTES`] nothing more is returned (see
+    /// [`SseDecoder::overflowed`]) and no more is buffered.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        if self.overflowed {
+            return Vec::new();
+        }
         let completes_crlf = self.completes_split_crlf(bytes);
         let chunk_start = self.buf.len();
         self.buf.extend_from_slice(bytes);
@@ -140,7 +150,18 @@ impl SseDecoder {
             }
         }
         self.drop_front(consumed);
+        // `buf` holds the raw bytes of the unfinished event, so its length is that event's size.
+        if self.buf.len() > MAX_EVENT_BYTES {
+            self.overflowed = true;
+            self.buf = Vec::new();
+            self.data = None;
+        }
         events
+    }
+
+    /// Whether an event was larger than [`MAX_EVENT_BYTES`] (the stream is then unusable).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// End of the body. Returns the leftover bytes of an incomplete event (lossy UTF-8, trimmed),
@@ -255,6 +276,32 @@ fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_event_past_the_cap_stops_the_decoder_and_frees_its_buffer() {
+        let mut decoder = SseDecoder::new();
+        assert_eq!(decoder.push(b"data: small\n\n"), vec!["small"]);
+        let line = vec![b'x'; 64 * 1024];
+        let mut events = decoder.push(b"data: ");
+        for _ in 0..5 {
+            events.extend(decoder.push(&line));
+        }
+        assert!(events.is_empty());
+        assert!(decoder.overflowed());
+        assert!(decoder.buf.capacity() <= MAX_EVENT_BYTES);
+        assert!(decoder.push(b"\n\ndata: late\n\n").is_empty());
+        // Many data lines of one event count together.
+        let mut lines = SseDecoder::new();
+        for _ in 0..(MAX_EVENT_BYTES / 1000 + 1) {
+            lines.push(format!("data: {}\n", "y".repeat(1000)).as_bytes());
+        }
+        assert!(lines.overflowed());
+        // An event just under the cap is fine.
+        let mut fine = SseDecoder::new();
+        let big = format!("data: {}\n\n", "z".repeat(MAX_EVENT_BYTES - 100));
+        assert_eq!(fine.push(big.as_bytes()).len(), 1);
+        assert!(!fine.overflowed());
+    }
 
     // ----- encoding -----
 

@@ -5,6 +5,7 @@
 //! are in `engine.rs`, where they are tested natively. The handler returns the SSE response at
 //! once and the turn runs as a task of the object, writing into the response's stream.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use worker::wasm_bindgen_futures::spawn_local;
 use worker::{console_error, console_log, AbortController, Delay, Response};
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
-use crate::conversation::{Begun, Store};
-use crate::engine::{self, Clock, Ending, Failure, Limits, Model, OpenError, TurnOutcome};
+use crate::conversation::{welcome_key, Begun, Store};
+use crate::engine::{self, Clock, Ending, Failure, Limits, Model, OpenError, Speaker, TurnOutcome};
 use crate::event_stream::EventStream;
 use crate::events::{Message, SessionStart};
 use crate::gemini::{self, CallReport, GeminiModel, GeminiStream};
@@ -78,9 +79,14 @@ async fn run_message(
         }
     };
 
+    let sent = store.as_ref().map(|store| store.track(&message.turn_id));
+    let mut speaker = Recorder {
+        stream: &mut stream,
+        sent: sent.unwrap_or_default(),
+    };
     let (outcome, report) = match (&store, config.gemini_api_key.as_deref()) {
         (None, _) => {
-            let outcome = apologise_for(Failure::Storage, &mut stream, &clock).await;
+            let outcome = apologise_for(Failure::Storage, &mut speaker, &clock).await;
             (outcome, CallReport::default())
         }
         (Some(_), None) => {
@@ -88,14 +94,15 @@ async fn run_message(
                 "{GOOGLE_GENERATIVE_AI_API_KEY} is not set: put it in .dev.vars locally or run \
                  `npx wrangler secret put {GOOGLE_GENERATIVE_AI_API_KEY}`; answering with an apology"
             );
-            let outcome = apologise_for(Failure::MissingApiKey, &mut stream, &clock).await;
+            let outcome = apologise_for(Failure::MissingApiKey, &mut speaker, &clock).await;
             (outcome, CallReport::default())
         }
-        (Some(_), Some(api_key)) => reply(&config, api_key, &history, &mut stream, &clock).await,
+        (Some(_), Some(api_key)) => reply(&config, api_key, &history, &mut speaker, &clock).await,
     };
     stream.end().await;
 
     if let Some(store) = store {
+        store.untrack(&message.turn_id);
         if let Err(e) =
             store.finish_turn(&message.turn_id, &outcome.heard(), outcome.ending.status())
         {
@@ -110,7 +117,7 @@ async fn reply(
     config: &Config,
     api_key: &str,
     history: &[HistoryMessage],
-    stream: &mut EventStream,
+    speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
 ) -> (TurnOutcome, CallReport) {
     let url = gemini::stream_url(&config.gemini_api_base_url, &config.gemini_model);
@@ -118,13 +125,13 @@ async fn reply(
         gemini::request_body(&config.system_prompt, &config.gemini_model, history).to_string();
     let controller = AbortController::default();
     let mut model = GeminiModel::new(url, api_key.to_string(), body, controller.signal());
-    let hangup = stream.hangup();
+    let hangup = speaker.stream.hangup();
     let limits = Limits::new(
         config.gemini_timeout_ms,
         config.turn_max_ms,
         config.reply_max_chars,
     );
-    let outcome = engine::run(&mut model, stream, clock, hangup, limits).await;
+    let outcome = engine::run(&mut model, speaker, clock, hangup, limits).await;
     if outcome.ending != Ending::Complete {
         // Stop paying for tokens nobody will hear, and free the connection.
         controller.abort();
@@ -135,12 +142,29 @@ async fn reply(
 /// The model cannot even be asked: the engine still ends the turn with an apology.
 async fn apologise_for(
     failure: Failure,
-    stream: &mut EventStream,
+    speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
 ) -> TurnOutcome {
     let mut model = Unavailable(Some(failure));
     let limits = Limits::new(1000, 1000, 0);
-    engine::run(&mut model, stream, clock, std::future::pending(), limits).await
+    engine::run(&mut model, speaker, clock, std::future::pending(), limits).await
+}
+
+/// The turn's speaker: the SSE stream, keeping what was sent where the store can see it while
+/// the turn runs (an interruption context is clamped to it).
+struct Recorder<'a> {
+    stream: &'a mut EventStream,
+    sent: Rc<RefCell<String>>,
+}
+
+impl Speaker for Recorder<'_> {
+    async fn speak(&mut self, text: &str) -> bool {
+        let delivered = self.stream.tts(text).await;
+        if delivered {
+            self.sent.borrow_mut().push_str(text);
+        }
+        delivered
+    }
 }
 
 /// A model that fails at once, with a failure that is not worth a retry.
@@ -174,13 +198,7 @@ async fn run_welcome(
         stream.end().await;
         return log.emit_without_reply("silent", &clock);
     }
-    // Without a turn id the greeting is still stored, keyed by the session.
-    let turn_id = event.turn_id.clone().unwrap_or_else(|| {
-        format!(
-            "welcome:{}",
-            event.session_id.as_deref().unwrap_or("unknown")
-        )
-    });
+    let turn_id = welcome_key(event.turn_id.as_deref(), event.session_id.as_deref());
     let recorded = store.and_then(|store| {
         store
             .record_welcome(&turn_id, &welcome)

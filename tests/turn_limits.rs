@@ -108,3 +108,21 @@ fn a_reply_past_the_length_cap_is_cut_at_a_word() {
     );
     assert_eq!(stored_reply(&gemini, &worker, "conv_long"), heard);
 }
+
+#[test]
+fn an_event_larger_than_any_real_one_is_refused_not_buffered() {
+    let (gemini, worker) = start();
+    // 2 MB of one line that never ends, in 64 KB network chunks.
+    let mut pieces = vec![(
+        Duration::ZERO,
+        b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"".to_vec(),
+    )];
+    pieces.extend((0..32).map(|_| (Duration::ZERO, vec![b'x'; 64 * 1024])));
+    gemini.push(GeminiReply::Raw { pieces });
+    let transcript = stream_webhook(&worker, &message("conv_huge", "t1", "Hello?"));
+    assert_well_formed_turn(&transcript, "t1");
+    assert_eq!(transcript.tts_text(), APOLOGY_BEFORE);
+    let line = worker.wait_for_log("\"turn_id\":\"t1\"", TURN_TIMEOUT);
+    assert!(line.contains("\"ending\":\"oversized_event\""), "{line}");
+    assert_eq!(stored_reply(&gemini, &worker, "conv_huge"), APOLOGY_BEFORE);
+}
