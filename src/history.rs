@@ -106,29 +106,52 @@ pub fn bounded_window(
 }
 
 /// What the caller can have heard of an interrupted reply: the longest prefix of `sent`, by
-/// whole words, that `text_heard` confirms (compared without case, spacing or punctuation), or
-/// its first `words_heard` words when no text was given. Never more than was sent: a context
-/// claiming more cannot put words in the model's mouth.
+/// words, that `text_heard` confirms (compared without case, spacing or punctuation; a last
+/// word cut short counts as far as it goes), or its first `words_heard` words when no text was
+/// given. Never more than was sent: a context claiming more cannot put words in the model's
+/// mouth.
 pub fn heard_prefix(sent: &str, text_heard: Option<&str>, words_heard: Option<f64>) -> String {
     let words: Vec<(usize, &str)> = word_spans(sent).collect();
-    let count = match text_heard {
-        Some(heard) => words
-            .iter()
-            .zip(word_spans(heard))
-            .take_while(|((_, sent_word), (_, heard_word))| same_word(sent_word, heard_word))
-            .count(),
+    let end = match text_heard {
+        Some(heard) => {
+            let mut end = 0;
+            for (&(start, sent_word), (_, heard_word)) in words.iter().zip(word_spans(heard)) {
+                if same_word(sent_word, heard_word) {
+                    end = start + sent_word.len();
+                    continue;
+                }
+                // A word cut off mid-way ("Hel" of "Hello") ends what was heard.
+                if let Some(len) = prefix_len(sent_word, heard_word) {
+                    end = start + len;
+                }
+                break;
+            }
+            end
+        }
         None => {
-            let n = words_heard
-                .filter(|n| n.is_finite() && *n > 0.0)
-                .unwrap_or(0.0);
+            let n = words_heard.filter(|n| n.is_finite() && *n > 0.0).unwrap_or(0.0);
             // Saturating: a huge count means "everything".
-            (n as usize).min(words.len())
+            let n = (n as usize).min(words.len());
+            n.checked_sub(1)
+                .and_then(|last| words.get(last))
+                .map_or(0, |(start, word)| start + word.len())
         }
     };
-    match count.checked_sub(1).and_then(|last| words.get(last)) {
-        Some((start, word)) => sent[..start + word.len()].to_string(),
-        None => String::new(),
+    sent[..end].to_string()
+}
+
+/// The byte length of `partial` within `word`, if `word` starts with it (ignoring case).
+fn prefix_len(word: &str, partial: &str) -> Option<usize> {
+    let mut len = 0;
+    let mut chars = word.chars();
+    for p in partial.chars() {
+        let w = chars.next()?;
+        if !w.to_lowercase().eq(p.to_lowercase()) {
+            return None;
+        }
+        len += w.len_utf8();
     }
+    (len > 0).then_some(len)
 }
 
 /// Each whitespace-separated word with its byte offset.
@@ -154,7 +177,7 @@ mod tests {
     #[test]
     fn what_was_heard_is_clamped_to_what_was_sent() {
         let sent = "The capital of Wyoming is Cheyenne.";
-        let table: [(Option<&str>, Option<f64>, &str); 9] = [
+        let table: [(Option<&str>, Option<f64>, &str); 10] = [
             (Some("The capital of"), Some(3.0), "The capital of"),
             // Spacing, case and punctuation differ in Layercode's transcript of the audio.
             (Some("the  Capital, of"), None, "The capital of"),
@@ -166,6 +189,8 @@ mod tests {
             ),
             // Words that were never sent end the prefix.
             (Some("The capital of Texas"), None, "The capital of"),
+            // A word cut off mid-way counts as far as it went.
+            (Some("The capital of Wyo"), None, "The capital of Wyo"),
             (Some(""), Some(4.0), ""),
             // No text: the first `words_heard` words.
             (None, Some(2.0), "The capital"),
