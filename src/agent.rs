@@ -20,6 +20,8 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
         return Err(AppError::MissingSetting(LAYERCODE_WEBHOOK_SECRET));
     }
     let raw = body::read_limited(&mut req, MAX_WEBHOOK_BODY_BYTES).await?;
+    // Aborts when Layercode disconnects (compatibility date 2026-11-17 and later).
+    let caller = req.inner().signal();
     let header = req.headers().get("layercode-signature").ok().flatten();
     let now_secs = worker::Date::now().as_millis() / 1000;
     if let Err(reason) = signature::verify(
@@ -39,8 +41,8 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
     // Turns run in the conversation's Durable Object, next to its history.
     let forward = |conversation_id: &str, route: Route| {
         let client = ConversationClient::new(&env, conversation_id);
-        let raw = &raw;
-        async move { client?.forward(route, raw).await }
+        let (raw, caller) = (&raw, &caller);
+        async move { client?.forward(route, raw, caller).await }
     };
     match event {
         WebhookEvent::Message(message) => forward(&message.conversation_id, Route::Message)

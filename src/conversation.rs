@@ -16,9 +16,8 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use worker::js_sys::Uint8Array;
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage, State,
-};
+use worker::web_sys::{self, AbortSignal};
+use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
 use crate::config::Config;
 use crate::events::{self, InterruptionContext, SessionEnd, WebhookEvent};
@@ -121,14 +120,22 @@ impl ConversationClient {
     }
 
     /// Hands a verified webhook body to the object; its response goes back to Layercode as is.
-    pub async fn forward(&self, route: Route, raw_body: &[u8]) -> worker::Result<Response> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(Uint8Array::from(raw_body).into()));
+    /// `caller` is the signal of Layercode's request: when Layercode hangs up (barge-in) the
+    /// object's request is aborted too, so the turn notices at once.
+    pub async fn forward(
+        &self,
+        route: Route,
+        raw_body: &[u8],
+        caller: &AbortSignal,
+    ) -> worker::Result<Response> {
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&Uint8Array::from(raw_body));
+        init.set_signal(Some(caller));
         // The host is never resolved; the stub routes the request to the object.
         let url = format!("https://conversation{}", route.path());
-        let request = Request::new_with_init(&url, &init)?;
-        self.stub.fetch_with_request(request).await
+        let request = web_sys::Request::new_with_str_and_init(&url, &init)?;
+        self.stub.fetch_with_request(request.into()).await
     }
 }
 
@@ -188,6 +195,8 @@ impl DurableObject for Conversation {
         };
         // Read the body before answering: workerd cannot read it once a response was sent.
         let raw = req.bytes().await?;
+        // Aborts when the Worker's request is cancelled: Layercode hung up (barge-in).
+        let signal = req.inner().signal();
         let event = match events::parse(&raw) {
             Ok(event) => event,
             Err(e) => return Response::error(format!("bad event: {e}"), 400),
@@ -198,10 +207,10 @@ impl DurableObject for Conversation {
         };
         match (route, event) {
             (Route::Message, WebhookEvent::Message(message)) => {
-                turn::start_message(store, self.config.clone(), message)
+                turn::start_message(store, self.config.clone(), message, signal)
             }
             (Route::SessionStart, WebhookEvent::SessionStart(start)) => {
-                turn::start_welcome(store, self.config.clone(), start)
+                turn::start_welcome(store, self.config.clone(), start, signal)
             }
             (Route::SessionEnd, WebhookEvent::SessionEnd(end)) => {
                 let recorded = store.and_then(|store| {

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use worker::js_sys::{Promise, Uint8Array};
+use worker::js_sys::{Function, Promise, Uint8Array};
+use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::{self, JsFuture};
-use worker::web_sys::{TransformStream, WritableStreamDefaultWriter};
+use worker::web_sys::{AbortSignal, TransformStream, WritableStreamDefaultWriter};
 use worker::{Response, ResponseBuilder};
 
 use crate::deadline::within;
@@ -24,14 +25,20 @@ const STALLED_WRITE: Duration = Duration::from_secs(2);
 /// The writing half of a turn's SSE response.
 pub struct EventStream {
     writer: WritableStreamDefaultWriter,
+    /// The signal of the request this stream answers: it aborts when the client disconnects.
+    request_signal: AbortSignal,
     turn_id: Option<String>,
     /// False once a write failed: Layercode dropped the request (barge-in) or went away.
     connected: bool,
 }
 
 impl EventStream {
-    /// Creates the stream and the response that carries its readable side.
-    pub fn open(turn_id: Option<String>) -> worker::Result<(EventStream, Response)> {
+    /// Creates the stream and the response that carries its readable side. `request_signal`
+    /// is the answered request's signal, which tells when the client is gone.
+    pub fn open(
+        turn_id: Option<String>,
+        request_signal: AbortSignal,
+    ) -> worker::Result<(EventStream, Response)> {
         let transform = TransformStream::new()?;
         let writer = transform.writable().get_writer()?;
         // `closed` rejects when the client drops the request; observing it keeps that expected
@@ -47,6 +54,7 @@ impl EventStream {
             .stream(transform.readable());
         let stream = EventStream {
             writer,
+            request_signal,
             turn_id,
             connected: true,
         };
@@ -58,13 +66,22 @@ impl EventStream {
         self.connected
     }
 
-    /// Completes when the client goes away (the response body is cancelled), even while
-    /// nothing is being written.
+    /// Completes when the client goes away, even while nothing is being written: the request
+    /// is aborted (workerd signals a disconnect since compatibility date 2026-11-17) or the
+    /// response body is cancelled.
     pub fn hangup(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let signal = self.request_signal.clone();
+        let aborted = JsFuture::from(Promise::new(&mut |resolve: Function, _| {
+            if signal.aborted() {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            } else {
+                signal.set_onabort(Some(&resolve));
+            }
+        }));
         let closed = JsFuture::from(self.writer.closed());
         async move {
-            // `closed` also resolves when we close the stream ourselves, after the turn.
-            let _ = closed.await;
+            // `closed` also settles when we close the stream ourselves, after the turn.
+            let _ = futures::future::select(aborted, closed).await;
         }
     }
 

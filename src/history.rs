@@ -129,7 +129,9 @@ pub fn heard_prefix(sent: &str, text_heard: Option<&str>, words_heard: Option<f6
             end
         }
         None => {
-            let n = words_heard.filter(|n| n.is_finite() && *n > 0.0).unwrap_or(0.0);
+            let n = words_heard
+                .filter(|n| n.is_finite() && *n > 0.0)
+                .unwrap_or(0.0);
             // Saturating: a huge count means "everything".
             let n = (n as usize).min(words.len());
             n.checked_sub(1)

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use worker::wasm_bindgen_futures::spawn_local;
+use worker::web_sys::AbortSignal;
 use worker::{console_error, console_log, AbortController, Delay, Response};
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
@@ -28,8 +29,9 @@ pub fn start_message(
     store: Result<Store, String>,
     config: Rc<Config>,
     message: Message,
+    request_signal: AbortSignal,
 ) -> worker::Result<Response> {
-    let (stream, response) = EventStream::open(Some(message.turn_id.clone()))?;
+    let (stream, response) = EventStream::open(Some(message.turn_id.clone()), request_signal)?;
     spawn_local(run_message(store, config, message, stream));
     Ok(response)
 }
@@ -39,8 +41,9 @@ pub fn start_welcome(
     store: Result<Store, String>,
     config: Rc<Config>,
     event: SessionStart,
+    request_signal: AbortSignal,
 ) -> worker::Result<Response> {
-    let (stream, response) = EventStream::open(event.turn_id.clone())?;
+    let (stream, response) = EventStream::open(event.turn_id.clone(), request_signal)?;
     spawn_local(run_welcome(store, config, event, stream));
     Ok(response)
 }
