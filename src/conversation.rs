@@ -62,8 +62,25 @@ impl Route {
 pub enum Begun {
     /// The `turn_id` was already recorded: do not answer it again.
     Duplicate,
+    /// A new turn, ready to ask the model.
+    Ready(TurnStart),
+}
+
+/// A turn about to ask the model: its history, and the writes to make once it has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnStart {
     /// Recent history, oldest first, ending with the new user message.
-    History(Vec<HistoryMessage>),
+    pub history: Vec<HistoryMessage>,
+    pub writes: StartWrites,
+}
+
+/// What [`Store::commit`] stores for a new turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartWrites {
+    turn_id: String,
+    user_text: String,
+    /// The interrupted reply's row and what the caller heard of it.
+    interrupted: Option<(i64, String)>,
 }
 
 /// What is kept of a `session.end` event.
@@ -266,13 +283,15 @@ struct Count {
 
 #[derive(Deserialize)]
 struct MessageRow {
+    seq: i64,
     role: String,
     text: String,
 }
 
 impl Store {
-    /// Applies the previous turn's interruption, skips a duplicate delivery, stores the user
-    /// message with an empty assistant placeholder, and returns the history window.
+    /// Reads everything a turn needs before the model is asked: skips a duplicate delivery,
+    /// works out what the caller heard of the reply they cut off, and returns the history
+    /// window ending with the new user message. Writes nothing: see [`Store::commit`].
     pub fn begin_turn(
         &self,
         turn_id: &str,
@@ -288,27 +307,56 @@ impl Store {
             // could rewrite a newer reply (the "latest assistant turn" has moved on since).
             return Ok(Begun::Duplicate);
         }
-        // Before the model is asked, so it sees what the user heard of the turn they cut off.
-        if let Some(context) = interruption.filter(|c| c.applies()) {
-            self.apply_interruption(context)?;
+        // So the model sees what the user heard of the turn they cut off.
+        let interrupted = match interruption.filter(|c| c.applies()) {
+            Some(context) => self.heard_of(context)?,
+            None => None,
+        };
+        let mut messages = self.recent_messages(interrupted.as_ref())?;
+        messages.push(HistoryMessage::user(user_text));
+        Ok(Begun::Ready(TurnStart {
+            history: bounded_window(messages, WINDOW_MAX_MESSAGES, WINDOW_MAX_CHARS),
+            writes: StartWrites {
+                turn_id: turn_id.to_string(),
+                user_text: user_text.to_string(),
+                interrupted,
+            },
+        }))
+    }
+
+    /// Stores what [`Store::begin_turn`] decided: the interrupted reply as heard, the user
+    /// message and an empty assistant placeholder. Called once the model's request is on its
+    /// way, because a write holds back the object's later outgoing requests until it is durable
+    /// (the output gate); nothing can run in between, so a redelivery still finds the turn.
+    pub fn commit(&self, writes: &StartWrites) -> worker::Result<()> {
+        if let Some((seq, heard)) = &writes.interrupted {
+            self.sql.exec(
+                "UPDATE messages SET text = ?, status = ? WHERE seq = ?",
+                vec![
+                    heard.as_str().into(),
+                    ReplyStatus::Interrupted.as_str().into(),
+                    (*seq).into(),
+                ],
+            )?;
         }
         let now = now_ms();
         self.sql.exec(
             "INSERT INTO messages (turn_id, role, text, status, created_at_ms) \
              VALUES (?, 'user', ?, 'complete', ?), (?, 'assistant', '', 'pending', ?)",
             vec![
-                turn_id.into(),
-                user_text.into(),
+                writes.turn_id.as_str().into(),
+                writes.user_text.as_str().into(),
                 now.into(),
-                turn_id.into(),
+                writes.turn_id.as_str().into(),
                 now.into(),
             ],
         )?;
-        Ok(Begun::History(self.recent_history()?))
+        Ok(())
     }
 
-    /// Makes the interrupted reply what the caller heard of it, clamped to what was sent.
-    fn apply_interruption(&self, context: &InterruptionContext) -> worker::Result<()> {
+    /// The row of the interrupted reply and what the caller heard of it, clamped to what was
+    /// sent; `None` when nothing of ours matches (for example it was never stored).
+    fn heard_of(&self, context: &InterruptionContext) -> worker::Result<Option<(i64, String)>> {
         let rows: Vec<AssistantRow> = match &context.assistant_turn_id {
             Some(turn_id) => self.sql.exec(
                 "SELECT seq, turn_id, text FROM messages WHERE role = 'assistant' \
@@ -324,21 +372,13 @@ impl Store {
         }
         .to_array()?;
         let Some(row) = rows.into_iter().next() else {
-            return Ok(()); // nothing of ours was interrupted (or it was never stored)
+            return Ok(None);
         };
         // A reply still running here has sent more than its pending row says.
         let running = self.in_flight.borrow().get(&row.turn_id).cloned();
         let sent = running.map_or(row.text, |sent| sent.borrow().clone());
         let heard = heard_prefix(&sent, context.text_heard.as_deref(), context.words_heard);
-        self.sql.exec(
-            "UPDATE messages SET text = ?, status = ? WHERE seq = ?",
-            vec![
-                heard.into(),
-                ReplyStatus::Interrupted.as_str().into(),
-                row.seq.into(),
-            ],
-        )?;
-        Ok(())
+        Ok(Some((row.seq, heard)))
     }
 
     /// Starts recording what a running turn sends (see `in_flight`).
@@ -413,30 +453,37 @@ impl Store {
         Ok(())
     }
 
-    /// The newest messages within the window bounds, oldest first; empty ones are skipped.
-    fn recent_history(&self) -> worker::Result<Vec<HistoryMessage>> {
-        // One more than the window, so `bounded_window` can tell that older messages exist.
+    /// The newest stored messages, oldest first, with the interrupted reply (`seq`, text heard)
+    /// as heard; empty ones are skipped. One more than the window, so `bounded_window` can tell
+    /// that older messages exist.
+    fn recent_messages(
+        &self,
+        heard: Option<&(i64, String)>,
+    ) -> worker::Result<Vec<HistoryMessage>> {
         let limit = i64::try_from(WINDOW_MAX_MESSAGES + 1).unwrap_or(i64::MAX);
+        let heard_seq = heard.map_or(-1, |(seq, _)| *seq);
         let rows: Vec<MessageRow> = self
             .sql
             .exec(
-                "SELECT role, text FROM (SELECT seq, role, text FROM messages \
-                 WHERE text != '' ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-                vec![limit.into()],
+                "SELECT seq, role, text FROM (SELECT seq, role, text FROM messages \
+                 WHERE text != '' OR seq = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                vec![heard_seq.into(), limit.into()],
             )?
             .to_array()?;
         let messages = rows
             .into_iter()
-            .map(|row| match row.role.as_str() {
-                "user" => HistoryMessage::user(&row.text),
-                _ => HistoryMessage::assistant(&row.text),
+            .map(|row| {
+                let text = match heard {
+                    Some((seq, heard)) if *seq == row.seq => heard.as_str(),
+                    _ => row.text.as_str(),
+                };
+                match row.role.as_str() {
+                    "user" => HistoryMessage::user(text),
+                    _ => HistoryMessage::assistant(text),
+                }
             })
             .collect();
-        Ok(bounded_window(
-            messages,
-            WINDOW_MAX_MESSAGES,
-            WINDOW_MAX_CHARS,
-        ))
+        Ok(messages)
     }
 
     fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {

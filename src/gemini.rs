@@ -10,7 +10,10 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 use worker::{AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -354,6 +357,8 @@ pub struct GeminiModel {
     body: String,
     signal: AbortSignal,
     report: Rc<RefCell<CallReport>>,
+    /// Runs once, right after the first request has been handed to the runtime.
+    on_sent: Option<Box<dyn FnOnce()>>,
 }
 
 impl GeminiModel {
@@ -365,7 +370,14 @@ impl GeminiModel {
             body,
             signal,
             report: Rc::default(),
+            on_sent: None,
         }
+    }
+
+    /// Calls `hook` once the first request is on its way (before its answer).
+    pub fn on_sent(mut self, hook: impl FnOnce() + 'static) -> Self {
+        self.on_sent = Some(Box::new(hook));
+        self
     }
 
     pub fn report(&self) -> CallReport {
@@ -378,7 +390,17 @@ impl engine::Model for GeminiModel {
 
     async fn open(&mut self) -> Result<GeminiStream, OpenError> {
         self.report.borrow_mut().requests += 1;
-        let mut response = match send(&self.url, &self.api_key, &self.body, &self.signal).await {
+        let mut sending = pin!(send(&self.url, &self.api_key, &self.body, &self.signal));
+        // The first poll hands the request to the runtime; the hook runs right after.
+        let first = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+        if let Some(hook) = self.on_sent.take() {
+            hook();
+        }
+        let sent = match first {
+            Poll::Ready(result) => result,
+            Poll::Pending => sending.await,
+        };
+        let mut response = match sent {
             Ok(response) => response,
             // Nothing reached Gemini: trying again is harmless.
             Err(_) => {

@@ -16,7 +16,7 @@ use worker::web_sys::AbortSignal;
 use worker::{console_error, console_log, AbortController, Delay, Response};
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
-use crate::conversation::{welcome_key, Begun, Store};
+use crate::conversation::{welcome_key, Begun, StartWrites, Store};
 use crate::engine::{self, Clock, Ending, Failure, Limits, Model, OpenError, Speaker, TurnOutcome};
 use crate::event_stream::EventStream;
 use crate::events::{Message, SessionStart};
@@ -69,18 +69,24 @@ async fn run_message(
         );
         begun.map(|begun| (store, begun)).map_err(|e| e.to_string())
     });
-    let (store, history) = match begun {
+    let (store, history, writes) = match begun {
         Ok((_, Begun::Duplicate)) => {
             // Layercode may deliver a turn twice; it was (or is being) answered already.
             stream.end().await;
             return log.emit_without_reply("duplicate", &clock);
         }
-        Ok((store, Begun::History(history))) => (Some(store), history),
+        Ok((store, Begun::Ready(start))) => (Some(store), start.history, Some(start.writes)),
         Err(error) => {
             log.storage_error = Some(format!("begin_turn: {error}"));
-            (None, Vec::new())
+            (None, Vec::new(), None)
         }
     };
+    // Stored right after the Gemini request leaves (see `Store::commit`), or after the turn if
+    // it never does; the first of the two wins.
+    let start = Rc::new(RefCell::new(PendingStart {
+        writes: store.clone().zip(writes),
+        error: None,
+    }));
 
     let sent = store.as_ref().map(|store| store.track(&message.turn_id));
     let mut speaker = Recorder {
@@ -100,8 +106,16 @@ async fn run_message(
             let outcome = apologise_for(Failure::MissingApiKey, &mut speaker, &clock).await;
             (outcome, CallReport::default())
         }
-        (Some(_), Some(api_key)) => reply(&config, api_key, &history, &mut speaker, &clock).await,
+        (Some(_), Some(api_key)) => {
+            let start = start.clone();
+            let on_sent = move || start.borrow_mut().commit();
+            reply(&config, api_key, &history, &mut speaker, &clock, on_sent).await
+        }
     };
+    start.borrow_mut().commit();
+    if let Some(error) = start.borrow_mut().error.take() {
+        log.storage_error = Some(format!("commit: {error}"));
+    }
     stream.end().await;
 
     if let Some(store) = store {
@@ -122,12 +136,14 @@ async fn reply(
     history: &[HistoryMessage],
     speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
+    on_sent: impl FnOnce() + 'static,
 ) -> (TurnOutcome, CallReport) {
     let url = gemini::stream_url(&config.gemini_api_base_url, &config.gemini_model);
     let body =
         gemini::request_body(&config.system_prompt, &config.gemini_model, history).to_string();
     let controller = AbortController::default();
-    let mut model = GeminiModel::new(url, api_key.to_string(), body, controller.signal());
+    let mut model =
+        GeminiModel::new(url, api_key.to_string(), body, controller.signal()).on_sent(on_sent);
     let hangup = speaker.stream.hangup();
     let limits = Limits::new(
         config.gemini_timeout_ms,
@@ -140,6 +156,20 @@ async fn reply(
         controller.abort();
     }
     (outcome, model.report())
+}
+
+/// A turn's start, stored once: when the Gemini request has left, or after the turn.
+struct PendingStart {
+    writes: Option<(Store, StartWrites)>,
+    error: Option<String>,
+}
+
+impl PendingStart {
+    fn commit(&mut self) {
+        if let Some((store, writes)) = self.writes.take() {
+            self.error = store.commit(&writes).err().map(|e| e.to_string());
+        }
+    }
 }
 
 /// The model cannot even be asked: the engine still ends the turn with an apology.
