@@ -60,8 +60,11 @@ impl Route {
 /// What `begin_turn` found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Begun {
-    /// The `turn_id` was already recorded: do not answer it again.
-    Duplicate,
+    /// The `turn_id` was already recorded: never ask the model twice for one turn.
+    Redelivered {
+        /// Whether the user text is the one stored (a true redelivery) or not.
+        same_text: bool,
+    },
     /// A new turn, ready to ask the model.
     Ready(TurnStart),
 }
@@ -282,6 +285,11 @@ struct Count {
 }
 
 #[derive(Deserialize)]
+struct TextRow {
+    text: String,
+}
+
+#[derive(Deserialize)]
 struct MessageRow {
     seq: i64,
     role: String,
@@ -298,14 +306,19 @@ impl Store {
         user_text: &str,
         interruption: Option<&InterruptionContext>,
     ) -> worker::Result<Begun> {
-        let duplicate = self.count(
-            "SELECT COUNT(*) AS n FROM messages WHERE turn_id = ? AND role = 'user'",
-            turn_id,
-        )? > 0;
-        if duplicate {
+        let earlier: Vec<TextRow> = self
+            .sql
+            .exec(
+                "SELECT text FROM messages WHERE turn_id = ? AND role = 'user'",
+                vec![turn_id.into()],
+            )?
+            .to_array()?;
+        if let Some(earlier) = earlier.into_iter().next() {
             // The first delivery already applied its interruption context; applying it again
             // could rewrite a newer reply (the "latest assistant turn" has moved on since).
-            return Ok(Begun::Duplicate);
+            return Ok(Begun::Redelivered {
+                same_text: earlier.text == user_text,
+            });
         }
         // So the model sees what the user heard of the turn they cut off.
         let interrupted = match interruption.filter(|c| c.applies()) {
@@ -484,6 +497,23 @@ impl Store {
             })
             .collect();
         Ok(messages)
+    }
+
+    /// The stored reply of a turn (what the caller heard of it), if any.
+    pub fn stored_reply(&self, turn_id: &str) -> worker::Result<Option<String>> {
+        let rows: Vec<TextRow> = self
+            .sql
+            .exec(
+                "SELECT text FROM messages WHERE turn_id = ? AND role = 'assistant'",
+                vec![turn_id.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.text))
+    }
+
+    /// Whether a turn is still running in this object.
+    pub fn is_running(&self, turn_id: &str) -> bool {
+        self.in_flight.borrow().contains_key(turn_id)
     }
 
     fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {

@@ -217,7 +217,7 @@ impl Ending {
     /// What the caller is owed after `spoken`: an apology for a failure, a close for a cut.
     pub fn closing(&self, spoken: &str) -> Option<&'static str> {
         match self {
-            Ending::Failed(_) if spoken.is_empty() => Some(APOLOGY_BEFORE_REPLY),
+            Ending::Failed(_) if !has_words(spoken) => Some(APOLOGY_BEFORE_REPLY),
             Ending::Failed(_) => Some(APOLOGY_MID_REPLY),
             Ending::Cut(_) => Some(CLOSE_AFTER_CUT),
             Ending::Complete | Ending::Interrupted => None,
@@ -320,7 +320,7 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
         self.finish_reason = finish.as_ref().map(|f| f.reason.clone());
         match finish {
             None => Err(Stop::Failed(Failure::Truncated)),
-            Some(_) if self.spoken.is_empty() => Err(Stop::Failed(Failure::NothingSpoken)),
+            Some(_) if !has_words(&self.spoken) => Err(Stop::Failed(Failure::NothingSpoken)),
             Some(f) if f.policy && !ends_sentence(&self.spoken) => Err(Stop::Cut(Cut::Policy)),
             Some(_) => Ok(()),
         }
@@ -357,7 +357,10 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
                 return Err(Stop::Gone);
             }
             self.spoken.push_str(text);
-            self.waiter.heard();
+            // Punctuation alone ("…") is silence to the caller: it does not restart the wait.
+            if has_words(text) {
+                self.waiter.heard();
+            }
         }
         if cut {
             return Err(Stop::Cut(Cut::Length));
@@ -407,6 +410,11 @@ fn fit_words(text: &str, room: usize) -> (&str, bool) {
             (head[..cut_at].trim_end(), true)
         }
     }
+}
+
+/// Whether text holds anything a voice can say: a letter or a digit, in any script.
+fn has_words(text: &str) -> bool {
+    text.chars().any(char::is_alphanumeric)
 }
 
 /// Whether a reply ends a sentence (so a policy stop right there leaves nothing dangling).

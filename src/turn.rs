@@ -70,10 +70,19 @@ async fn run_message(
         begun.map(|begun| (store, begun)).map_err(|e| e.to_string())
     });
     let (store, history, writes) = match begun {
-        Ok((_, Begun::Duplicate)) => {
-            // Layercode may deliver a turn twice; it was (or is being) answered already.
+        Ok((store, Begun::Redelivered { same_text })) => {
+            // Layercode redelivers a turn whose answer it did not get: say it again, from the
+            // store, rather than leave the caller in silence or ask the model twice.
+            let outcome = if same_text {
+                "redelivered"
+            } else {
+                // Same turn id, other words: still one turn, answered once; worth a look.
+                "redelivered_other_text"
+            };
+            let replayed = replay(&store, &message.turn_id, &mut stream, &config, &clock).await;
             stream.end().await;
-            return log.emit_without_reply("duplicate", &clock);
+            log.chars_out = replayed;
+            return log.emit_without_reply(outcome, &clock);
         }
         Ok((store, Begun::Ready(start))) => (Some(store), start.history, Some(start.writes)),
         Err(error) => {
@@ -158,6 +167,34 @@ async fn reply(
     (outcome, model.report())
 }
 
+/// Speaks what a turn stored, after waiting for it to finish if it is still running here.
+/// Returns the characters spoken.
+async fn replay(
+    store: &Store,
+    turn_id: &str,
+    stream: &mut EventStream,
+    config: &Config,
+    clock: &WorkerClock,
+) -> usize {
+    let give_up_at = clock.now_ms().saturating_add(config.turn_max_ms);
+    while store.is_running(turn_id) && clock.now_ms() < give_up_at {
+        clock.sleep(REPLAY_POLL_MS).await;
+    }
+    let text = match store.stored_reply(turn_id) {
+        Ok(Some(text)) => text,
+        _ => return 0,
+    };
+    let heard = !text.trim().is_empty() && stream.tts(&text).await;
+    if heard {
+        text.chars().count()
+    } else {
+        0
+    }
+}
+
+/// How often a redelivery checks whether the first delivery's turn has finished.
+const REPLAY_POLL_MS: u64 = 25;
+
 /// A turn's start, stored once: when the Gemini request has left, or after the turn.
 struct PendingStart {
     writes: Option<(Store, StartWrites)>,
@@ -239,8 +276,12 @@ async fn run_welcome(
     });
     match recorded {
         Ok(false) => {
+            // A redelivered session.start: greet again rather than leave the caller in silence.
+            if stream.tts(&welcome).await {
+                log.chars_out = welcome.chars().count();
+            }
             stream.end().await;
-            return log.emit_without_reply("duplicate", &clock);
+            return log.emit_without_reply("redelivered", &clock);
         }
         Ok(true) => {}
         // The caller should still be greeted; the log says the store failed.
@@ -286,7 +327,8 @@ struct TurnLog {
     kind: &'static str,
     conversation_id: String,
     turn_id: Option<String>,
-    /// `complete`, `cut`, `interrupted`, `failed`, `duplicate` or `silent`.
+    /// `complete`, `cut`, `interrupted` or `failed`; `redelivered` (answered again from the
+    /// store), `redelivered_other_text` (the same turn id with other words) or `silent`.
     outcome: &'static str,
     /// The finish reason of a complete reply, the failure of a failed one.
     ending: Option<String>,
@@ -336,7 +378,7 @@ impl TurnLog {
         }
     }
 
-    /// A turn that was not answered: a duplicate delivery or a silent welcome.
+    /// A turn the model was not asked for: a redelivery or a silent welcome.
     fn emit_without_reply(mut self, outcome: &'static str, clock: &impl Clock) {
         self.outcome = outcome;
         self.write(clock);

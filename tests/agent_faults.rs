@@ -113,6 +113,27 @@ fn cases() -> Vec<Case> {
             requests: 1,
         },
         Case {
+            name: "a reply of punctuation only is nothing heard",
+            replies: vec![stream_of(
+                vec![text_chunk("…...", Some("STOP"))],
+                StreamEnd::Close,
+            )],
+            heard: format!("…... {APOLOGY_BEFORE}"),
+            requests: 1,
+        },
+        Case {
+            name: "a safety stop after half a sentence ends with a close",
+            replies: vec![stream_of(
+                vec![
+                    text_chunk("The recipe needs", None),
+                    finish_only_chunk("SAFETY"),
+                ],
+                StreamEnd::Close,
+            )],
+            heard: "The recipe needs I'll stop there.".into(),
+            requests: 1,
+        },
+        Case {
             name: "body ends without finishReason (truncated)",
             replies: vec![stream_of(
                 vec![text_chunk("Half a", None)],

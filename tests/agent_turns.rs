@@ -234,9 +234,14 @@ fn a_duplicate_delivery_is_answered_once_and_stored_once() {
     let first = stream_webhook(&worker, &message("conv_dup", "turn_1", "Hi"));
     assert_eq!(first.tts_text(), DEFAULT_GEMINI_TEXT);
 
+    // Layercode redelivers a turn whose answer it did not get: the stored reply is said again,
+    // without a second model call.
     let again = stream_webhook(&worker, &message("conv_dup", "turn_1", "Hi"));
     assert_well_formed_turn(&again, "turn_1");
-    assert_eq!(again.types(), vec!["response.end"]);
+    assert_eq!(again.types(), vec!["response.tts", "response.end"]);
+    assert_eq!(again.tts_text(), DEFAULT_GEMINI_TEXT);
+    let line = worker.wait_for_log("\"outcome\":\"redelivered\"", TURN_TIMEOUT);
+    assert!(line.contains("\"turn_id\":\"turn_1\""), "{line}");
 
     stream_webhook(&worker, &message("conv_dup", "turn_2", "Still there?"));
     let requests = gemini.wait_for_requests(2, TURN_TIMEOUT);
@@ -506,7 +511,11 @@ fn a_redelivered_turn_does_not_reapply_its_interruption_context() {
         json!({"previous_turn_interrupted": true, "words_heard": 1, "text_heard": "Hel"});
     stream_webhook(&worker, &second);
     let again = stream_webhook(&worker, &second);
-    assert_eq!(again.types(), vec!["response.end"]);
+    assert_eq!(
+        again.tts_text(),
+        DEFAULT_GEMINI_TEXT,
+        "the stored reply, said again"
+    );
     stream_webhook(&worker, &message("conv_redeliver", "turn_3", "Go on"));
 
     let requests = gemini.wait_for_requests(3, TURN_TIMEOUT);

@@ -76,7 +76,7 @@ fn words_heard_without_text_keeps_that_many_words() {
 
 #[test]
 fn a_message_reusing_the_welcome_turn_id_is_answered() {
-    let (gemini, worker) = start();
+    let (_gemini, worker) = start();
     let welcome = stream_webhook(&worker, &session_start("conv_reuse", "t0"));
     assert_eq!(welcome.tts_text(), "Hi! How can I help you today?");
     let reply = stream_webhook(&worker, &message("conv_reuse", "t0", "Hello"));
@@ -98,5 +98,50 @@ fn sessions_without_a_turn_id_are_each_greeted() {
             "Hi! How can I help you today?",
             "{session}"
         );
+    }
+}
+
+#[test]
+fn a_redelivery_while_the_first_attempt_runs_waits_and_says_the_reply() {
+    use std::time::Duration;
+    let (gemini, worker) = start();
+    gemini.push(gemini_fixtures::reply(
+        &["Slow ", "but ", "sure."],
+        Duration::from_millis(300),
+    ));
+    // The first attempt's answer is lost: the caller never hears it.
+    let first = open_webhook(&worker, &message("conv_redo", "t1", "Hello"));
+    gemini.wait_for_requests(1, TURN_TIMEOUT);
+    drop(first);
+    let again = stream_webhook(&worker, &message("conv_redo", "t1", "Hello"));
+    assert_well_formed_turn(&again, "t1");
+    assert!(
+        !again.tts_text().is_empty(),
+        "the redelivery is not silence"
+    );
+    assert!(
+        "Slow but sure.".starts_with(&again.tts_text()),
+        "{}",
+        again.tts_text()
+    );
+    assert_eq!(gemini.requests().len(), 1, "one model call for one turn");
+}
+
+#[test]
+fn a_redelivered_turn_with_other_words_is_logged_and_answered_once() {
+    let (gemini, worker) = start();
+    stream_webhook(&worker, &message("conv_other", "t1", "Hello"));
+    let again = stream_webhook(&worker, &message("conv_other", "t1", "Hello there"));
+    assert_eq!(again.tts_text(), DEFAULT_GEMINI_TEXT);
+    worker.wait_for_log("\"outcome\":\"redelivered_other_text\"", TURN_TIMEOUT);
+    assert_eq!(gemini.requests().len(), 1);
+}
+
+#[test]
+fn a_redelivered_session_start_is_greeted_again() {
+    let (_gemini, worker) = start();
+    for _ in 0..2 {
+        let welcome = stream_webhook(&worker, &session_start("conv_hello_twice", "t0"));
+        assert_eq!(welcome.tts_text(), "Hi! How can I help you today?");
     }
 }

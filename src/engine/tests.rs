@@ -355,6 +355,12 @@ fn every_turn_ends_as_scripted() {
             APOLOGY_BEFORE_REPLY,
         ),
         Case::new(
+            "a reply of punctuation only",
+            vec![ok(vec![Step::Last(1, "…...", "STOP")])],
+            failed(Failure::NothingSpoken),
+            &format!("…... {APOLOGY_BEFORE_REPLY}"),
+        ),
+        Case::new(
             "the body ends without a finish reason",
             vec![ok(vec![Step::Text(1, "Half a"), Step::End(1)])],
             failed(Failure::Truncated),
