@@ -126,3 +126,27 @@ fn an_event_larger_than_any_real_one_is_refused_not_buffered() {
     assert!(line.contains("\"ending\":\"oversized_event\""), "{line}");
     assert_eq!(stored_reply(&gemini, &worker, "conv_huge"), APOLOGY_BEFORE);
 }
+
+#[test]
+fn waits_do_not_stack_past_the_silence_limit() {
+    use gemini_fixtures::error_body;
+    let (gemini, worker) = start();
+    // Each answer takes most of the 1.5 s limit to say it is overloaded: one deadline for the
+    // turn leaves no room for a retry that would double the caller's wait.
+    let slow_503 = || GeminiReply::SlowStatus {
+        status: 503,
+        body: error_body(503, "UNAVAILABLE", "The model is overloaded."),
+        body_after: Duration::from_millis(1200),
+    };
+    gemini.push(slow_503());
+    gemini.push(slow_503());
+    let transcript = stream_webhook(&worker, &message("conv_stack", "t1", "Hello?"));
+    assert_well_formed_turn(&transcript, "t1");
+    assert_eq!(transcript.tts_text(), APOLOGY_BEFORE);
+    let apology_at = transcript.events[0].at;
+    assert!(
+        apology_at < Duration::from_millis(2200),
+        "apology after {apology_at:?}: waits stacked"
+    );
+    assert_eq!(gemini.requests().len(), 1, "no retry without room for it");
+}

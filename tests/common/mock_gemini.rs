@@ -52,6 +52,15 @@ pub enum GeminiReply {
         /// The JSON body, sent as is (see [`gemini_fixtures::error_body`]).
         body: String,
     },
+    /// Like `Status`, but the body (chunked) only comes `body_after` the headers.
+    SlowStatus {
+        /// HTTP status, e.g. 503.
+        status: u16,
+        /// The JSON body.
+        body: String,
+        /// Delay between the headers and the body.
+        body_after: Duration,
+    },
     /// Read the request, never answer (until the client goes away or the mock is dropped).
     Hang,
     /// 200 `text/event-stream` labelled with `Content-Encoding: <encoding>`, whose body is
@@ -90,6 +99,16 @@ impl From<GeminiReply> for MockReply {
                 status,
                 content_type: "application/json; charset=UTF-8".into(),
                 body: body.into_bytes(),
+            },
+            GeminiReply::SlowStatus {
+                status,
+                body,
+                body_after,
+            } => MockReply::Chunked {
+                status,
+                content_type: "application/json; charset=UTF-8".into(),
+                pieces: vec![(body_after, body.into_bytes())],
+                end: StreamEnd::Close,
             },
             GeminiReply::Hang => MockReply::Hang,
             GeminiReply::Encoded { encoding, pieces } => MockReply::WithHeaders {
