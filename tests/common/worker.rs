@@ -56,6 +56,9 @@ pub struct WorkerOptions {
     pub vars: Vec<(String, String)>,
     /// State directory to reuse (persistence across restarts); `None` = a fresh directory.
     pub persist_dir: Option<PathBuf>,
+    /// The wrangler.toml to run (its `main` relative to its own directory); `None` = the
+    /// repository's. The benchmark runs other workers (a pass-through, prototype builds) this way.
+    pub config: Option<PathBuf>,
 }
 
 impl WorkerOptions {
@@ -72,6 +75,7 @@ impl WorkerOptions {
                 (LAYERCODE_BASE_URL_VAR.to_string(), layercode.base_url()),
             ],
             persist_dir: None,
+            config: None,
         }
     }
 
@@ -96,6 +100,12 @@ impl WorkerOptions {
     /// Reuses `dir` as the state directory (e.g. `first_worker.persist_dir.clone()`).
     pub fn persist_to(mut self, dir: &Path) -> Self {
         self.persist_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Runs the worker described by this wrangler.toml instead of the repository's.
+    pub fn config(mut self, wrangler_toml: &Path) -> Self {
+        self.config = Some(wrangler_toml.to_path_buf());
         self
     }
 }
@@ -124,7 +134,7 @@ impl Worker {
     /// is not built, exits early or is not ready within 90 s; retries on a port clash.
     pub fn start(opts: WorkerOptions) -> Worker {
         let repo = repo_dir();
-        if !repo.join("build/index.js").is_file() {
+        if opts.config.is_none() && !repo.join("build/index.js").is_file() {
             panic!("worker not built: run scripts/test (or scripts/build) first (no {}/build/index.js)", repo.display());
         }
         let run_dir = new_run_dir(&repo);
@@ -334,7 +344,7 @@ fn repo_dir() -> PathBuf {
 }
 
 /// A fresh `<repo>/target/e2e/run-<pid>-<n>/`: unique across parallel tests and test binaries.
-fn new_run_dir(repo: &Path) -> PathBuf {
+pub fn new_run_dir(repo: &Path) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     static CLEANUP: Once = Once::new();
     let e2e = repo.join("target/e2e");
@@ -382,7 +392,7 @@ fn kill_leftover_group(pgid_file: &Path) {
     };
     let members = process_group_members(pgid);
     let ours = |cmd: &String| {
-        ["wrangler", "workerd", "esbuild"]
+        ["wrangler", "workerd", "esbuild", "serve.mjs"]
             .iter()
             .any(|n| cmd.contains(n))
     };
@@ -418,12 +428,14 @@ fn dotenv(pairs: &[(String, String)]) -> String {
         .collect()
 }
 
-/// The project's `wrangler.toml` without its `[build]` table, with `main` made absolute, written
-/// into the run directory. Without a build command wrangler does not watch `src/`: its watcher
+/// The project's `wrangler.toml` (or `original`) without its `[build]` table, with `main` made
+/// absolute, written into the run directory. Without a build command wrangler does not watch `src/`: its watcher
 /// otherwise re-ran the (skipped) build about a second after start and reloaded the worker,
 /// failing whatever request was in flight with 503 "Your worker restarted mid-request".
-fn write_test_config(repo: &Path, run_dir: &Path) -> PathBuf {
-    let original = fs::read_to_string(repo.join("wrangler.toml")).expect("read wrangler.toml");
+fn write_test_config(original: &Path, run_dir: &Path) -> PathBuf {
+    let base = original.parent().expect("wrangler.toml has a directory");
+    let original =
+        fs::read_to_string(original).unwrap_or_else(|e| panic!("read {}: {e}", original.display()));
     let mut in_build_table = false;
     let mut config = String::new();
     for line in original.lines() {
@@ -435,7 +447,7 @@ fn write_test_config(repo: &Path, run_dir: &Path) -> PathBuf {
         }
         match line.strip_prefix("main = ") {
             Some(main) => {
-                let main = repo.join(main.trim().trim_matches('"'));
+                let main = base.join(main.trim().trim_matches('"'));
                 config.push_str(&format!("main = {:?}\n", main.to_string_lossy()));
             }
             None => {
@@ -457,7 +469,11 @@ fn wrangler_command(
     opts: &WorkerOptions,
 ) -> Command {
     let env_file = run_dir.join("secrets.env");
-    let config = write_test_config(repo, run_dir);
+    let original = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| repo.join("wrangler.toml"));
+    let config = write_test_config(&original, run_dir);
     // The pinned Node 22 from package.json (the npm package `node`): wrangler 4.164 needs it,
     // and the machine's own Node may be older.
     let mut cmd = Command::new(repo.join(PINNED_NODE));
@@ -559,15 +575,17 @@ const SIGINT: i32 = 2;
 const SIGKILL: i32 = 9;
 
 /// A child started as the leader of its own process group, with its `.pgid` file.
-/// Dropping it stops the whole group.
-struct ProcessGroup {
+/// Dropping it stops the whole group. (The benchmark also runs its bare-workerd server in one.)
+pub struct ProcessGroup {
     child: Child,
-    pgid: i32,
+    /// The group's id (the leader's pid).
+    pub pgid: i32,
     pgid_file: PathBuf,
 }
 
 impl ProcessGroup {
-    fn spawn(mut cmd: Command, log_path: &Path, pgid_file: &Path) -> ProcessGroup {
+    /// Spawns `cmd` as a new group, stdout and stderr to `log_path`, its id in `pgid_file`.
+    pub fn spawn(mut cmd: Command, log_path: &Path, pgid_file: &Path) -> ProcessGroup {
         let log = File::create(log_path).expect("create log file");
         let log2 = log.try_clone().expect("clone log file");
         let child = cmd
@@ -576,7 +594,7 @@ impl ProcessGroup {
             .stderr(log2)
             .process_group(0)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn node (wrangler dev): {e}"));
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
         let pgid = child.id() as i32;
         // Guard against ever signalling our own group (pid 0) or init.
         assert!(pgid > 1, "unexpected child pid {pgid}");
@@ -589,12 +607,12 @@ impl ProcessGroup {
     }
 
     /// `Some(description)` once the leader has exited.
-    fn exit_status(&mut self) -> Option<String> {
+    pub fn exit_status(&mut self) -> Option<String> {
         self.child
             .try_wait()
             .ok()
             .flatten()
-            .map(|status| format!("wrangler exited: {status}"))
+            .map(|status| format!("exited: {status}"))
     }
 
     /// SIGINT to the group, up to 10 s for it to go, then SIGKILL.

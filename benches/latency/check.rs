@@ -1,0 +1,45 @@
+//! What must hold for the numbers to mean anything (smoke and full runs alike).
+
+use super::measure::{Measurements, REPLY_PARTS};
+use super::servers::WorkerKind;
+
+/// Panics unless every turn was a well-formed stream ending in exactly one `response.end`,
+/// spoke the mock's whole reply, and was matched to its Gemini request with a written first
+/// chunk; and unless every round ran what the scale asked for.
+pub fn check(m: &Measurements) {
+    let expected = REPLY_PARTS.concat();
+    let mut bad = Vec::new();
+    for s in m.all_turns() {
+        if let Some(problem) = &s.problem {
+            bad.push(format!("{}: {problem}", s.turn_id));
+        } else if s.tts_text != expected {
+            bad.push(format!("{}: spoke {:?}", s.turn_id, s.tts_text));
+        } else if m
+            .gemini
+            .get(&s.tag)
+            .and_then(|g| g.timing.first_chunk_at)
+            .is_none()
+        {
+            bad.push(format!(
+                "{}: no Gemini request with a written first chunk",
+                s.turn_id
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{} turn(s) went wrong: {bad:#?}", bad.len());
+    let scale = &m.scale;
+    for runtime in &scale.runtimes {
+        for worker in [WorkerKind::Ours, WorkerKind::PassThrough] {
+            let rounds: Vec<_> = m
+                .rounds
+                .iter()
+                .filter(|r| r.target.runtime == *runtime && r.target.worker == worker)
+                .collect();
+            assert_eq!(rounds.len(), scale.rounds, "{worker:?} in {runtime:?}");
+            for r in rounds {
+                assert_eq!(r.sequential.samples.len(), scale.sequential_turns);
+                assert!(r.concurrent.samples.len() >= scale.clients * scale.min_turns_per_client);
+            }
+        }
+    }
+}
