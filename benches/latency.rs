@@ -46,7 +46,7 @@ fn full_scale() -> Scale {
         concurrent_for: Duration::from_secs(30),
         min_turns_per_client: 1,
         turns_per_conversation: 10,
-        long_conversations: 5,
+        long_conversations: 10,
         long_turns: 100,
         probe_requests: 100,
         extra_startups: 2,

@@ -2,6 +2,7 @@
 
 use super::measure::{Measurements, REPLY_PARTS};
 use super::servers::WorkerKind;
+use crate::common::gemini_fixtures;
 
 /// Panics unless every turn was a well-formed stream ending in exactly one `response.end`,
 /// spoke the mock's whole reply, and was matched to its Gemini request with a written first
@@ -27,6 +28,15 @@ pub fn check(m: &Measurements) {
         }
     }
     assert!(bad.is_empty(), "{} turn(s) went wrong: {bad:#?}", bad.len());
+    // Both workers call the same model at the same URL.
+    let mut paths: Vec<&str> = m.gemini.values().map(|g| g.path.as_str()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    assert_eq!(
+        paths,
+        [gemini_fixtures::stream_path(gemini_fixtures::MODEL_VERSION)],
+        "Gemini request paths"
+    );
     let scale = &m.scale;
     for runtime in &scale.runtimes {
         for worker in [WorkerKind::Ours, WorkerKind::PassThrough] {

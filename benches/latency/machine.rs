@@ -84,44 +84,55 @@ impl CpuUse {
     }
 }
 
-/// CPU time so far of every process in a server's group and of this bench process (the
-/// clients and the mocks), and of the whole machine.
+/// The bench process's label in CPU tables.
+pub const BENCH_PROCESS: &str = "bench process (clients + mock Gemini)";
+
+/// The processes whose CPU time is counted: a server's process group (listed once, so a
+/// snapshot reads only their /proc/<pid>/stat, cheap enough to take around every turn) and this
+/// bench process (the clients and the mocks).
+pub struct Processes {
+    /// (pid, label)
+    members: Vec<(String, String)>,
+}
+
+impl Processes {
+    /// `label(command line)` names each process of group `pgid`.
+    pub fn of_group(pgid: i32, label: &dyn Fn(&str) -> String) -> Processes {
+        let mut members: Vec<(String, String)> = process_group_members(pgid)
+            .into_iter()
+            .map(|(pid, cmd)| (pid.to_string(), label(&cmd)))
+            .collect();
+        members.push(("self".into(), BENCH_PROCESS.into()));
+        Processes { members }
+    }
+
+    /// CPU time so far of each of them and of the whole machine.
+    pub fn snapshot(&self) -> CpuSnapshot {
+        CpuSnapshot {
+            by_pid: self
+                .members
+                .iter()
+                .filter_map(|(pid, label)| Some((pid.clone(), (label.clone(), process_cpu(pid)?))))
+                .collect(),
+            machine: machine_cpu(),
+        }
+    }
+}
+
+/// CPU time so far of some [`Processes`] and of the whole machine.
 pub struct CpuSnapshot {
     by_pid: HashMap<String, (String, Duration)>,
     machine: Option<(Duration, Duration)>,
 }
 
-/// The bench process's label in CPU tables.
-pub const BENCH_PROCESS: &str = "bench process (clients + mock Gemini)";
-
 impl CpuSnapshot {
-    /// `label(command line)` names each process of group `pgid`.
-    pub fn take(pgid: i32, label: &dyn Fn(&str) -> String) -> CpuSnapshot {
-        let mut by_pid: HashMap<String, (String, Duration)> = process_group_members(pgid)
-            .into_iter()
-            .filter_map(|(pid, cmd)| {
-                let pid = pid.to_string();
-                let cpu = process_cpu(&pid)?;
-                Some((pid, (label(&cmd), cpu)))
-            })
-            .collect();
-        if let Some(cpu) = process_cpu("self") {
-            by_pid.insert("self".into(), (BENCH_PROCESS.into(), cpu));
-        }
-        CpuSnapshot {
-            by_pid,
-            machine: machine_cpu(),
-        }
-    }
-
-    /// What was used from `self` to `later`. A process that started in between counts in full.
+    /// What was used from `self` to `later`.
     pub fn until(&self, later: &CpuSnapshot) -> CpuUse {
         let mut usage = CpuUse::default();
         for (pid, (label, t)) in &later.by_pid {
             let before = self.by_pid.get(pid).map_or(Duration::ZERO, |b| b.1);
-            let used = t.saturating_sub(before);
             usage.add(&CpuUse {
-                processes: vec![(label.clone(), used)],
+                processes: vec![(label.clone(), t.saturating_sub(before))],
                 ..CpuUse::default()
             });
         }

@@ -1,7 +1,7 @@
 //! Taking the measurements: turns against each server, in alternating rounds, plus the long
 //! conversation, fixed-cost probes and startups. Nothing here judges or formats the numbers.
 
-use super::machine::{self, CpuSnapshot, CpuUse};
+use super::machine::{self, CpuUse, Processes};
 use super::servers::{Runtime, Server, Target, WorkerKind, Workers};
 use crate::common::{
     gemini_fixtures, get, message, post_json, sign_now, MockGemini, MockLayercode, RequestTiming,
@@ -54,6 +54,15 @@ pub const LONG_EARLY: (usize, usize) = (2, 11);
 pub fn long_late(turns: usize) -> (usize, usize) {
     (turns.saturating_sub(9).max(1), turns)
 }
+/// The late block whose CPU the long conversation reports: the ten turns before [`long_late`]
+/// (the history window is full long before, so they cost what the late turns cost).
+pub fn long_cpu_late(turns: usize) -> (usize, usize) {
+    let (from, _) = long_late(turns);
+    (
+        from.saturating_sub(10).max(1),
+        from.saturating_sub(1).max(1),
+    )
+}
 
 /// One turn as the client saw it.
 #[derive(Clone, Debug)]
@@ -90,11 +99,27 @@ pub struct Round {
 
 pub struct LongRun {
     pub target: Target,
-    /// `conversations[c][t - 1]` is turn t of conversation c.
-    pub conversations: Vec<Vec<TurnSample>>,
-    /// CPU over turns [`LONG_EARLY`] and [`long_late`] of every conversation.
+    /// Turns 1..=[`long_late`].1 of the long conversations: `late[c][t - 1]` is turn t.
+    pub late: Vec<Vec<TurnSample>>,
+    /// Turns 1..=[`LONG_EARLY`].1 of as many fresh conversations, their measured turns taken
+    /// in step with the long ones' last turns.
+    pub early: Vec<Vec<TurnSample>>,
+    /// CPU over turns [`LONG_EARLY`] and [`long_cpu_late`] of the long conversations.
     pub cpu_early: CpuUse,
     pub cpu_late: CpuUse,
+}
+
+impl LongRun {
+    /// Turn `t` (from 1) of every conversation that has it measured: early ones for turns in
+    /// [`LONG_EARLY`], long ones otherwise.
+    pub fn turn(&self, t: usize) -> Vec<&TurnSample> {
+        let source = if t <= LONG_EARLY.1 {
+            &self.early
+        } else {
+            &self.late
+        };
+        source.iter().filter_map(|c| c.get(t - 1)).collect()
+    }
 }
 
 pub struct Probe {
@@ -114,6 +139,8 @@ pub struct Startups {
 
 /// What the mock Gemini saw of one turn.
 pub struct GeminiSide {
+    /// Request target, e.g. `/v1beta/models/…:streamGenerateContent?alt=sse`.
+    pub path: String,
     pub timing: RequestTiming,
     pub request_bytes: usize,
     /// `contents` entries sent.
@@ -158,7 +185,7 @@ impl Measurements {
             .chain(
                 self.long
                     .iter()
-                    .flat_map(|l| l.conversations.iter().flatten()),
+                    .flat_map(|l| l.late.iter().chain(&l.early).flatten()),
             )
     }
 }
@@ -269,6 +296,7 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
         m.gemini.insert(
             tag.to_string(),
             GeminiSide {
+                path: request.path.clone(),
                 timing,
                 request_bytes: request.body.len(),
                 messages: contents.len(),
@@ -305,14 +333,19 @@ fn round(server: &Server, index: usize, scale: &Scale, warmups: &mut Vec<TurnSam
     }
 }
 
+/// The processes of `server` (and the bench) whose CPU time is counted.
+fn processes(server: &Server) -> Processes {
+    Processes::of_group(server.pgid(), &|cmd| server.process_label(cmd))
+}
+
 /// Runs `f` and measures its wall time and the CPU the server and the bench used meanwhile.
 fn measured<T>(server: &Server, f: impl FnOnce() -> T) -> (T, Duration, CpuUse) {
-    let label = |cmd: &str| server.process_label(cmd);
-    let before = CpuSnapshot::take(server.pgid(), &label);
+    let processes = processes(server);
+    let before = processes.snapshot();
     let started = Instant::now();
     let value = f();
     let wall = started.elapsed();
-    let cpu = before.until(&CpuSnapshot::take(server.pgid(), &label));
+    let cpu = before.until(&processes.snapshot());
     (value, wall, cpu)
 }
 
@@ -363,44 +396,68 @@ fn concurrent(server: &Server, prefix: &str, scale: &Scale) -> PhaseRun {
     PhaseRun { samples, wall, cpu }
 }
 
-/// Several long conversations interleaved (turn 1 of each, then turn 2 of each, …), with the
-/// CPU used over the early and the late turns ([`LONG_EARLY`], [`long_late`]).
+/// Turn 100 against turn 2, under the same machine load: several long conversations are first
+/// run up to just before their late window (interleaved, not counted); then their late turns
+/// alternate with the early turns of as many fresh conversations, one of each at a time.
+///
+/// CPU is taken over blocks of the build-up instead ([`LONG_EARLY`] and [`long_cpu_late`]):
+/// /proc counts in 10 ms ticks, too coarse to split between turns that alternate.
 fn long_conversation(server: &Server, scale: &Scale) -> LongRun {
     let prefix = format!("{}-long", server.target.id());
-    let (early, late) = (LONG_EARLY, long_late(scale.long_turns));
-    assert!(
-        late.0 > early.1,
-        "a long conversation needs at least 20 turns"
+    let (early, late, cpu_late) = (
+        LONG_EARLY,
+        long_late(scale.long_turns),
+        long_cpu_late(scale.long_turns),
     );
-    let label = |cmd: &str| server.process_label(cmd);
-    let snapshot = || CpuSnapshot::take(server.pgid(), &label);
-    let mut conversations: Vec<Vec<TurnSample>> = vec![Vec::new(); scale.long_conversations];
-    let (mut cpu_early, mut cpu_late) = (CpuUse::default(), CpuUse::default());
-    let mut window_start = None;
-    for t in 1..=scale.long_turns {
-        if t == early.0 || t == late.0 {
-            window_start = Some(snapshot());
+    assert!(
+        cpu_late.0 > early.1,
+        "a long conversation needs at least 30 turns"
+    );
+    let n = scale.long_conversations;
+    let long_id = |c: usize| format!("{prefix}-c{c}");
+    let fresh_id = |c: usize| format!("{prefix}-fresh-c{c}");
+    let mut long: Vec<Vec<TurnSample>> = vec![Vec::new(); n];
+    let mut fresh: Vec<Vec<TurnSample>> = vec![Vec::new(); n];
+    let processes = processes(server);
+    let (mut cpu_early, mut cpu_late_use) = (CpuUse::default(), CpuUse::default());
+    let mut block_start = None;
+    for t in 1..late.0 {
+        if t == early.0 || t == cpu_late.0 {
+            block_start = Some(processes.snapshot());
         }
-        for (c, turns) in conversations.iter_mut().enumerate() {
-            turns.push(run_turn(server, &format!("{prefix}-c{c}"), t));
+        for (c, turns) in long.iter_mut().enumerate() {
+            turns.push(run_turn(server, &long_id(c), t));
         }
-        if let Some(start) = window_start
-            .as_ref()
-            .filter(|_| t == early.1 || t == late.1)
-        {
-            let used = start.until(&snapshot());
+        if let Some(start) = block_start.take_if(|_| t == early.1 || t == cpu_late.1) {
+            let used = start.until(&processes.snapshot());
             if t == early.1 {
                 cpu_early = used;
             } else {
-                cpu_late = used;
+                cpu_late_use = used;
+            }
+        }
+    }
+    for t in 1..early.0 {
+        for (c, turns) in fresh.iter_mut().enumerate() {
+            turns.push(run_turn(server, &fresh_id(c), t));
+        }
+    }
+    for step in 0..=(early.1 - early.0).max(late.1 - late.0) {
+        for c in 0..n {
+            if early.0 + step <= early.1 {
+                fresh[c].push(run_turn(server, &fresh_id(c), early.0 + step));
+            }
+            if late.0 + step <= late.1 {
+                long[c].push(run_turn(server, &long_id(c), late.0 + step));
             }
         }
     }
     LongRun {
         target: server.target,
-        conversations,
+        late: long,
+        early: fresh,
         cpu_early,
-        cpu_late,
+        cpu_late: cpu_late_use,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::machine::{command_line, CpuUse, BENCH_PROCESS};
 use super::measure::{
-    long_late, ms, LongRun, Measurements, PhaseRun, Round, TurnSample, LONG_EARLY,
+    long_cpu_late, long_late, ms, LongRun, Measurements, PhaseRun, Round, TurnSample, LONG_EARLY,
 };
 use super::servers::{Runtime, Target, WorkerKind};
 use std::fmt::Write as _;
@@ -70,17 +70,26 @@ pub fn render(m: &Measurements) -> String {
         let n = s.long_turns;
         let late = long_late(n);
         line(&format!(
-            "\n## Long conversation ({} conversations × {n} turns per worker, interleaved; \
-             medians across them)\n",
-            s.long_conversations
+            "\n## Long conversation (per worker: {c} conversations of {n} turns and {c} fresh \
+             ones; medians across them)\n",
+            c = s.long_conversations
         ));
         line(&long_table(m).render());
         line(&format!(
-            "\nWindows: turns {}–{} and {}–{} of every conversation ({} turns each).",
-            LONG_EARLY.0,
-            LONG_EARLY.1,
+            "\nThe long conversations first run up to turn {} (not counted); then each of their \
+             turns {}–{} alternates with turn {}–{} of a fresh conversation, so both windows see \
+             the same machine load. CPU comes from blocks of the build-up instead (turns {}–{} \
+             and {}–{} of the long conversations, {} turns each): /proc counts in 10 ms ticks, \
+             too coarse to split between alternating turns.",
+            late.0 - 1,
             late.0,
             late.1,
+            LONG_EARLY.0,
+            LONG_EARLY.1,
+            LONG_EARLY.0,
+            LONG_EARLY.1,
+            long_cpu_late(n).0,
+            long_cpu_late(n).1,
             (LONG_EARLY.1 - LONG_EARLY.0 + 1) * s.long_conversations
         ));
     }
@@ -148,7 +157,7 @@ fn throughput(p: &PhaseRun) -> f64 {
     p.samples.len() as f64 / p.wall.as_secs_f64()
 }
 
-fn find<'a>(m: &'a Measurements, target: Target, index: usize) -> Option<&'a Round> {
+fn find(m: &Measurements, target: Target, index: usize) -> Option<&Round> {
     m.rounds
         .iter()
         .find(|r| r.target == target && r.index == index)
@@ -476,19 +485,17 @@ fn cpu_table(m: &Measurements) -> Table {
 /// Median across conversations of the time to first tts at turn `t`.
 fn turn_median(l: &LongRun, t: usize) -> f64 {
     let v: Vec<f64> = l
-        .conversations
+        .turn(t)
         .iter()
-        .filter_map(|c| c.get(t - 1)?.first_tts.map(ms))
+        .filter_map(|s| s.first_tts.map(ms))
         .collect();
     median(&v)
 }
 
 /// Median time to first tts over turns `from..=to` of every conversation.
 fn window_median(l: &LongRun, (from, to): (usize, usize)) -> f64 {
-    let v: Vec<f64> = l
-        .conversations
-        .iter()
-        .flat_map(|c| c[from - 1..to.min(c.len())].iter())
+    let v: Vec<f64> = (from..=to)
+        .flat_map(|t| l.turn(t))
         .filter_map(|s| s.first_tts.map(ms))
         .collect();
     median(&v)
@@ -507,11 +514,7 @@ fn long_table(m: &Measurements) -> Table {
     for l in &m.long {
         let label = l.target.label();
         let per_turn_median = |t: usize, f: &dyn Fn(&TurnSample) -> Option<f64>| {
-            let v: Vec<f64> = l
-                .conversations
-                .iter()
-                .filter_map(|c| f(c.get(t - 1)?))
-                .collect();
+            let v: Vec<f64> = l.turn(t).into_iter().filter_map(f).collect();
             median(&v)
         };
         let overhead = |s: &TurnSample| m.overhead(s);
@@ -562,14 +565,17 @@ fn long_table(m: &Measurements) -> Table {
             per_turn_median(n, &messages),
             &|v| format!("{v:.0}"),
         );
-        let window_turns =
-            |(from, to): (usize, usize)| ((to - from + 1) * l.conversations.len()) as f64;
+        let cpu_late = long_cpu_late(n);
+        let window_turns = |(from, to): (usize, usize)| ((to - from + 1) * l.late.len()) as f64;
         let cpu = |use_: &CpuUse, w: (usize, usize)| ms(use_.ours()) / window_turns(w);
         row(
             &mut t,
-            "CPU per turn, all processes (window)",
+            &format!(
+                "CPU per turn, all processes (turns {}–{} vs {}–{}, blocks)",
+                LONG_EARLY.0, LONG_EARLY.1, cpu_late.0, cpu_late.1
+            ),
             cpu(&l.cpu_early, LONG_EARLY),
-            cpu(&l.cpu_late, late),
+            cpu(&l.cpu_late, cpu_late),
             &fmt_ms,
         );
         for (process, early) in &l.cpu_early.processes {
@@ -583,7 +589,7 @@ fn long_table(m: &Measurements) -> Table {
                 &mut t,
                 &format!("… {process}"),
                 ms(*early) / window_turns(LONG_EARLY),
-                late_cpu / window_turns(late),
+                late_cpu / window_turns(cpu_late),
                 &fmt_ms,
             );
         }

@@ -323,7 +323,18 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 lock(&worker.sockets)[slot] = None;
             })
             .expect("spawn mock connection thread");
-        lock(&shared.threads).push(handle);
+        let finished = {
+            let mut threads = lock(&shared.threads);
+            threads.push(handle);
+            // Join the connection threads that are done: an unjoined thread keeps its stack
+            // mapped, and a benchmark run opens tens of thousands of connections.
+            let (finished, running) = threads.drain(..).partition(|t| t.is_finished());
+            *threads = running;
+            finished
+        };
+        for t in finished {
+            let _ = t.join();
+        }
     }
 }
 
