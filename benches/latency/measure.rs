@@ -216,62 +216,8 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
         logged_ms_to_first_tts: HashMap::new(),
         scale,
     };
-    for &runtime in &m.scale.runtimes.clone() {
-        let targets =
-            [WorkerKind::Ours, WorkerKind::PassThrough].map(|worker| Target { worker, runtime });
-        // A smoke run starts both at once; a full run one by one, so startup is not shared.
-        let servers: Vec<Server> = if m.scale.full {
-            targets
-                .iter()
-                .map(|t| Server::start(*t, workers, &gemini, &layercode))
-                .collect()
-        } else {
-            thread::scope(|scope| {
-                let starting: Vec<_> = targets
-                    .iter()
-                    .map(|t| scope.spawn(|| Server::start(*t, workers, &gemini, &layercode)))
-                    .collect();
-                starting
-                    .into_iter()
-                    .map(|h| h.join().expect("server start"))
-                    .collect()
-            })
-        };
-        for server in &servers {
-            m.startups.push(Startups {
-                target: server.target,
-                runs: vec![server.startup],
-                notes: server.startup_note.iter().cloned().collect(),
-            });
-            let prefix = format!("{}-warm", server.target.id());
-            m.warmups
-                .extend(sequential(server, &prefix, m.scale.warmup_turns, &m.scale).samples);
-        }
-        for index in 1..=m.scale.rounds {
-            // Ours first in odd rounds, the pass-through first in even ones: a drift in the
-            // machine's load over a run then favours neither.
-            let mut order: Vec<&Server> = servers.iter().collect();
-            if index % 2 == 0 {
-                order.reverse();
-            }
-            for server in order {
-                m.rounds
-                    .push(round(server, index, &m.scale, &mut m.warmups));
-            }
-        }
-        for server in &servers {
-            if m.scale.long_turns > 0 && m.scale.long_conversations > 0 {
-                m.long.push(long_conversation(server, &m.scale));
-            }
-            if m.scale.probe_requests > 0 {
-                m.probes.extend(probes(server, m.scale.probe_requests));
-            }
-            if server.target.worker == WorkerKind::Ours {
-                m.logged_ms_to_first_tts
-                    .extend(logged_ms_to_first_tts(&server.logs()));
-            }
-        }
-        servers.into_iter().for_each(Server::stop);
+    for runtime in m.scale.runtimes.clone() {
+        measure_runtime(&mut m, runtime, workers, &gemini, &layercode);
     }
     for startups in &mut m.startups {
         for _ in 0..m.scale.extra_startups {
@@ -305,6 +251,72 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
     }
     m.load_at_end = machine::load(&workers.repo);
     m
+}
+
+/// Both workers in one runtime: start them, warm them up, run the rounds alternately, then the
+/// long conversation and the probes of each; stop them.
+fn measure_runtime(
+    m: &mut Measurements,
+    runtime: Runtime,
+    workers: &Workers,
+    gemini: &MockGemini,
+    layercode: &MockLayercode,
+) {
+    let targets =
+        [WorkerKind::Ours, WorkerKind::PassThrough].map(|worker| Target { worker, runtime });
+    // A smoke run starts both at once; a full run one by one, so startup is not shared.
+    let servers: Vec<Server> = if m.scale.full {
+        targets
+            .iter()
+            .map(|t| Server::start(*t, workers, gemini, layercode))
+            .collect()
+    } else {
+        thread::scope(|scope| {
+            let starting: Vec<_> = targets
+                .iter()
+                .map(|t| scope.spawn(|| Server::start(*t, workers, gemini, layercode)))
+                .collect();
+            starting
+                .into_iter()
+                .map(|h| h.join().expect("server start"))
+                .collect()
+        })
+    };
+    for server in &servers {
+        m.startups.push(Startups {
+            target: server.target,
+            runs: vec![server.startup],
+            notes: server.startup_note.iter().cloned().collect(),
+        });
+        let prefix = format!("{}-warm", server.target.id());
+        m.warmups
+            .extend(sequential(server, &prefix, m.scale.warmup_turns, &m.scale).samples);
+    }
+    for index in 1..=m.scale.rounds {
+        // Ours first in odd rounds, the pass-through first in even ones: a drift in the
+        // machine's load over a run then favours neither.
+        let mut order: Vec<&Server> = servers.iter().collect();
+        if index % 2 == 0 {
+            order.reverse();
+        }
+        for server in order {
+            m.rounds
+                .push(round(server, index, &m.scale, &mut m.warmups));
+        }
+    }
+    for server in &servers {
+        if m.scale.long_turns > 0 && m.scale.long_conversations > 0 {
+            m.long.push(long_conversation(server, &m.scale));
+        }
+        if m.scale.probe_requests > 0 {
+            m.probes.extend(probes(server, m.scale.probe_requests));
+        }
+        if server.target.worker == WorkerKind::Ours {
+            m.logged_ms_to_first_tts
+                .extend(logged_ms_to_first_tts(&server.logs()));
+        }
+    }
+    servers.into_iter().for_each(Server::stop);
 }
 
 /// One worker's part of a round: a few uncounted turns, the sequential turns, then the
