@@ -195,13 +195,17 @@ fn round_ratios(m: &Measurements, runtime: Runtime, index: usize) -> Option<[f64
 }
 
 fn summary(m: &Measurements) -> Table {
+    let (n, late) = (m.scale.long_turns, long_late(m.scale.long_turns));
     let mut t = Table::new(&[
         "Runtime",
         "Overhead p50",
         "Overhead p95",
         &format!("Throughput ({} clients)", m.scale.clients),
-        "First tts, turn 100 / turn 2",
-        "… turns 91–100 / 2–11",
+        &format!("First tts, turn {n} / turn {}", LONG_EARLY.0),
+        &format!(
+            "… turns {}–{} / {}–{}",
+            late.0, late.1, LONG_EARLY.0, LONG_EARLY.1
+        ),
     ]);
     for &runtime in &m.scale.runtimes {
         let per_round: Vec<[f64; 3]> = (1..=m.scale.rounds)
