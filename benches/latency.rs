@@ -9,8 +9,8 @@
 //! Environment:
 //! * `LATENCY_BENCH_WORKER_DIR=<checkout>`: "ours" is `<checkout>/wrangler.toml` and its
 //!   `build/` instead of this repository's (compare prototype builds without copying code).
-//! * `LATENCY_BENCH_ROUNDS=<n>` (default 3), `LATENCY_BENCH_RUNTIMES=wrangler,bare` (default
-//!   both): a shorter full run.
+//! * `LATENCY_BENCH_ROUNDS=<n>` (default 3), `LATENCY_BENCH_CONCURRENT_SECS=<s>` (default 30),
+//!   `LATENCY_BENCH_RUNTIMES=wrangler,bare` (default both): a shorter or longer full run.
 //! * `LATENCY_BENCH_RAW=<file>`: also write every sequential turn's wall-clock stamps as CSV.
 //!
 //! `main` measures (`measure`), checks (`check`), then reports (`report`).
@@ -43,7 +43,9 @@ fn full_scale() -> Scale {
         round_warmup_turns: 5,
         sequential_turns: 100,
         clients: 16,
-        concurrent_for: Duration::from_secs(30),
+        concurrent_for: Duration::from_secs(
+            env_number("LATENCY_BENCH_CONCURRENT_SECS").unwrap_or(30) as u64,
+        ),
         min_turns_per_client: 1,
         turns_per_conversation: 10,
         long_conversations: 10,

@@ -70,6 +70,15 @@ impl CpuUse {
         self.processes.iter().map(|(_, t)| *t).sum()
     }
 
+    /// CPU time of the server's processes alone (without the bench's clients and mocks).
+    pub fn server(&self) -> Duration {
+        self.processes
+            .iter()
+            .filter(|(label, _)| label != BENCH_PROCESS)
+            .map(|(_, t)| *t)
+            .sum()
+    }
+
     /// Adds another measurement of the same server (same labels) to this one.
     pub fn add(&mut self, other: &CpuUse) {
         for (label, t) in &other.processes {

@@ -36,12 +36,15 @@ pub fn render(m: &Measurements) -> String {
          {} s (conversations of {} turns); the order alternates (ours first in odd rounds). \
          Overhead = (client send → first `response.tts`) − (mock received → first chunk \
          written). Ratios are ours / pass-through within a round; \"overall\" is their median \
-         over the rounds.",
+         over the rounds. \"As the CPU allows\" is the pass-through's server CPU per turn at \
+         {} clients divided by ours: the throughput ratio if both had the CPU to themselves, \
+         which other load on the machine disturbs far less than turns/s.",
         s.round_warmup_turns,
         s.sequential_turns,
         s.clients,
         s.concurrent_for.as_secs(),
-        s.turns_per_conversation
+        s.turns_per_conversation,
+        s.clients
     ));
     line("\n## Summary: ours / pass-through\n");
     line(&summary(m).render());
@@ -138,6 +141,8 @@ struct RoundNumbers {
     p50: f64,
     p95: f64,
     throughput: f64,
+    /// CPU of the server's processes per turn with the concurrent clients, ms.
+    server_cpu: f64,
 }
 
 fn numbers(m: &Measurements, r: &Round) -> RoundNumbers {
@@ -146,6 +151,7 @@ fn numbers(m: &Measurements, r: &Round) -> RoundNumbers {
         p50: pct(&overhead, 50.0),
         p95: pct(&overhead, 95.0),
         throughput: throughput(&r.concurrent),
+        server_cpu: ms(r.concurrent.cpu.server()) / r.concurrent.samples.len().max(1) as f64,
     }
 }
 
@@ -163,34 +169,16 @@ fn find(m: &Measurements, target: Target, index: usize) -> Option<&Round> {
         .find(|r| r.target == target && r.index == index)
 }
 
-/// (p50, p95, throughput) ratios ours / pass-through of one round of one runtime.
-fn round_ratios(m: &Measurements, runtime: Runtime, index: usize) -> Option<[f64; 3]> {
-    let ours = numbers(
-        m,
-        find(
-            m,
-            Target {
-                worker: WorkerKind::Ours,
-                runtime,
-            },
-            index,
-        )?,
-    );
-    let floor = numbers(
-        m,
-        find(
-            m,
-            Target {
-                worker: WorkerKind::PassThrough,
-                runtime,
-            },
-            index,
-        )?,
-    );
+/// Ratios ours / pass-through of one round of one runtime: overhead p50, p95, throughput, and
+/// the throughput the CPU allows (the pass-through's server CPU per turn / ours).
+fn round_ratios(m: &Measurements, runtime: Runtime, index: usize) -> Option<[f64; 4]> {
+    let of = |worker| find(m, Target { worker, runtime }, index).map(|r| numbers(m, r));
+    let (ours, floor) = (of(WorkerKind::Ours)?, of(WorkerKind::PassThrough)?);
     Some([
         ours.p50 / floor.p50,
         ours.p95 / floor.p95,
         ours.throughput / floor.throughput,
+        floor.server_cpu / ours.server_cpu,
     ])
 }
 
@@ -201,6 +189,7 @@ fn summary(m: &Measurements) -> Table {
         "Overhead p50",
         "Overhead p95",
         &format!("Throughput ({} clients)", m.scale.clients),
+        "… as the CPU allows",
         &format!("First tts, turn {n} / turn {}", LONG_EARLY.0),
         &format!(
             "… turns {}–{} / {}–{}",
@@ -208,7 +197,7 @@ fn summary(m: &Measurements) -> Table {
         ),
     ]);
     for &runtime in &m.scale.runtimes {
-        let per_round: Vec<[f64; 3]> = (1..=m.scale.rounds)
+        let per_round: Vec<[f64; 4]> = (1..=m.scale.rounds)
             .filter_map(|i| round_ratios(m, runtime, i))
             .collect();
         let column = |k: usize, goal: f64, at_most: bool| {
@@ -264,6 +253,7 @@ fn summary(m: &Measurements) -> Table {
             column(0, GOAL_P50, true),
             column(1, GOAL_P95, true),
             column(2, GOAL_THROUGHPUT, false),
+            column(3, GOAL_THROUGHPUT, false),
             single,
             window,
         ]);
@@ -278,7 +268,8 @@ fn rounds_table(m: &Measurements, runtime: Runtime) -> Table {
         "Overhead p50",
         "Overhead p95",
         &format!("Turns/s ({} clients)", m.scale.clients),
-        "Machine busy / of it others (concurrent phase)",
+        "Server CPU per turn (same phase)",
+        "Machine busy / of it others (same phase)",
     ]);
     for index in 1..=m.scale.rounds {
         let mut parts: Vec<&Round> = m
@@ -295,16 +286,18 @@ fn rounds_table(m: &Measurements, runtime: Runtime) -> Table {
                 fmt_ms(n.p50),
                 fmt_ms(n.p95),
                 format!("{:.1}", n.throughput),
+                fmt_ms(n.server_cpu),
                 busy(&r.concurrent.cpu),
             ]);
         }
-        if let Some([p50, p95, tput]) = round_ratios(m, runtime, index) {
+        if let Some([p50, p95, tput, cpu]) = round_ratios(m, runtime, index) {
             t.row(&[
                 index.to_string(),
                 "**ours / pass-through**".into(),
                 ratio(p50),
                 ratio(p95),
                 ratio(tput),
+                format!("{} (pass-through / ours)", ratio(cpu)),
                 String::new(),
             ]);
         }
