@@ -428,8 +428,8 @@ fn dotenv(pairs: &[(String, String)]) -> String {
         .collect()
 }
 
-/// The project's `wrangler.toml` (or `original`) without its `[build]` table, with `main` made
-/// absolute, written into the run directory. Without a build command wrangler does not watch `src/`: its watcher
+/// `original` (a wrangler.toml) without its `[build]` table, with `main` made absolute, written
+/// into the run directory. Without a build command wrangler does not watch `src/`: its watcher
 /// otherwise re-ran the (skipped) build about a second after start and reloaded the worker,
 /// failing whatever request was in flight with 503 "Your worker restarted mid-request".
 fn write_test_config(original: &Path, run_dir: &Path) -> PathBuf {
