@@ -285,6 +285,11 @@ struct Count {
 }
 
 #[derive(Deserialize)]
+struct JsonRows {
+    rows: String,
+}
+
+#[derive(Deserialize)]
 struct TextRow {
     text: String,
 }
@@ -475,14 +480,22 @@ impl Store {
     ) -> worker::Result<Vec<HistoryMessage>> {
         let limit = i64::try_from(WINDOW_MAX_MESSAGES + 1).unwrap_or(i64::MAX);
         let heard_seq = heard.map_or(-1, |(seq, _)| *seq);
-        let rows: Vec<MessageRow> = self
+        // SQLite writes the rows as one JSON text: one value to cross into wasm and one
+        // serde_json parse, instead of a JS object per row converted field by field.
+        let json: Vec<JsonRows> = self
             .sql
             .exec(
-                "SELECT seq, role, text FROM (SELECT seq, role, text FROM messages \
-                 WHERE text != '' OR seq = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                "SELECT json_group_array(json_object('seq', seq, 'role', role, 'text', text)) \
+                 AS rows FROM (SELECT seq, role, text FROM messages \
+                 WHERE text != '' OR seq = ? ORDER BY seq DESC LIMIT ?)",
                 vec![heard_seq.into(), limit.into()],
             )?
             .to_array()?;
+        let mut rows: Vec<MessageRow> = match json.first() {
+            Some(json) => serde_json::from_str(&json.rows)?,
+            None => Vec::new(),
+        };
+        rows.sort_by_key(|row| row.seq);
         let messages = rows
             .into_iter()
             .map(|row| {
