@@ -198,10 +198,9 @@ impl Config {
     }
 }
 
-/// The retention period in milliseconds (`0` = keep forever). The Durable Object reads only
-/// this setting, so it has its own function. A value that does not parse as a non-negative
-/// number falls back to the default rather than keeping data forever by accident.
-pub fn conversation_ttl_ms(lookup: impl Fn(&str) -> Option<String>) -> u64 {
+/// The retention period in milliseconds (`0` = keep forever). A value that does not parse as a
+/// non-negative number falls back to the default rather than keeping data forever by accident.
+fn conversation_ttl_ms(lookup: impl Fn(&str) -> Option<String>) -> u64 {
     let get = |name: &str| {
         lookup(name)
             .map(|v| v.trim().to_string())
