@@ -13,6 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const API_KEY: &str = "test_conversations_api_key";
+/// What the caller hears when the model fails before a word (stored as the failed reply).
+const APOLOGY: &str =
+    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
 /// How long an expiry may take to show: the period plus the runtime's alarm latency, with room
 /// for a loaded machine.
 const EXPIRY_WAIT: Duration = Duration::from_secs(30);
@@ -241,7 +244,7 @@ fn get_lists_messages_and_sessions_in_order() {
     spoken_turn(&worker, &session_start("conv_read", "turn_w"));
     spoken_turn(&worker, &message("conv_read", "turn_1", "Hello"));
     spoken_turn(&worker, &message("conv_read", "turn_2", "Tell me a story"));
-    // turn_3 says the caller heard only "Hello from" of turn_2; its own reply fails.
+    // turn_3 says the caller heard only "Hello from" of turn_2; its own model call fails.
     gemini.push(gemini_fixtures::error_reply(
         400,
         "INVALID_ARGUMENT",
@@ -303,7 +306,7 @@ fn get_lists_messages_and_sessions_in_order() {
                 msg("turn_2", "user", "Tell me a story", "complete"),
                 msg("turn_2", "assistant", "Hello from", "interrupted"),
                 msg("turn_3", "user", "Stop", "complete"),
-                msg("turn_3", "assistant", "", "failed"),
+                msg("turn_3", "assistant", APOLOGY, "failed"),
             ],
             "sessions": [{
                 "session_id": "sess_read", "transcript_messages": 1, "duration_ms": 61000.0,
