@@ -300,7 +300,8 @@ fn get_lists_messages_and_sessions_in_order() {
         json!({
             "conversation_id": "conv_read",
             "messages": [
-                msg("turn_w", "assistant", "Hi! How can I help you today?", "complete"),
+                // The welcome is keyed in its own namespace (`conversation::welcome_key`).
+                msg("welcome:turn_w", "assistant", "Hi! How can I help you today?", "complete"),
                 msg("turn_1", "user", "Hello", "complete"),
                 msg("turn_1", "assistant", DEFAULT_GEMINI_TEXT, "complete"),
                 msg("turn_2", "user", "Tell me a story", "complete"),
