@@ -4,16 +4,23 @@
 //! in production; the Worker runtime exposes all of them as string bindings, so one lookup
 //! function serves all three. Parsing is pure (`Config::from_lookup`) so it is tested natively.
 
-/// Names of the three secrets. Their values are never logged or returned.
+/// Names of the four secrets. Their values are never logged or returned.
 pub const LAYERCODE_WEBHOOK_SECRET: &str = "LAYERCODE_WEBHOOK_SECRET";
 pub const LAYERCODE_API_KEY: &str = "LAYERCODE_API_KEY";
 pub const GOOGLE_GENERATIVE_AI_API_KEY: &str = "GOOGLE_GENERATIVE_AI_API_KEY";
+pub const CONVERSATIONS_API_KEY: &str = "CONVERSATIONS_API_KEY";
+
+/// How long an idle conversation is kept, in days (`0` keeps it forever).
+pub const CONVERSATION_TTL_DAYS: &str = "CONVERSATION_TTL_DAYS";
+/// For testing: the same in seconds (fractions allowed); wins over the days when set.
+pub const CONVERSATION_TTL_SECONDS: &str = "CONVERSATION_TTL_SECONDS";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 13] = [
+pub const SETTING_NAMES: [&str; 16] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
+    CONVERSATIONS_API_KEY,
     "GEMINI_MODEL",
     "GEMINI_API_BASE_URL",
     "LAYERCODE_API_BASE_URL",
@@ -24,6 +31,8 @@ pub const SETTING_NAMES: [&str; 13] = [
     "ALLOWED_ORIGINS",
     "SYSTEM_PROMPT",
     "WELCOME_MESSAGE",
+    CONVERSATION_TTL_DAYS,
+    CONVERSATION_TTL_SECONDS,
 ];
 
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
@@ -35,6 +44,10 @@ pub const DEFAULT_TURN_MAX_MS: u64 = 60_000;
 /// About two minutes of speech: far beyond the one to three sentences the prompt asks for.
 pub const DEFAULT_REPLY_MAX_CHARS: u64 = 2_000;
 pub const DEFAULT_WELCOME_MESSAGE: &str = "Hi! How can I help you today?";
+pub const DEFAULT_CONVERSATION_TTL_DAYS: u64 = 30;
+const MS_PER_DAY: u64 = 24 * 60 * 60 * 1000;
+/// A hundred years: longer periods are clamped, since an alarm date must stay a valid date.
+const MAX_CONVERSATION_TTL_MS: u64 = 36_500 * MS_PER_DAY;
 
 /// Written for a voice: what the model writes is spoken as it streams.
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a friendly, helpful voice assistant talking \
@@ -112,6 +125,10 @@ pub struct Config {
     pub system_prompt: String,
     /// Empty means a silent `session.start`.
     pub welcome_message: String,
+    /// Bearer key of the conversations API; `None` turns the API off.
+    pub conversations_api_key: Option<String>,
+    /// How long an idle conversation is kept, in milliseconds; `0` keeps it forever.
+    pub conversation_ttl_ms: u64,
 }
 
 impl Config {
@@ -170,6 +187,8 @@ impl Config {
             // Unset: the default greeting. Set but empty: deliberately silent.
             welcome_message: get("WELCOME_MESSAGE")
                 .unwrap_or_else(|| DEFAULT_WELCOME_MESSAGE.to_string()),
+            conversations_api_key: non_empty(CONVERSATIONS_API_KEY),
+            conversation_ttl_ms: conversation_ttl_ms(&lookup),
         }
     }
 
@@ -177,6 +196,28 @@ impl Config {
     pub fn from_env(env: &worker::Env) -> Config {
         Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
     }
+}
+
+/// The retention period in milliseconds (`0` = keep forever). A value that does not parse as a
+/// non-negative number falls back to the default rather than keeping data forever by accident.
+fn conversation_ttl_ms(lookup: impl Fn(&str) -> Option<String>) -> u64 {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let seconds = get(CONVERSATION_TTL_SECONDS)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0);
+    let ttl_ms = match seconds {
+        // Rounded up so a tiny positive value never turns into "forever" (the cast saturates).
+        Some(seconds) => (seconds * 1000.0).ceil() as u64,
+        None => get(CONVERSATION_TTL_DAYS)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(DEFAULT_CONVERSATION_TTL_DAYS)
+            .saturating_mul(MS_PER_DAY),
+    };
+    ttl_ms.min(MAX_CONVERSATION_TTL_MS)
 }
 
 /// Which settings are present (never their values), for `/health`.
@@ -221,6 +262,52 @@ mod tests {
         assert_eq!(c.allowed_origins, AllowedOrigins::None);
         assert_eq!(c.system_prompt, DEFAULT_SYSTEM_PROMPT);
         assert_eq!(c.welcome_message, DEFAULT_WELCOME_MESSAGE);
+        assert_eq!(c.conversations_api_key, None);
+        assert_eq!(c.conversation_ttl_ms, 30 * 24 * 60 * 60 * 1000);
+    }
+
+    #[test]
+    fn conversation_ttl_reads_days_and_the_seconds_override() {
+        let ttl = |pairs: &[(&str, &str)]| config(pairs).conversation_ttl_ms;
+        assert_eq!(ttl(&[(CONVERSATION_TTL_DAYS, "7")]), 7 * MS_PER_DAY);
+        assert_eq!(ttl(&[(CONVERSATION_TTL_DAYS, "0")]), 0, "0 keeps forever");
+        assert_eq!(ttl(&[(CONVERSATION_TTL_SECONDS, "1.5")]), 1500);
+        assert_eq!(
+            ttl(&[(CONVERSATION_TTL_SECONDS, "0.0001")]),
+            1,
+            "never rounds to 0"
+        );
+        assert_eq!(
+            ttl(&[
+                (CONVERSATION_TTL_DAYS, "7"),
+                (CONVERSATION_TTL_SECONDS, "2")
+            ]),
+            2000,
+            "the test override wins"
+        );
+        assert_eq!(
+            ttl(&[
+                (CONVERSATION_TTL_DAYS, "7"),
+                (CONVERSATION_TTL_SECONDS, " ")
+            ]),
+            7 * MS_PER_DAY,
+            "a blank override is unset"
+        );
+    }
+
+    #[test]
+    fn a_bad_conversation_ttl_falls_back_to_the_default_not_forever() {
+        let ttl = |pairs: &[(&str, &str)]| config(pairs).conversation_ttl_ms;
+        let default = DEFAULT_CONVERSATION_TTL_DAYS * MS_PER_DAY;
+        assert_eq!(ttl(&[(CONVERSATION_TTL_DAYS, "thirty")]), default);
+        assert_eq!(ttl(&[(CONVERSATION_TTL_DAYS, "-1")]), default);
+        assert_eq!(ttl(&[(CONVERSATION_TTL_SECONDS, "-5")]), default);
+        assert_eq!(ttl(&[(CONVERSATION_TTL_SECONDS, "NaN")]), default);
+        assert_eq!(
+            ttl(&[(CONVERSATION_TTL_DAYS, "99999999999999")]),
+            MAX_CONVERSATION_TTL_MS,
+            "clamped to a valid alarm date"
+        );
     }
 
     #[test]
@@ -295,6 +382,7 @@ mod tests {
     fn present_settings_report_presence_only() {
         let present = present_settings(|name| match name {
             LAYERCODE_API_KEY => Some("sk_live_value".to_string()),
+            CONVERSATIONS_API_KEY => Some("conv_key".to_string()),
             GOOGLE_GENERATIVE_AI_API_KEY => Some("   ".to_string()),
             _ => None,
         });
@@ -302,5 +390,7 @@ mod tests {
         assert!(present.contains(&(LAYERCODE_API_KEY, true)));
         assert!(present.contains(&(GOOGLE_GENERATIVE_AI_API_KEY, false)));
         assert!(present.contains(&(LAYERCODE_WEBHOOK_SECRET, false)));
+        assert!(present.contains(&(CONVERSATIONS_API_KEY, true)));
+        assert!(present.contains(&(CONVERSATION_TTL_DAYS, false)));
     }
 }

@@ -9,22 +9,32 @@
 //!
 //! [`Store`] is the SQL: each method is a run of synchronous `exec` calls with no `.await`
 //! between them, which the runtime applies atomically.
+//!
+//! Retention: the tables are created by the first write (so reading an unknown id stores
+//! nothing), every write also records the time of last activity, and the alarm, armed once per
+//! object instance, erases the conversation once it has been idle for the retention period
+//! (`retention::decide`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen_futures::spawn_local;
 use worker::web_sys::{self, AbortSignal};
-use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
+use worker::{
+    console_error, console_log, durable_object, DurableObject, Env, Method, Request, RequestInit,
+    Response, SqlStorage, State,
+};
 
 use crate::config::Config;
 use crate::events::{self, InterruptionContext, SessionEnd, WebhookEvent};
 use crate::history::{
-    bounded_window, heard_prefix, HistoryMessage, ReplyStatus, WINDOW_MAX_CHARS,
+    bounded_window, heard_prefix, HistoryMessage, ReplyStatus, Role, WINDOW_MAX_CHARS,
     WINDOW_MAX_MESSAGES,
 };
+use crate::retention::{self, Activity, Decision};
 use crate::turn;
 
 /// The Durable Object binding in `wrangler.toml`.
@@ -56,6 +66,9 @@ impl Route {
             .find(|route| route.path() == path)
     }
 }
+
+/// Where the object serves the conversations API: `GET` reads, `DELETE` erases.
+const TRANSCRIPT_PATH: &str = "/transcript";
 
 /// What `begin_turn` found.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +138,53 @@ impl SessionSummary {
     }
 }
 
+/// One stored message, as the conversations API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub turn_id: String,
+    pub role: Role,
+    pub text: String,
+    pub status: ReplyStatus,
+    /// When the turn began, in milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// One recorded `session.end`, as the conversations API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub transcript_messages: i64,
+    pub duration_ms: Option<f64>,
+    pub transcription_seconds: Option<f64>,
+    pub tts_seconds: Option<f64>,
+    pub latency: Option<f64>,
+    pub recording_status: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// When the event was recorded, in milliseconds since the Unix epoch.
+    pub recorded_at_ms: i64,
+}
+
+/// Everything stored for a conversation: messages in the order they were spoken (replies still
+/// being generated are left out), and sessions in the order they ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub messages: Vec<StoredMessage>,
+    pub sessions: Vec<SessionRecord>,
+}
+
+/// The object's answer to a read: `None` when nothing is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ReadReply {
+    transcript: Option<Transcript>,
+}
+
+/// The object's answer to an erase: false when nothing was stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EraseReply {
+    erased: bool,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Worker side: the typed client.
 
@@ -157,6 +217,39 @@ impl ConversationClient {
         let request = web_sys::Request::new_with_str_and_init(&url, &init)?;
         self.stub.fetch_with_request(request.into()).await
     }
+
+    /// Everything stored, or `None` for a conversation that does not exist (or expired).
+    pub async fn read(&self) -> worker::Result<Option<Transcript>> {
+        let reply: ReadReply = self.call_transcript(Method::Get).await?;
+        Ok(reply.transcript)
+    }
+
+    /// Erases the conversation now; false if nothing was stored.
+    pub async fn erase(&self) -> worker::Result<bool> {
+        let reply: EraseReply = self.call_transcript(Method::Delete).await?;
+        Ok(reply.erased)
+    }
+
+    async fn call_transcript<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+    ) -> worker::Result<T> {
+        let mut init = RequestInit::new();
+        init.with_method(method);
+        let url = format!("https://conversation{TRANSCRIPT_PATH}");
+        let mut response = self
+            .stub
+            .fetch_with_request(Request::new_with_init(&url, &init)?)
+            .await?;
+        if response.status_code() != 200 {
+            let detail = response.text().await.unwrap_or_default();
+            return Err(worker::Error::RustError(format!(
+                "conversation store answered {}: {detail}",
+                response.status_code()
+            )));
+        }
+        response.json().await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,6 +264,10 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL,
     UNIQUE (turn_id, role)
+);
+CREATE TABLE IF NOT EXISTS activity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_active_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY,
@@ -188,28 +285,44 @@ CREATE TABLE IF NOT EXISTS sessions (
 /// One conversation: its rows, and the turns that read and write them.
 #[durable_object]
 pub struct Conversation {
+    /// Shared with the retention alarm, which every `Store` clone can arm.
+    state: Rc<State>,
     store: Store,
     /// Read once per object instance: settings do not change while it lives.
     config: Rc<Config>,
-    /// A schema failure is kept and reported per request: panicking in `new` hangs requests.
-    init_error: Option<String>,
 }
 
 impl DurableObject for Conversation {
     fn new(state: State, env: Env) -> Self {
+        // No schema here: the tables are created by the first write (`Store::ensure_schema`).
         let sql = state.storage().sql();
-        let init_error = sql.exec(SCHEMA, None).err().map(|e| e.to_string());
+        let state = Rc::new(state);
+        let config = Rc::new(Config::from_env(&env));
+        let alarm = Rc::new(RetentionAlarm {
+            state: Rc::clone(&state),
+            ttl_ms: config.conversation_ttl_ms,
+            armed: Cell::new(false),
+        });
         Conversation {
+            state,
             store: Store {
                 sql,
                 in_flight: Rc::default(),
+                schema_ready: Rc::new(Cell::new(false)),
+                alarm,
             },
-            config: Rc::new(Config::from_env(&env)),
-            init_error,
+            config,
         }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        if req.path() == TRANSCRIPT_PATH {
+            return match req.method() {
+                Method::Get => self.read_response(),
+                Method::Delete => self.erase_response().await,
+                _ => Response::error("method not allowed", 405),
+            };
+        }
         let Some(route) = Route::from_path(&req.path()) else {
             return Response::error("unknown conversation route", 404);
         };
@@ -221,10 +334,8 @@ impl DurableObject for Conversation {
             Ok(event) => event,
             Err(e) => return Response::error(format!("bad event: {e}"), 400),
         };
-        let store = match &self.init_error {
-            None => Ok(self.store.clone()),
-            Some(error) => Err(format!("schema setup failed: {error}")),
-        };
+        // Schema problems now surface from the first write, as that write's storage error.
+        let store: Result<Store, String> = Ok(self.store.clone());
         match (route, event) {
             (Route::Message, WebhookEvent::Message(message)) => {
                 turn::start_message(store, self.config.clone(), message, signal)
@@ -246,6 +357,108 @@ impl DurableObject for Conversation {
             _ => Response::error("event does not match the route", 400),
         }
     }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        let activity = self.store.activity()?;
+        let decision = retention::decide(now_ms(), self.config.conversation_ttl_ms, activity);
+        let action = match decision {
+            Decision::KeepForever => {
+                self.store.alarm.armed.set(false);
+                "kept"
+            }
+            Decision::Erase if activity.last_active_ms.is_none() => {
+                self.store.alarm.armed.set(false);
+                "nothing_stored"
+            }
+            Decision::Erase => {
+                self.erase().await?;
+                "expired"
+            }
+            Decision::CheckAgainIn(ms) => {
+                self.state.storage().set_alarm(ms).await?;
+                "rearmed"
+            }
+        };
+        self.log_retention(action);
+        Response::ok("")
+    }
+}
+
+impl Conversation {
+    fn read_response(&self) -> worker::Result<Response> {
+        match self.store.read() {
+            Ok(transcript) => Response::from_json(&ReadReply { transcript }),
+            Err(e) => Response::error(format!("storage error: {e}"), 500),
+        }
+    }
+
+    async fn erase_response(&self) -> worker::Result<Response> {
+        match self.erase().await {
+            Ok(erased) => Response::from_json(&EraseReply { erased }),
+            Err(e) => Response::error(format!("storage error: {e}"), 500),
+        }
+    }
+
+    /// Deletes every row and the alarm; false when nothing was stored. Repeating it is
+    /// harmless, which matters because alarms are delivered at least once.
+    async fn erase(&self) -> worker::Result<bool> {
+        if !self.store.has_schema()? {
+            return Ok(false);
+        }
+        let storage = self.state.storage();
+        // First, with no await since the caller's decision, so no write can slip in between.
+        storage.delete_all().await?;
+        // The live instance has no tables now: the next write recreates them and re-arms.
+        self.store.schema_ready.set(false);
+        self.store.alarm.armed.set(false);
+        // `delete_all` removes the alarm too since compatibility date 2026-02-24; this keeps
+        // erasure complete under an older date.
+        storage.delete_alarm().await?;
+        Ok(true)
+    }
+
+    /// One line per alarm: the conversation and what happened, never its content.
+    fn log_retention(&self, action: &str) {
+        let id = self.state.id();
+        let line = serde_json::json!({
+            "event": "retention",
+            "conversation_id": id.name(),
+            "object_id": id.to_string(),
+            "action": action,
+        });
+        console_log!("{line}");
+    }
+}
+
+/// The retention alarm of one object instance, shared by the object and every `Store` clone.
+struct RetentionAlarm {
+    state: Rc<State>,
+    /// The retention period in milliseconds; `0` sets no alarm.
+    ttl_ms: u64,
+    /// This instance has armed the alarm: later writes leave it be, and the alarm handler
+    /// re-arms it for as long as the conversation stays in use.
+    armed: Cell<bool>,
+}
+
+impl RetentionAlarm {
+    /// Arms the alarm once per instance, so a turn never waits on an alarm write. Spawned, so
+    /// it is set after the write that asked for it, never ahead of the turn's Gemini request
+    /// (a write holds back the object's later outgoing requests until it is durable).
+    fn arm_once(self: &Rc<Self>) {
+        if self.ttl_ms == 0 || self.armed.get() {
+            return;
+        }
+        self.armed.set(true);
+        let alarm = Rc::clone(self);
+        spawn_local(async move {
+            let ttl_ms = i64::try_from(alarm.ttl_ms).unwrap_or(i64::MAX);
+            if let Err(e) = alarm.state.storage().set_alarm(ttl_ms).await {
+                // The next write tries again.
+                alarm.armed.set(false);
+                console_error!("conversation: arming the retention alarm failed: {e}");
+            }
+        });
+    }
 }
 
 /// The conversation's SQL, and what its running turns have sent so far. Cloning is cheap
@@ -256,6 +469,9 @@ pub struct Store {
     /// Text sent so far by each turn still running in this object, by `turn_id`: what an
     /// interruption context is checked against while the reply's row is still pending.
     in_flight: Rc<RefCell<HashMap<String, Rc<RefCell<String>>>>>,
+    /// The tables exist. Shared by every clone: created lazily, gone again after an erase.
+    schema_ready: Rc<Cell<bool>>,
+    alarm: Rc<RetentionAlarm>,
 }
 
 /// The key a welcome is stored under: its own namespace, so a `message` that reuses the
@@ -295,6 +511,11 @@ struct TextRow {
 }
 
 #[derive(Deserialize)]
+struct OptionalTime {
+    ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
 struct MessageRow {
     seq: i64,
     role: String,
@@ -311,6 +532,17 @@ impl Store {
         user_text: &str,
         interruption: Option<&InterruptionContext>,
     ) -> worker::Result<Begun> {
+        if !self.has_schema()? {
+            // A new (or erased) conversation: nothing to read, and nothing created yet.
+            return Ok(Begun::Ready(TurnStart {
+                history: vec![HistoryMessage::user(user_text)],
+                writes: StartWrites {
+                    turn_id: turn_id.to_string(),
+                    user_text: user_text.to_string(),
+                    interrupted: None,
+                },
+            }));
+        }
         let earlier: Vec<TextRow> = self
             .sql
             .exec(
@@ -347,6 +579,7 @@ impl Store {
     /// way, because a write holds back the object's later outgoing requests until it is durable
     /// (the output gate); nothing can run in between, so a redelivery still finds the turn.
     pub fn commit(&self, writes: &StartWrites) -> worker::Result<()> {
+        self.ensure_schema()?;
         if let Some((seq, heard)) = &writes.interrupted {
             self.sql.exec(
                 "UPDATE messages SET text = ?, status = ? WHERE seq = ?",
@@ -369,7 +602,7 @@ impl Store {
                 now.into(),
             ],
         )?;
-        Ok(())
+        self.record_activity(now)
     }
 
     /// The row of the interrupted reply and what the caller heard of it, clamped to what was
@@ -420,6 +653,10 @@ impl Store {
         text: &str,
         status: ReplyStatus,
     ) -> worker::Result<()> {
+        if !self.has_schema()? {
+            // Erased (or expired) while the turn ran: a late reply must not bring it back.
+            return Ok(());
+        }
         // Only a pending placeholder is settled here: if the next message already applied
         // its interruption context, what the user heard wins over what we sent.
         let cursor = self.sql.exec(
@@ -429,12 +666,13 @@ impl Store {
         )?;
         // Drain the cursor so the statement has run.
         let _ = cursor.to_array::<serde_json::Value>()?;
-        Ok(())
+        self.record_activity(now_ms())
     }
 
     /// Stores the greeting spoken at `session.start` as an assistant turn; false if this
     /// `turn_id` was already greeted (a redelivery).
     pub fn record_welcome(&self, turn_id: &str, text: &str) -> worker::Result<bool> {
+        self.ensure_schema()?;
         let duplicate = self.count(
             "SELECT COUNT(*) AS n FROM messages WHERE turn_id = ? AND role = 'assistant'",
             turn_id,
@@ -445,12 +683,14 @@ impl Store {
                  VALUES (?, 'assistant', ?, 'complete', ?)",
                 vec![turn_id.into(), text.into(), now_ms().into()],
             )?;
+            self.record_activity(now_ms())?;
         }
         Ok(!duplicate)
     }
 
     /// Records that a session (connection) ended, with its metrics.
     pub fn end_session(&self, s: &SessionSummary) -> worker::Result<()> {
+        self.ensure_schema()?;
         self.sql.exec(
             "INSERT OR REPLACE INTO sessions (session_id, transcript_messages, duration_ms, \
              transcription_seconds, tts_seconds, latency, recording_status, started_at, ended_at, \
@@ -468,7 +708,99 @@ impl Store {
                 now_ms().into(),
             ],
         )?;
+        self.record_activity(now_ms())
+    }
+
+    /// Creates the tables unless this instance already knows they exist.
+    fn ensure_schema(&self) -> worker::Result<()> {
+        if !self.schema_ready.get() {
+            self.sql.exec(SCHEMA, None)?;
+            self.schema_ready.set(true);
+        }
         Ok(())
+    }
+
+    /// Whether anything is stored, without creating storage when nothing is.
+    fn has_schema(&self) -> worker::Result<bool> {
+        if self.schema_ready.get() {
+            return Ok(true);
+        }
+        let rows: Vec<Count> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+                None,
+            )?
+            .to_array()?;
+        let exists = rows.first().is_some_and(|row| row.n > 0);
+        if exists {
+            // A conversation stored before retention existed lacks the `activity` table.
+            self.ensure_schema()?;
+        }
+        Ok(exists)
+    }
+
+    /// Notes that the conversation is in use, in the same synchronous run as the write that
+    /// made it so (one small statement, no await), and arms the alarm if this instance has not.
+    fn record_activity(&self, now: i64) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO activity (id, last_active_ms) VALUES (1, ?)",
+            vec![now.into()],
+        )?;
+        self.alarm.arm_once();
+        Ok(())
+    }
+
+    /// The last activity (the latest of every time stored) and any turn still in flight.
+    fn activity(&self) -> worker::Result<Activity> {
+        if !self.has_schema()? {
+            return Ok(Activity {
+                last_active_ms: None,
+                pending_since_ms: None,
+            });
+        }
+        let last_active_ms = self.optional_time(
+            "SELECT MAX(t) AS ms FROM (SELECT last_active_ms AS t FROM activity \
+             UNION ALL SELECT MAX(created_at_ms) FROM messages \
+             UNION ALL SELECT MAX(recorded_at_ms) FROM sessions)",
+        )?;
+        let pending_since_ms = self.optional_time(
+            "SELECT MAX(created_at_ms) AS ms FROM messages WHERE status = 'pending'",
+        )?;
+        Ok(Activity {
+            last_active_ms,
+            pending_since_ms,
+        })
+    }
+
+    fn optional_time(&self, query: &str) -> worker::Result<Option<i64>> {
+        let rows: Vec<OptionalTime> = self.sql.exec(query, None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|row| row.ms))
+    }
+
+    /// Everything stored, or `None` when nothing is.
+    fn read(&self) -> worker::Result<Option<Transcript>> {
+        if !self.has_schema()? {
+            return Ok(None);
+        }
+        let messages: Vec<StoredMessage> = self
+            .sql
+            .exec(
+                "SELECT turn_id, role, text, status, created_at_ms FROM messages \
+                 WHERE status != 'pending' ORDER BY seq",
+                None,
+            )?
+            .to_array()?;
+        let sessions: Vec<SessionRecord> = self
+            .sql
+            .exec(
+                "SELECT session_id, transcript_messages, duration_ms, transcription_seconds, \
+                 tts_seconds, latency, recording_status, started_at, ended_at, recorded_at_ms \
+                 FROM sessions ORDER BY recorded_at_ms, session_id",
+                None,
+            )?
+            .to_array()?;
+        Ok(Some(Transcript { messages, sessions }))
     }
 
     /// The newest stored messages, oldest first, with the interrupted reply (`seq`, text heard)
@@ -514,6 +846,9 @@ impl Store {
 
     /// The stored reply of a turn (what the caller heard of it), if any.
     pub fn stored_reply(&self, turn_id: &str) -> worker::Result<Option<String>> {
+        if !self.has_schema()? {
+            return Ok(None); // erased since the turn was found
+        }
         let rows: Vec<TextRow> = self
             .sql
             .exec(

@@ -9,9 +9,13 @@ pub enum AppError {
     BadRequest(String),
     /// Missing or invalid webhook signature. The body stays generic on purpose.
     Unauthorized,
+    /// Missing or wrong `CONVERSATIONS_API_KEY` bearer token; says nothing about the conversation.
+    InvalidApiKey,
     /// Well-formed but not allowed (for example another agent's id).
     Forbidden(String),
     NotFound,
+    /// The conversations API was asked for a conversation with nothing stored.
+    ConversationNotFound,
     MethodNotAllowed,
     PayloadTooLarge {
         limit_bytes: usize,
@@ -36,9 +40,9 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::BadRequest(_) => 400,
-            AppError::Unauthorized => 401,
+            AppError::Unauthorized | AppError::InvalidApiKey => 401,
             AppError::Forbidden(_) => 403,
-            AppError::NotFound => 404,
+            AppError::NotFound | AppError::ConversationNotFound => 404,
             AppError::MethodNotAllowed => 405,
             AppError::PayloadTooLarge { .. } => 413,
             AppError::MissingSetting(_) | AppError::Internal(_) => 500,
@@ -58,7 +62,9 @@ impl AppError {
             AppError::BadRequest(detail) => detail.clone(),
             AppError::Unauthorized => "invalid or missing layercode-signature".to_string(),
             AppError::Forbidden(detail) => detail.clone(),
+            AppError::InvalidApiKey => "invalid or missing API key".to_string(),
             AppError::NotFound => "not found".to_string(),
+            AppError::ConversationNotFound => "conversation not found".to_string(),
             AppError::MethodNotAllowed => "method not allowed".to_string(),
             AppError::PayloadTooLarge { limit_bytes } => {
                 format!("request body is larger than {limit_bytes} bytes")
@@ -78,7 +84,12 @@ impl AppError {
 
     /// The HTTP response for this error.
     pub fn to_response(&self) -> worker::Result<Response> {
-        json_response(self.status(), &self.body())
+        let mut response = json_response(self.status(), &self.body())?;
+        if *self == AppError::InvalidApiKey {
+            // RFC 6750: tells the client which credentials the route takes.
+            response.headers_mut().set("www-authenticate", "Bearer")?;
+        }
+        Ok(response)
     }
 }
 
@@ -99,6 +110,8 @@ mod tests {
     fn statuses_match_the_http_meaning() {
         assert_eq!(AppError::BadRequest("x".into()).status(), 400);
         assert_eq!(AppError::Unauthorized.status(), 401);
+        assert_eq!(AppError::InvalidApiKey.status(), 401);
+        assert_eq!(AppError::ConversationNotFound.status(), 404);
         assert_eq!(AppError::Forbidden("x".into()).status(), 403);
         assert_eq!(AppError::PayloadTooLarge { limit_bytes: 1 }.status(), 413);
         assert_eq!(AppError::MissingSetting("LAYERCODE_API_KEY").status(), 500);
@@ -124,6 +137,14 @@ mod tests {
         assert_eq!(
             AppError::PayloadTooLarge { limit_bytes: 1024 }.message(),
             "request body is larger than 1024 bytes"
+        );
+    }
+
+    #[test]
+    fn a_bad_api_key_says_nothing_about_the_conversation() {
+        assert_eq!(
+            AppError::InvalidApiKey.body(),
+            r#"{"error":"invalid or missing API key"}"#
         );
     }
 

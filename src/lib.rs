@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod body;
 pub mod config;
 pub mod conversation;
+pub mod conversations_api;
 pub mod deadline;
 pub mod engine;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod event_stream;
 pub mod events;
 pub mod gemini;
 pub mod history;
+pub mod retention;
 pub mod signature;
 pub mod speech;
 pub mod sse;
@@ -33,6 +35,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         }
         (Method::Post, "/authorize" | "/api/authorize") => authorize::handle(req, env).await,
         (Method::Options, "/authorize" | "/api/authorize") => authorize::preflight(&req, &env),
+        (_, p) if p.starts_with(conversations_api::PATH_PREFIX) => {
+            conversations_api::handle(req, env)
+                .await
+                .or_else(|e| e.to_response())
+        }
         (_, "/health" | "/agent" | "/api/agent" | "/authorize" | "/api/authorize") => {
             AppError::MethodNotAllowed.to_response()
         }
