@@ -55,6 +55,10 @@ async fn run_message(
     mut stream: EventStream,
 ) {
     let clock = WorkerClock;
+    if let Err(error) = &config.tools {
+        // Refused whole: this turn runs without tools (`/health` shows the same message).
+        console_error!("TOOLS is not used: {error}");
+    }
     let mut log = TurnLog::new(
         "message",
         &message.conversation_id,
