@@ -305,6 +305,7 @@ async fn run_welcome(
         finish_reason: None,
         attempts: 0,
         first_speech_at_ms,
+        tools: Default::default(),
     };
     log.emit(&outcome, &CallReport::default(), &clock);
 }
