@@ -4,7 +4,9 @@
 //! in production; the Worker runtime exposes all of them as string bindings, so one lookup
 //! function serves all three. Parsing is pure (`Config::from_lookup`) so it is tested natively.
 
-/// Names of the four secrets. Their values are never logged or returned.
+use crate::tools::{self, ToolEntry};
+
+/// Names of the five secrets. Their values are never logged or returned.
 pub const LAYERCODE_WEBHOOK_SECRET: &str = "LAYERCODE_WEBHOOK_SECRET";
 pub const LAYERCODE_API_KEY: &str = "LAYERCODE_API_KEY";
 pub const GOOGLE_GENERATIVE_AI_API_KEY: &str = "GOOGLE_GENERATIVE_AI_API_KEY";
@@ -14,13 +16,16 @@ pub const CONVERSATIONS_API_KEY: &str = "CONVERSATIONS_API_KEY";
 pub const CONVERSATION_TTL_DAYS: &str = "CONVERSATION_TTL_DAYS";
 /// For testing: the same in seconds (fractions allowed); wins over the days when set.
 pub const CONVERSATION_TTL_SECONDS: &str = "CONVERSATION_TTL_SECONDS";
+/// Signs every HTTP tool call (`x-tool-signature`).
+pub const TOOLS_SIGNING_SECRET: &str = "TOOLS_SIGNING_SECRET";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 16] = [
+pub const SETTING_NAMES: [&str; 19] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
     CONVERSATIONS_API_KEY,
+    TOOLS_SIGNING_SECRET,
     "GEMINI_MODEL",
     "GEMINI_API_BASE_URL",
     "LAYERCODE_API_BASE_URL",
@@ -33,6 +38,8 @@ pub const SETTING_NAMES: [&str; 16] = [
     "WELCOME_MESSAGE",
     CONVERSATION_TTL_DAYS,
     CONVERSATION_TTL_SECONDS,
+    "TOOLS",
+    "MAX_TOOL_ROUNDS",
 ];
 
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
@@ -43,6 +50,8 @@ pub const DEFAULT_GEMINI_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_TURN_MAX_MS: u64 = 60_000;
 /// About two minutes of speech: far beyond the one to three sentences the prompt asks for.
 pub const DEFAULT_REPLY_MAX_CHARS: u64 = 2_000;
+/// Model rounds of one turn when it calls tools; the last one must answer in words.
+pub const DEFAULT_MAX_TOOL_ROUNDS: u64 = 4;
 pub const DEFAULT_WELCOME_MESSAGE: &str = "Hi! How can I help you today?";
 pub const DEFAULT_CONVERSATION_TTL_DAYS: u64 = 30;
 const MS_PER_DAY: u64 = 24 * 60 * 60 * 1000;
@@ -64,6 +73,8 @@ const MAX_TIMEOUT_MS: u64 = 120_000;
 /// Bounds for `TURN_MAX_MS` and `REPLY_MAX_CHARS`, for the same reason.
 const TURN_MS_RANGE: (u64, u64) = (2_000, 600_000);
 const REPLY_CHARS_RANGE: (u64, u64) = (100, 20_000);
+/// Bounds for `MAX_TOOL_ROUNDS`: at least one round; more than ten keeps a caller waiting.
+const TOOL_ROUNDS_RANGE: (u64, u64) = (1, 10);
 
 /// Which browser origins may call `/authorize` (CORS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +140,11 @@ pub struct Config {
     pub conversations_api_key: Option<String>,
     /// How long an idle conversation is kept, in milliseconds; `0` keeps it forever.
     pub conversation_ttl_ms: u64,
+    /// The parsed `TOOLS`; `Err` says why the value was refused (turns then run without tools).
+    pub tools: Result<Vec<ToolEntry>, String>,
+    pub tools_signing_secret: Option<String>,
+    /// Model rounds per turn, counting the first.
+    pub max_tool_rounds: u32,
 }
 
 impl Config {
@@ -189,7 +205,38 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_WELCOME_MESSAGE.to_string()),
             conversations_api_key: non_empty(CONVERSATIONS_API_KEY),
             conversation_ttl_ms: conversation_ttl_ms(&lookup),
+            tools: tools::parse(&get("TOOLS").unwrap_or_default()),
+            tools_signing_secret: non_empty(TOOLS_SIGNING_SECRET),
+            max_tool_rounds: u32::try_from(number(
+                "MAX_TOOL_ROUNDS",
+                DEFAULT_MAX_TOOL_ROUNDS,
+                TOOL_ROUNDS_RANGE,
+            ))
+            .unwrap_or(1),
         }
+    }
+
+    /// The tools turns may use: none when `TOOLS` was refused.
+    pub fn tool_entries(&self) -> &[ToolEntry] {
+        self.tools.as_deref().unwrap_or_default()
+    }
+
+    /// What `/health` says about `TOOLS`: how many, their names, the refusal, the warnings.
+    pub fn tools_report(&self) -> serde_json::Value {
+        let names: Vec<&str> = self
+            .tool_entries()
+            .iter()
+            .map(|entry| match entry {
+                ToolEntry::Http(spec) => spec.name.as_str(),
+                ToolEntry::EndCall => tools::END_CALL,
+            })
+            .collect();
+        serde_json::json!({
+            "count": names.len(),
+            "names": names,
+            "error": self.tools.as_ref().err(),
+            "warnings": tools::warnings(self.tool_entries(), self.tools_signing_secret.is_some()),
+        })
     }
 
     /// Reads the configuration from the Worker's bindings.
@@ -264,6 +311,9 @@ mod tests {
         assert_eq!(c.welcome_message, DEFAULT_WELCOME_MESSAGE);
         assert_eq!(c.conversations_api_key, None);
         assert_eq!(c.conversation_ttl_ms, 30 * 24 * 60 * 60 * 1000);
+        assert_eq!(c.tools, Ok(Vec::new()));
+        assert_eq!(c.tools_signing_secret, None);
+        assert_eq!(c.max_tool_rounds, 4);
     }
 
     #[test]
@@ -308,6 +358,53 @@ mod tests {
             MAX_CONVERSATION_TTL_MS,
             "clamped to a valid alarm date"
         );
+    }
+
+    #[test]
+    fn tools_settings_are_read_and_reported() {
+        let tools = r#"[{"name": "shop_hours", "description": "Hours.", "url": "https://x.example/h"},
+                        {"builtin": "end_call"}]"#;
+        let c = config(&[
+            ("TOOLS", tools),
+            (TOOLS_SIGNING_SECRET, "tool_secret"),
+            ("MAX_TOOL_ROUNDS", "2"),
+        ]);
+        assert_eq!(c.tool_entries().len(), 2);
+        assert_eq!(c.tools_signing_secret.as_deref(), Some("tool_secret"));
+        assert_eq!(c.max_tool_rounds, 2);
+        assert_eq!(
+            c.tools_report(),
+            serde_json::json!({"count": 2, "names": ["shop_hours", "end_call"], "error": null,
+                               "warnings": []})
+        );
+        assert!(!c.tools_report().to_string().contains("tool_secret"));
+
+        let unsigned = config(&[("TOOLS", tools)]);
+        let report = unsigned.tools_report();
+        assert_eq!(report["count"], 2);
+        assert!(report["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("TOOLS_SIGNING_SECRET is not set"));
+    }
+
+    #[test]
+    fn invalid_tools_are_reported_and_turns_get_none() {
+        let c = config(&[("TOOLS", r#"[{"name": "x y"}]"#)]);
+        assert!(c.tool_entries().is_empty());
+        let report = c.tools_report();
+        assert_eq!(report["count"], 0);
+        assert!(report["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("TOOLS[0] (x y): name must start"));
+    }
+
+    #[test]
+    fn tool_rounds_are_clamped() {
+        assert_eq!(config(&[("MAX_TOOL_ROUNDS", "0")]).max_tool_rounds, 1);
+        assert_eq!(config(&[("MAX_TOOL_ROUNDS", "99")]).max_tool_rounds, 10);
+        assert_eq!(config(&[("MAX_TOOL_ROUNDS", "many")]).max_tool_rounds, 4);
     }
 
     #[test]

@@ -18,8 +18,16 @@ use std::task::Poll;
 
 use futures::future::poll_fn;
 
+use serde_json::Value;
+
 use crate::history::ReplyStatus;
 use crate::speech::SpeechFilter;
+
+mod tool_loop;
+pub use tool_loop::{
+    run_with_tools, CallPlan, CallReport, CallStatus, FunctionCall, FunctionResponse, ModelStep,
+    ToolLimits, ToolLog, ToolRunner, ToolStep,
+};
 
 /// Spoken when the model fails before saying anything.
 pub const APOLOGY_BEFORE_REPLY: &str =
@@ -134,18 +142,30 @@ pub trait Model {
     type Stream: ReplyStream;
     /// Sends the request; `Ok` once the answer is a readable 200 stream.
     fn open(&mut self) -> impl Future<Output = Result<Self::Stream, OpenError>>;
+    /// Makes the next `open` ask again after tool calls: the original request followed by every
+    /// step of this turn so far. `calling_allowed` false forbids further calls (the last round).
+    fn follow_up(&mut self, _steps: &[ToolStep], _calling_allowed: bool) {}
 }
 
 /// A streamed reply.
 pub trait ReplyStream {
     /// The next piece; `Ok(None)` at the clean end of the body.
     fn next(&mut self) -> impl Future<Output = Result<Option<Piece>, Failure>>;
+    /// Once the stream has ended: the model's parts exactly as received and the function calls
+    /// among them. A model without tools has none.
+    fn take_step(&mut self) -> ModelStep {
+        ModelStep::default()
+    }
 }
 
 /// Where the caller hears the reply.
 pub trait Speaker {
     /// Sends text to be spoken; false once the caller is gone (nothing more will be heard).
     fn speak(&mut self, text: &str) -> impl Future<Output = bool>;
+    /// Sends JSON to the caller's app (`response.data`); false once the caller is gone.
+    fn data(&mut self, _content: &Value) -> impl Future<Output = bool> {
+        std::future::ready(true)
+    }
 }
 
 /// Time, in milliseconds on any monotonic origin.
@@ -239,6 +259,8 @@ pub struct TurnOutcome {
     pub attempts: u32,
     /// When the first speech (words or apology) was sent, on the clock, if ever.
     pub first_speech_at_ms: Option<u64>,
+    /// The tool rounds and calls of the turn (empty without tools).
+    pub tools: ToolLog,
 }
 
 impl TurnOutcome {
@@ -276,6 +298,7 @@ where
         finish_reason: None,
         attempts: 0,
         first_speech_at_ms: None,
+        separate_next: false,
     };
     let ending = turn.reply(model, limits).await;
     turn.settle(ending).await
@@ -296,12 +319,31 @@ struct Turn<'a, S, C: Clock, H> {
     finish_reason: Option<String>,
     attempts: u32,
     first_speech_at_ms: Option<u64>,
+    /// The next words start a new utterance (a model round after a tool's filler): a space
+    /// keeps them from running into what was said before.
+    separate_next: bool,
 }
 
 impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
     /// Opens the stream (retrying as allowed), then speaks it to the end.
     async fn reply<M: Model>(&mut self, model: &mut M, limits: Limits) -> Result<(), Stop> {
         let mut stream = self.open(model, limits).await?;
+        let finish = self.read(&mut stream, limits).await?;
+        self.finish_reason = finish.as_ref().map(|f| f.reason.clone());
+        match finish {
+            None => Err(Stop::Failed(Failure::Truncated)),
+            Some(_) if !has_words(&self.spoken) => Err(Stop::Failed(Failure::NothingSpoken)),
+            Some(f) if f.policy && !ends_sentence(&self.spoken) => Err(Stop::Cut(Cut::Policy)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Speaks a stream to its end; the model's finish, if it gave one.
+    async fn read<R: ReplyStream>(
+        &mut self,
+        stream: &mut R,
+        limits: Limits,
+    ) -> Result<Option<Finish>, Stop> {
         let mut filter = SpeechFilter::new();
         let mut finish = None;
         loop {
@@ -317,13 +359,7 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
             }
         }
         self.say(&filter.finish(), limits).await?;
-        self.finish_reason = finish.as_ref().map(|f| f.reason.clone());
-        match finish {
-            None => Err(Stop::Failed(Failure::Truncated)),
-            Some(_) if !has_words(&self.spoken) => Err(Stop::Failed(Failure::NothingSpoken)),
-            Some(f) if f.policy && !ends_sentence(&self.spoken) => Err(Stop::Cut(Cut::Policy)),
-            Some(_) => Ok(()),
-        }
+        Ok(finish)
     }
 
     async fn open<M: Model>(&mut self, model: &mut M, limits: Limits) -> Result<M::Stream, Stop> {
@@ -351,6 +387,18 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
             .reply_max_chars
             .saturating_sub(self.spoken.chars().count());
         let (text, cut) = fit_words(text, room);
+        let separated;
+        let mut text = text;
+        if self.separate_next && !text.is_empty() {
+            self.separate_next = false;
+            let joined = !self.spoken.is_empty()
+                && !self.spoken.ends_with(char::is_whitespace)
+                && !text.starts_with(char::is_whitespace);
+            if joined {
+                separated = format!(" {text}");
+                text = &separated;
+            }
+        }
         if !text.is_empty() {
             self.first_speech_at_ms.get_or_insert(self.clock.now_ms());
             if !self.speaker.speak(text).await {
@@ -395,6 +443,7 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
             finish_reason: self.finish_reason,
             attempts: self.attempts,
             first_speech_at_ms: self.first_speech_at_ms,
+            tools: ToolLog::default(),
         }
     }
 }
@@ -466,12 +515,12 @@ impl<'a, C: Clock, H: Future<Output = ()>> Waiter<'a, C, H> {
         deadline.saturating_sub(self.clock.now_ms())
     }
 
-    /// Which deadline has passed, if one has.
-    fn expired(&self) -> Option<Stop> {
+    /// Which deadline has passed, if one has (the silence one only when `silence` is watched).
+    fn expired(&self, silence: bool) -> Option<Stop> {
         let now = self.clock.now_ms();
         if now >= self.turn_deadline_ms {
             Some(Stop::Cut(Cut::TurnTime))
-        } else if now >= self.silence_deadline_ms {
+        } else if silence && now >= self.silence_deadline_ms {
             Some(Stop::Failed(Failure::Timeout))
         } else {
             None
@@ -480,7 +529,27 @@ impl<'a, C: Clock, H: Future<Output = ()>> Waiter<'a, C, H> {
 
     /// `future`'s output, unless a deadline passes or the caller hangs up first.
     async fn wait<T>(&mut self, future: impl Future<Output = T>) -> Result<T, Stop> {
-        if let Some(stop) = self.expired() {
+        self.wait_watching(future, true).await
+    }
+
+    /// Like `wait`, but only the turn deadline and a hang-up count: tool calls are bounded by
+    /// their own deadlines and covered by a filler, not by the model's silence limit.
+    async fn wait_quietly<T>(&mut self, future: impl Future<Output = T>) -> Result<T, Stop> {
+        self.wait_watching(future, false).await
+    }
+
+    /// The silence starts again after a quiet wait, with the timer set to match.
+    fn restart_silence(&mut self) {
+        self.heard();
+        self.timer = Box::pin(self.clock.sleep(self.left_ms()));
+    }
+
+    async fn wait_watching<T>(
+        &mut self,
+        future: impl Future<Output = T>,
+        silence: bool,
+    ) -> Result<T, Stop> {
+        if let Some(stop) = self.expired(silence) {
             return Err(stop);
         }
         let mut future = pin!(future);
@@ -500,9 +569,13 @@ impl<'a, C: Clock, H: Future<Output = ()>> Waiter<'a, C, H> {
             .await?;
             match woke {
                 Some(value) => return Ok(value),
-                None => match self.expired() {
+                None => match self.expired(silence) {
                     Some(stop) => return Err(stop),
-                    None => self.timer = Box::pin(self.clock.sleep(self.left_ms())),
+                    None if silence => self.timer = Box::pin(self.clock.sleep(self.left_ms())),
+                    None => {
+                        let left = self.turn_deadline_ms.saturating_sub(self.clock.now_ms());
+                        self.timer = Box::pin(self.clock.sleep(left));
+                    }
                 },
             }
         }

@@ -17,7 +17,7 @@ use std::task::Poll;
 
 use worker::{AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::engine::{self, Failure, Finish, OpenError, Piece};
+use crate::engine::{self, Failure, Finish, FunctionCall, ModelStep, OpenError, Piece, ToolStep};
 use crate::history::{HistoryMessage, Role};
 use crate::sse::SseDecoder;
 
@@ -45,6 +45,49 @@ pub fn request_body(system_prompt: &str, model: &str, history: &[HistoryMessage]
         "contents": build_contents(history),
         "generationConfig": generation_config,
     })
+}
+
+/// [`request_body`] plus the tools the model may call (`tools[].functionDeclarations`, each
+/// `{name, description, parametersJsonSchema}`) and `toolConfig` mode `AUTO`.
+pub fn request_body_with_tools(
+    system_prompt: &str,
+    model: &str,
+    history: &[HistoryMessage],
+    declarations: Vec<Value>,
+) -> Value {
+    let mut body = request_body(system_prompt, model, history);
+    body["tools"] = json!([{ "functionDeclarations": declarations }]);
+    body["toolConfig"] = json!({ "functionCallingConfig": { "mode": "AUTO" } });
+    body
+}
+
+/// The request after tool rounds: `base` with each round appended as the model's parts
+/// verbatim, then one `user` content holding one `functionResponse` per call, in order (the id
+/// only where the model gave one). `calling_allowed` false sets mode `NONE`, so the model must
+/// answer in words.
+pub fn follow_up_body(base: &Value, steps: &[ToolStep], calling_allowed: bool) -> Value {
+    let mut body = base.clone();
+    if let Some(contents) = body["contents"].as_array_mut() {
+        for step in steps {
+            contents.push(json!({ "role": "model", "parts": step.model_parts }));
+            let responses: Vec<Value> = step
+                .responses
+                .iter()
+                .map(|r| {
+                    let mut answer = json!({ "name": r.name, "response": r.response });
+                    if let Some(id) = &r.id {
+                        answer["id"] = json!(id);
+                    }
+                    json!({ "functionResponse": answer })
+                })
+                .collect();
+            contents.push(json!({ "role": "user", "parts": responses }));
+        }
+    }
+    if !calling_allowed {
+        body["toolConfig"] = json!({ "functionCallingConfig": { "mode": "NONE" } });
+    }
+    body
 }
 
 /// Thinking costs seconds before the first word, so it is off (2.5) or minimal (3.x).
@@ -120,6 +163,10 @@ pub struct Chunk {
     /// An error reported inside the stream.
     pub error: Option<UpstreamError>,
     pub usage: Option<Usage>,
+    /// Every part of the candidate exactly as received (thoughts and signatures included).
+    pub parts: Vec<Value>,
+    /// The function calls among the parts.
+    pub calls: Vec<FunctionCall>,
 }
 
 /// A sanitised upstream error: Google's `status` code and a short message.
@@ -162,15 +209,9 @@ struct Candidate {
 
 #[derive(Deserialize)]
 struct Content {
+    /// Kept as raw JSON: a follow-up request sends them back verbatim.
     #[serde(default)]
-    parts: Vec<Part>,
-}
-
-#[derive(Deserialize)]
-struct Part {
-    text: Option<String>,
-    #[serde(default)]
-    thought: bool,
+    parts: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -213,13 +254,29 @@ pub fn parse_chunk(data: &str, api_key: &str) -> Result<Chunk, String> {
     if let Some(candidate) = raw.candidates.into_iter().next() {
         chunk.finish_reason = candidate.finish_reason;
         let parts = candidate.content.map(|c| c.parts).unwrap_or_default();
-        for part in parts.into_iter().filter(|p| !p.thought) {
-            chunk
-                .text
-                .push_str(part.text.as_deref().unwrap_or_default());
+        for part in &parts {
+            let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
+            if let (false, Some(text)) = (thought, part.get("text").and_then(Value::as_str)) {
+                chunk.text.push_str(text);
+            }
+            if let Some(call) = part.get("functionCall").and_then(function_call) {
+                chunk.calls.push(call);
+            }
         }
+        chunk.parts = parts;
     }
     Ok(chunk)
+}
+
+fn function_call(call: &Value) -> Option<FunctionCall> {
+    Some(FunctionCall {
+        id: call.get("id").and_then(Value::as_str).map(str::to_string),
+        name: call.get("name")?.as_str()?.to_string(),
+        args: match call.get("args") {
+            Some(args @ Value::Object(_)) => args.clone(),
+            _ => json!({}),
+        },
+    })
 }
 
 /// Classifies a non-200 answer (or an unframed error body) from its status and JSON body.
@@ -359,6 +416,8 @@ pub struct GeminiModel {
     report: Rc<RefCell<CallReport>>,
     /// Runs once, right after the first request has been handed to the runtime.
     on_sent: Option<Box<dyn FnOnce()>>,
+    /// The first request of a turn with tools, which every follow-up extends.
+    first_body: Option<Value>,
 }
 
 impl GeminiModel {
@@ -371,7 +430,14 @@ impl GeminiModel {
             signal,
             report: Rc::default(),
             on_sent: None,
+            first_body: None,
         }
+    }
+
+    /// Lets the model be asked again after tool calls: `first_body` is the turn's first request.
+    pub fn with_follow_ups(mut self, first_body: Value) -> Self {
+        self.first_body = Some(first_body);
+        self
     }
 
     /// Calls `hook` once the first request is on its way (before its answer).
@@ -427,11 +493,18 @@ impl engine::Model for GeminiModel {
                 reader,
                 api_key: self.api_key.clone(),
                 report: self.report.clone(),
+                step: ModelStep::default(),
             }),
             Err(_) => Err(OpenError {
                 failure: Failure::NoBody,
                 retryable: false,
             }),
+        }
+    }
+
+    fn follow_up(&mut self, steps: &[ToolStep], calling_allowed: bool) {
+        if let Some(first) = &self.first_body {
+            self.body = follow_up_body(first, steps, calling_allowed).to_string();
         }
     }
 }
@@ -441,9 +514,15 @@ pub struct GeminiStream {
     reader: ChunkReader,
     api_key: String,
     report: Rc<RefCell<CallReport>>,
+    /// The parts and calls received so far.
+    step: ModelStep,
 }
 
 impl engine::ReplyStream for GeminiStream {
+    fn take_step(&mut self) -> ModelStep {
+        std::mem::take(&mut self.step)
+    }
+
     async fn next(&mut self) -> Result<Option<Piece>, Failure> {
         let data = match self.reader.next().await {
             Err(_) => return Err(Failure::Network),
@@ -470,6 +549,9 @@ impl engine::ReplyStream for GeminiStream {
             report.error = Some(format!("BLOCKED: {reason}"));
             return Err(Failure::Blocked);
         }
+        drop(report);
+        self.step.parts.extend(chunk.parts);
+        self.step.calls.extend(chunk.calls);
         Ok(Some(Piece {
             text: chunk.text,
             finish: chunk.finish_reason.map(|reason| Finish {
@@ -677,6 +759,90 @@ mod tests {
         assert_eq!(error.status, "UNAVAILABLE");
         assert_eq!(error.message, "overloaded for key [redacted]");
         assert!(error.retryable());
+    }
+
+    #[test]
+    fn calls_and_every_part_are_kept_verbatim() {
+        let chunk = parse_chunk(
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Checking."},{"functionCall":{"name":"shop_hours","args":{"city":"Paris"},"id":"fc_1"},"thoughtSignature":"c2ln"},{"functionCall":{"name":"end_call"}},{"text":"","thoughtSignature":"ZW5k"}]},"finishReason":"STOP"}]}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(chunk.text, "Checking.");
+        assert_eq!(chunk.parts.len(), 4);
+        assert_eq!(
+            chunk.parts[3],
+            json!({"text": "", "thoughtSignature": "ZW5k"})
+        );
+        assert_eq!(chunk.parts[1]["thoughtSignature"], "c2ln");
+        assert_eq!(
+            chunk.calls,
+            vec![
+                FunctionCall {
+                    id: Some("fc_1".into()),
+                    name: "shop_hours".into(),
+                    args: json!({"city": "Paris"})
+                },
+                FunctionCall {
+                    id: None,
+                    name: "end_call".into(),
+                    args: json!({})
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn tools_are_declared_and_follow_ups_answer_every_call() {
+        use crate::engine::FunctionResponse;
+        let declarations = vec![json!({"name": "shop_hours", "description": "Hours.",
+            "parametersJsonSchema": {"type": "object"}})];
+        let first = request_body_with_tools(
+            "Be brief.",
+            "gemini-3-flash-preview",
+            &[HistoryMessage::user("Is Paris open?")],
+            declarations.clone(),
+        );
+        assert_eq!(
+            first["tools"],
+            json!([{"functionDeclarations": declarations}])
+        );
+        assert_eq!(first["toolConfig"]["functionCallingConfig"]["mode"], "AUTO");
+        let parts = vec![
+            json!({"functionCall": {"name": "shop_hours", "args": {}, "id": "fc_1"}, "thoughtSignature": "c2ln"}),
+            json!({"functionCall": {"name": "shop_hours", "args": {}}}),
+        ];
+        let step = ToolStep {
+            model_parts: parts.clone(),
+            responses: vec![
+                FunctionResponse {
+                    name: "shop_hours".into(),
+                    id: Some("fc_1".into()),
+                    response: json!({"output": {"open": true}}),
+                },
+                FunctionResponse {
+                    name: "shop_hours".into(),
+                    id: None,
+                    response: json!({"error": "timeout"}),
+                },
+            ],
+        };
+        let next = follow_up_body(&first, std::slice::from_ref(&step), true);
+        let contents = next["contents"].as_array().unwrap();
+        assert_eq!(contents.len(), 3);
+        assert_eq!(contents[1], json!({"role": "model", "parts": parts}));
+        assert_eq!(
+            contents[2],
+            json!({"role": "user", "parts": [
+                {"functionResponse": {"name": "shop_hours", "id": "fc_1", "response": {"output": {"open": true}}}},
+                {"functionResponse": {"name": "shop_hours", "response": {"error": "timeout"}}}
+            ]})
+        );
+        assert_eq!(next["toolConfig"]["functionCallingConfig"]["mode"], "AUTO");
+        let last = follow_up_body(&first, &[step.clone(), step], false);
+        assert_eq!(last["contents"].as_array().unwrap().len(), 5);
+        assert_eq!(last["toolConfig"]["functionCallingConfig"]["mode"], "NONE");
+        assert_eq!(last["systemInstruction"], first["systemInstruction"]);
     }
 
     #[test]

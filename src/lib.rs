@@ -19,6 +19,7 @@ pub mod retention;
 pub mod signature;
 pub mod speech;
 pub mod sse;
+pub mod tools;
 pub mod turn;
 
 use worker::{event, Context, Env, Method, Request, Response};
@@ -47,8 +48,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     }
 }
 
-/// Liveness plus which settings are present (never their values).
+/// Liveness, which settings are present (never their values), and what `TOOLS` declares.
 fn health(env: &Env) -> worker::Result<Response> {
+    let tools = config::Config::from_env(env).tools_report();
     let settings: serde_json::Map<String, serde_json::Value> =
         config::present_settings(|name| env.var(name).ok().map(|v| v.to_string()))
             .into_iter()
@@ -58,6 +60,7 @@ fn health(env: &Env) -> worker::Result<Response> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "settings": settings,
+        "tools": tools,
     });
     json_response(200, &body.to_string())
 }

@@ -17,12 +17,15 @@ use worker::{console_error, console_log, AbortController, Delay, Response};
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
 use crate::conversation::{welcome_key, Begun, StartWrites, Store};
-use crate::engine::{self, Clock, Ending, Failure, Limits, Model, OpenError, Speaker, TurnOutcome};
+use crate::engine::{
+    self, Clock, Ending, Failure, Limits, Model, OpenError, Speaker, ToolLimits, TurnOutcome,
+};
 use crate::event_stream::EventStream;
 use crate::events::{Message, SessionStart};
 use crate::gemini::{self, CallReport, GeminiModel, GeminiStream};
 use crate::history::HistoryMessage;
 use crate::speech::clean_for_speech;
+use crate::tools::{self, http::HttpTool, TurnTools};
 
 /// Starts a `message` turn and returns its SSE response immediately.
 pub fn start_message(
@@ -55,6 +58,10 @@ async fn run_message(
     mut stream: EventStream,
 ) {
     let clock = WorkerClock;
+    if let Err(error) = &config.tools {
+        // Refused whole: this turn runs without tools (`/health` shows the same message).
+        console_error!("TOOLS is not used: {error}");
+    }
     let mut log = TurnLog::new(
         "message",
         &message.conversation_id,
@@ -118,7 +125,17 @@ async fn run_message(
         (Some(_), Some(api_key)) => {
             let start = start.clone();
             let on_sent = move || start.borrow_mut().commit();
-            reply(&config, api_key, &history, &mut speaker, &clock, on_sent).await
+            let turn = (message.conversation_id.as_str(), message.turn_id.as_str());
+            reply(
+                &config,
+                api_key,
+                &history,
+                turn,
+                &mut speaker,
+                &clock,
+                on_sent,
+            )
+            .await
         }
     };
     start.borrow_mut().commit();
@@ -138,28 +155,70 @@ async fn run_message(
     log.emit(&outcome, &report, &clock);
 }
 
-/// Streams Gemini's reply for `history` through the engine.
+/// Streams Gemini's reply for `history` through the engine; with tools configured, through
+/// the engine's tool loop. `turn` is (conversation id, turn id).
 async fn reply(
     config: &Config,
     api_key: &str,
     history: &[HistoryMessage],
+    turn: (&str, &str),
     speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
     on_sent: impl FnOnce() + 'static,
 ) -> (TurnOutcome, CallReport) {
     let url = gemini::stream_url(&config.gemini_api_base_url, &config.gemini_model);
-    let body =
-        gemini::request_body(&config.system_prompt, &config.gemini_model, history).to_string();
     let controller = AbortController::default();
-    let mut model =
-        GeminiModel::new(url, api_key.to_string(), body, controller.signal()).on_sent(on_sent);
     let hangup = speaker.stream.hangup();
     let limits = Limits::new(
         config.gemini_timeout_ms,
         config.turn_max_ms,
         config.reply_max_chars,
     );
-    let outcome = engine::run(&mut model, speaker, clock, hangup, limits).await;
+    let entries = config.tool_entries();
+    let (outcome, model) = if entries.is_empty() {
+        let body =
+            gemini::request_body(&config.system_prompt, &config.gemini_model, history).to_string();
+        let mut model =
+            GeminiModel::new(url, api_key.to_string(), body, controller.signal()).on_sent(on_sent);
+        let outcome = engine::run(&mut model, speaker, clock, hangup, limits).await;
+        (outcome, model)
+    } else {
+        let secret = config.tools_signing_secret.clone();
+        let registry = tools::registry(entries, |spec| {
+            Box::new(HttpTool::new(spec.clone(), secret.clone()))
+        });
+        let body = gemini::request_body_with_tools(
+            &config.system_prompt,
+            &config.gemini_model,
+            history,
+            tools::declarations(&registry),
+        );
+        let tools = TurnTools {
+            registry,
+            conversation_id: turn.0.to_string(),
+            turn_id: turn.1.to_string(),
+        };
+        let mut model = GeminiModel::new(
+            url,
+            api_key.to_string(),
+            body.to_string(),
+            controller.signal(),
+        )
+        .on_sent(on_sent)
+        .with_follow_ups(body);
+        let tool_limits = ToolLimits::new(config.max_tool_rounds);
+        let outcome = engine::run_with_tools(
+            &mut model,
+            speaker,
+            clock,
+            hangup,
+            limits,
+            &tools,
+            tool_limits,
+        )
+        .await;
+        (outcome, model)
+    };
     if outcome.ending != Ending::Complete {
         // Stop paying for tokens nobody will hear, and free the connection.
         controller.abort();
@@ -235,6 +294,10 @@ impl Speaker for Recorder<'_> {
         }
         delivered
     }
+
+    async fn data(&mut self, content: &serde_json::Value) -> bool {
+        self.stream.data(content).await
+    }
 }
 
 /// A model that fails at once, with a failure that is not worth a retry.
@@ -301,6 +364,7 @@ async fn run_welcome(
         finish_reason: None,
         attempts: 0,
         first_speech_at_ms,
+        tools: Default::default(),
     };
     log.emit(&outcome, &CallReport::default(), &clock);
 }
@@ -344,8 +408,20 @@ struct TurnLog {
     prompt_tokens: Option<u64>,
     output_tokens: Option<u64>,
     storage_error: Option<String>,
+    /// Model rounds of a turn with tools (0 without tools).
+    tool_rounds: u32,
+    /// Each tool call: name, round, latency, outcome; never its arguments or result.
+    tool_calls: Vec<ToolCallLog>,
     #[serde(skip)]
     started_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ToolCallLog {
+    name: String,
+    round: u32,
+    ms: u64,
+    outcome: &'static str,
 }
 
 impl TurnLog {
@@ -374,6 +450,8 @@ impl TurnLog {
             prompt_tokens: None,
             output_tokens: None,
             storage_error: None,
+            tool_rounds: 0,
+            tool_calls: Vec::new(),
             started_ms: clock.now_ms(),
         }
     }
@@ -407,6 +485,18 @@ impl TurnLog {
         self.apology = matches!(outcome.ending, Ending::Failed(_)) && outcome.closing.is_some();
         self.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_token_count);
         self.output_tokens = report.usage.as_ref().and_then(|u| u.candidates_token_count);
+        self.tool_rounds = outcome.tools.rounds;
+        self.tool_calls = outcome
+            .tools
+            .calls
+            .iter()
+            .map(|call| ToolCallLog {
+                name: call.name.clone(),
+                round: call.round,
+                ms: call.latency_ms,
+                outcome: call.status.label(),
+            })
+            .collect();
         self.write(clock);
     }
 

@@ -614,3 +614,5 @@ fn words_fit_the_room_left() {
         assert_eq!(fit_words(text, room), expected, "{text:?} in {room}");
     }
 }
+
+mod tools;

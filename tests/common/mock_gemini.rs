@@ -216,6 +216,19 @@ pub mod gemini_fixtures {
         )
     }
 
+    /// A chunk with any parts (a JSON array: function calls with `thoughtSignature`s,
+    /// signature-only empty text parts…), with `finishReason` when given.
+    pub fn parts_chunk(parts: &str, finish_reason: Option<&str>) -> String {
+        let finish = finish_reason
+            .map(|r| format!(r#","finishReason": {}"#, quote(r)))
+            .unwrap_or_default();
+        format!(
+            r#"{{"candidates": [{{"content": {{"parts": {parts},"role": "model"}}{finish}}}],"usageMetadata": {},{}}}"#,
+            usage(None),
+            tail()
+        )
+    }
+
     /// A final chunk without parts: `"content": {"role": "model"}` plus `finishReason`.
     pub fn finish_only_chunk(reason: &str) -> String {
         format!(
