@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// Read timeout for plain requests (and the default for streams between two reads).
@@ -369,6 +372,13 @@ fn send(
     read_timeout: Duration,
 ) -> io::Result<(u16, Headers, BodyReader)> {
     let (host, path) = split_url(url)?;
+    let mut conn = Conn::new(connect(&host, read_timeout)?);
+    conn.stream
+        .write_all(&request_bytes(method, &host, &path, headers, body))?;
+    read_response_head(conn, method)
+}
+
+fn connect(host: &str, read_timeout: Duration) -> io::Result<TcpStream> {
     let addr = host
         .to_socket_addrs()?
         .next()
@@ -377,9 +387,64 @@ fn send(
     stream.set_read_timeout(Some(read_timeout))?;
     stream.set_write_timeout(Some(READ_TIMEOUT))?;
     stream.set_nodelay(true)?;
-    let mut conn = Conn::new(stream);
-    conn.stream
-        .write_all(&request_bytes(method, &host, &path, headers, body))?;
+    Ok(stream)
+}
+
+/// `POST url` whose body trickles in, as from a hostile or broken client: the head (declaring
+/// the whole `Content-Length`) at once, then one byte of `body` every `gap` from a background
+/// thread, while the response is read. Returns the response and how long after sending the
+/// head it arrived complete. Panics on I/O errors other than the drip being cut off.
+pub fn post_dripping(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    gap: Duration,
+) -> (HttpResponse, Duration) {
+    let attempt = || -> io::Result<(HttpResponse, Duration)> {
+        let (host, path) = split_url(url)?;
+        let length = body.len().to_string();
+        let mut all = headers.to_vec();
+        all.push(("Content-Length", &length));
+        let mut conn = Conn::new(connect(&host, READ_TIMEOUT)?);
+        conn.stream
+            .write_all(&request_bytes("POST", &host, &path, &all, b""))?;
+        let started = Instant::now();
+        let done = Arc::new(AtomicBool::new(false));
+        let dripper = {
+            let mut stream = conn.stream.try_clone()?;
+            let (body, done) = (body.to_vec(), done.clone());
+            thread::spawn(move || {
+                for byte in body {
+                    thread::sleep(gap);
+                    let stop = done.load(Ordering::SeqCst);
+                    if stop || stream.write_all(&[byte]).is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let (status, headers, mut reader) = read_response_head(conn, "POST")?;
+        let body = reader.read_to_end()?;
+        let elapsed = started.elapsed();
+        done.store(true, Ordering::SeqCst);
+        let _ = reader.conn.stream.shutdown(Shutdown::Both);
+        let _ = dripper.join();
+        let response = HttpResponse {
+            status,
+            headers,
+            body,
+        };
+        Ok((response, elapsed))
+    };
+    attempt().unwrap_or_else(|e| {
+        panic!(
+            "dripping POST {url} failed: {e}{}",
+            super::worker::current_worker_logs()
+        )
+    })
+}
+
+fn read_response_head(mut conn: Conn, method: &str) -> io::Result<(u16, Headers, BodyReader)> {
     loop {
         let (start, headers) = conn
             .read_head()?

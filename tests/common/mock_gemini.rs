@@ -3,7 +3,7 @@
 //! events separated by a blank line, chunked transfer encoding, no `[DONE]`, end of body = end
 //! of stream.
 
-use super::mock_server::{Mock, MockReply, MockServer, RecordedRequest};
+use super::mock_server::{redirect_reply, Mock, MockReply, MockServer, RecordedRequest};
 use std::time::Duration;
 
 pub use super::mock_server::StreamEnd;
@@ -61,6 +61,13 @@ pub enum GeminiReply {
         /// Delay between the headers and the body.
         body_after: Duration,
     },
+    /// A redirect to `location` (which a client must not follow with the key and prompt).
+    Redirect {
+        /// HTTP status, e.g. 307.
+        status: u16,
+        /// The `Location` header value.
+        location: String,
+    },
     /// Read the request, never answer (until the client goes away or the mock is dropped).
     Hang,
     /// 200 `text/event-stream` labelled with `Content-Encoding: <encoding>`, whose body is
@@ -110,6 +117,7 @@ impl From<GeminiReply> for MockReply {
                 pieces: vec![(body_after, body.into_bytes())],
                 end: StreamEnd::Close,
             },
+            GeminiReply::Redirect { status, location } => redirect_reply(status, &location),
             GeminiReply::Hang => MockReply::Hang,
             GeminiReply::Encoded { encoding, pieces } => MockReply::WithHeaders {
                 headers: vec![("Content-Encoding".into(), encoding)],

@@ -1,7 +1,7 @@
 //! A loopback stand-in for Layercode's REST API, i.e. what the worker's `/api/authorize` calls:
 //! `POST /v1/agents/web/authorize_session` (layercode-protocol.md §7).
 
-use super::mock_server::{json_reply, Mock, MockReply, MockServer};
+use super::mock_server::{json_reply, redirect_reply, Mock, MockReply, MockServer, StreamEnd};
 use std::time::Duration;
 
 /// The body of the default (successful) authorize reply.
@@ -19,6 +19,30 @@ pub enum LayercodeReply {
         status: u16,
         /// The JSON body, sent as is.
         body: String,
+    },
+    /// Any status, content type and body (for answers that are not JSON, or mislabelled).
+    Raw {
+        /// HTTP status.
+        status: u16,
+        /// `Content-Type` header value.
+        content_type: String,
+        /// The body, sent as is.
+        body: String,
+    },
+    /// `status` with a JSON content type and the first piece of a chunked body, which then
+    /// stalls (never ends) until the client goes away: headers on time, body never.
+    StalledBody {
+        /// HTTP status.
+        status: u16,
+        /// The bytes sent before the stall.
+        first_piece: String,
+    },
+    /// A redirect to `location`.
+    Redirect {
+        /// HTTP status, e.g. 307.
+        status: u16,
+        /// The `Location` header value.
+        location: String,
     },
     /// Read the request, never answer.
     Hang,
@@ -48,6 +72,21 @@ impl From<LayercodeReply> for MockReply {
     fn from(reply: LayercodeReply) -> MockReply {
         match reply {
             LayercodeReply::Json { status, body } => json_reply(status, "application/json", &body),
+            LayercodeReply::Raw {
+                status,
+                content_type,
+                body,
+            } => json_reply(status, &content_type, &body),
+            LayercodeReply::StalledBody {
+                status,
+                first_piece,
+            } => MockReply::Chunked {
+                status,
+                content_type: "application/json".into(),
+                pieces: vec![(Duration::ZERO, first_piece.into_bytes())],
+                end: StreamEnd::Hang,
+            },
+            LayercodeReply::Redirect { status, location } => redirect_reply(status, &location),
             LayercodeReply::Hang => MockReply::Hang,
             LayercodeReply::Encoded {
                 status,

@@ -533,6 +533,10 @@ fn head(status: u16, content_type: &str, framing: &str, extra: &[(String, String
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         402 => "Payment Required",
@@ -545,6 +549,18 @@ fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Status",
+    }
+}
+
+/// A redirect: `status` (3xx) with a `Location` header and an empty body.
+pub fn redirect_reply(status: u16, location: &str) -> MockReply {
+    MockReply::WithHeaders {
+        headers: vec![("Location".into(), location.into())],
+        reply: Box::new(MockReply::Full {
+            status,
+            content_type: "text/plain".into(),
+            body: Vec::new(),
+        }),
     }
 }
 
