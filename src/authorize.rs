@@ -4,21 +4,32 @@
 //! Only an allow-list of fields is forwarded. `config` (which would let any page rewrite the
 //! agent's pipeline) and `custom_headers` (which would let it set the webhook's headers) are
 //! dropped: they belong to the server, never to the browser.
+//!
+//! The preflight alone guards nothing (a `text/plain` POST needs none), so the POST itself is
+//! refused from an origin that is not allowed and must declare a JSON body. Layercode's answer
+//! is read within one deadline, a redirect is never followed (it would carry the key), and only
+//! a JSON object, with our key redacted from it, reaches the browser.
 
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{
+    AbortController, AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit,
+    RequestRedirect, Response,
+};
 
 use crate::body;
 use crate::config::{AllowedOrigins, Config, LAYERCODE_API_KEY};
 use crate::deadline::within;
 use crate::error::{json_response, AppError};
+use crate::redact::redact;
 
 /// Browser requests are tiny; anything bigger is refused.
 pub const MAX_AUTHORIZE_BODY_BYTES: usize = 64 * 1024;
-/// How long Layercode may take to mint a key before we answer 504.
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the whole exchange with Layercode (headers and body) may take before we answer 504.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Layercode's error messages are relayed to the browser cut to this length.
+const MAX_UPSTREAM_MESSAGE_CHARS: usize = 300;
 /// The fields a browser may set, and the JSON type each must have.
 const FORWARDED_FIELDS: [(&str, FieldType); 5] = [
     ("agent_id", FieldType::String),
@@ -38,7 +49,7 @@ enum FieldType {
 pub async fn handle(mut req: Request, env: Env) -> worker::Result<Response> {
     let config = Config::from_env(&env);
     let origin = req.headers().get("origin").ok().flatten();
-    let response = match authorize(&mut req, &config).await {
+    let response = match authorize(&mut req, &config, origin.as_deref()).await {
         Ok(response) => response,
         Err(error) => error.to_response()?,
     };
@@ -70,7 +81,20 @@ pub fn preflight(req: &Request, env: &Env) -> worker::Result<Response> {
     Ok(response)
 }
 
-async fn authorize(req: &mut Request, config: &Config) -> Result<Response, AppError> {
+async fn authorize(
+    req: &mut Request,
+    config: &Config,
+    origin: Option<&str>,
+) -> Result<Response, AppError> {
+    // A `text/plain` POST needs no preflight, so the preflight alone guards nothing.
+    let url = req.inner().url();
+    if !origin_allowed(origin, origin_of(&url), &config.allowed_origins) {
+        return Err(AppError::Forbidden("origin not allowed".to_string()));
+    }
+    let content_type = req.headers().get("content-type").ok().flatten();
+    if !is_json_content_type(content_type.as_deref()) {
+        return Err(AppError::UnsupportedMediaType);
+    }
     let api_key = config
         .layercode_api_key
         .as_deref()
@@ -82,20 +106,48 @@ async fn authorize(req: &mut Request, config: &Config) -> Result<Response, AppEr
         "{}/v1/agents/web/authorize_session",
         config.layercode_api_base_url
     );
-    let mut upstream = call_upstream(&url, api_key, &forwarded.to_string()).await?;
-    let status = upstream.status_code();
-    let text = upstream
-        .text()
-        .await
-        .map_err(|_| AppError::UpstreamUnreachable)?;
-    if (200..300).contains(&status) {
-        // Unchanged: the SDK needs client_session_key, conversation_id and config as sent.
-        return json_response(status, &text).map_err(|e| AppError::Internal(e.to_string()));
-    }
-    Err(AppError::UpstreamStatus {
-        status,
-        message: upstream_error_message(status, &text, api_key),
-    })
+    let answer = exchange(&url, api_key, &forwarded.to_string()).await?;
+    let body = browser_body(&answer, api_key)?;
+    json_response(answer.status, &body).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// Whether a request with this `Origin` header may be served: none (not a browser), the
+/// worker's own origin (a same-origin page sends `Origin` on a POST too), or an allowed one.
+pub fn origin_allowed(
+    origin: Option<&str>,
+    own_origin: Option<&str>,
+    allowed: &AllowedOrigins,
+) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    own_origin.is_some_and(|own| own.eq_ignore_ascii_case(origin))
+        || allowed.allow(origin).is_some()
+}
+
+/// The origin (`scheme://host[:port]`) of an already-serialised WHATWG URL, as the runtime
+/// gives it (scheme and host lower case, default port left out, like an `Origin` header).
+/// Parsing it with the `url` crate would add ~80 KB of IDNA tables to the gzipped wasm.
+pub fn origin_of(url: &str) -> Option<&str> {
+    let authority_start = url.find("://")? + 3;
+    let authority_len = url
+        .get(authority_start..)?
+        .find(['/', '?', '#'])
+        .unwrap_or(url.len() - authority_start);
+    let origin = url.get(..authority_start + authority_len)?;
+    // With credentials in it, the authority is not an origin.
+    (authority_len > 0 && !origin.contains('@')).then_some(origin)
+}
+
+/// `application/json` (parameters such as `; charset=utf-8` allowed) or another
+/// `application/…+json` type.
+pub fn is_json_content_type(content_type: Option<&str>) -> bool {
+    let media_type = content_type
+        .and_then(|value| value.split(';').next())
+        .map(|media_type| media_type.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
 
 /// Validates the browser's JSON and builds the body sent to Layercode: allow-listed fields
@@ -143,9 +195,33 @@ pub fn upstream_body(raw: &[u8], pinned_agent: Option<&str>) -> Result<Value, Ap
     Ok(Value::Object(out))
 }
 
-async fn call_upstream(url: &str, api_key: &str, body: &str) -> Result<Response, AppError> {
-    let headers = Headers::new();
+/// Layercode's answer, read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+/// Calls Layercode and reads its whole answer, headers and body within one deadline (504
+/// past it).
+async fn exchange(url: &str, api_key: &str, body: &str) -> Result<UpstreamAnswer, AppError> {
+    let request = upstream_request(url, api_key, body)?;
+    let controller = AbortController::default();
+    let answer = within(UPSTREAM_TIMEOUT, read_answer(request, &controller.signal())).await;
+    match answer {
+        Some(answer) => answer,
+        None => {
+            // Close the connection still waiting on headers or body.
+            controller.abort();
+            Err(AppError::UpstreamTimeout)
+        }
+    }
+}
+
+fn upstream_request(url: &str, api_key: &str, body: &str) -> Result<Request, AppError> {
     let internal = |e: worker::Error| AppError::Internal(e.to_string());
+    let headers = Headers::new();
     headers
         .set("authorization", &format!("Bearer {api_key}"))
         .map_err(internal)?;
@@ -160,15 +236,81 @@ async fn call_upstream(url: &str, api_key: &str, body: &str) -> Result<Response,
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = Request::new_with_init(url, &init).map_err(internal)?;
-    let fetch = Fetch::Request(request);
-    let outcome = match within(UPSTREAM_TIMEOUT, fetch.send()).await {
-        Some(Ok(response)) => Ok(response),
-        Some(Err(_)) => Err(AppError::UpstreamUnreachable),
-        None => Err(AppError::UpstreamTimeout),
+        .with_body(Some(body.into()))
+        // Following a redirect would send the Bearer key wherever it points.
+        .with_redirect(RequestRedirect::Manual);
+    Request::new_with_init(url, &init).map_err(internal)
+}
+
+async fn read_answer(request: Request, signal: &AbortSignal) -> Result<UpstreamAnswer, AppError> {
+    let mut response = Fetch::Request(request)
+        .send_with_signal(signal)
+        .await
+        .map_err(|_| AppError::UpstreamUnreachable)?;
+    let content_type = response.headers().get("content-type").ok().flatten();
+    let body = response
+        .text()
+        .await
+        .map_err(|_| AppError::UpstreamUnreachable)?;
+    Ok(UpstreamAnswer {
+        status: response.status_code(),
+        content_type,
+        body,
+    })
+}
+
+/// What the browser gets for Layercode's answer: a 2xx JSON object with the API key redacted,
+/// or an error. A redirect and a 2xx that is not JSON are 502: neither is a session key.
+pub fn browser_body(answer: &UpstreamAnswer, api_key: &str) -> Result<String, AppError> {
+    match answer.status {
+        200..=299 => success_body(answer, api_key),
+        300..=399 => Err(AppError::UpstreamInvalid(
+            "Layercode answered with a redirect, which is not followed",
+        )),
+        status => Err(AppError::UpstreamStatus {
+            status,
+            message: upstream_error_message(status, &answer.body, api_key),
+        }),
+    }
+}
+
+fn success_body(answer: &UpstreamAnswer, api_key: &str) -> Result<String, AppError> {
+    let not_json = AppError::UpstreamInvalid("Layercode answered with a body that is not JSON");
+    if !is_json_content_type(answer.content_type.as_deref()) {
+        return Err(not_json);
+    }
+    let value = match serde_json::from_str::<Value>(&answer.body) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => return Err(not_json),
     };
-    outcome
+    let redacted = redact_strings(&value, api_key);
+    if redacted != value {
+        return Ok(redacted.to_string());
+    }
+    // Unchanged: the SDK needs client_session_key, conversation_id and config as sent.
+    Ok(answer.body.clone())
+}
+
+/// `value` with the key redacted from every string and object key, however it was escaped.
+/// serde_json's nesting limit bounds the recursion.
+fn redact_strings(value: &Value, api_key: &str) -> Value {
+    let clean = |text: &str| redact(text, &[api_key], usize::MAX);
+    match value {
+        Value::String(text) => Value::String(clean(text)),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| redact_strings(item, api_key))
+                .collect(),
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, field)| (clean(name), redact_strings(field, api_key)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Layercode's `{"error": "..."}` message, or a generic one; never containing the API key.
@@ -181,12 +323,7 @@ pub fn upstream_error_message(status: u16, body: &str, api_key: &str) -> String 
             _ => None,
         })
         .unwrap_or_else(|| format!("Layercode answered with status {status}"));
-    let message: String = message.chars().take(300).collect();
-    if api_key.is_empty() {
-        message
-    } else {
-        message.replace(api_key, "[redacted]")
-    }
+    redact(&message, &[api_key], MAX_UPSTREAM_MESSAGE_CHARS)
 }
 
 fn with_cors(
@@ -296,6 +433,180 @@ mod tests {
         assert_eq!(
             upstream_error_message(500, "<html>", "sk_1"),
             "Layercode answered with status 500"
+        );
+    }
+
+    #[test]
+    fn a_key_straddling_the_message_cut_is_redacted_whole() {
+        let key = "sk_live_0123456789";
+        let body = json!({ "error": format!("{}{key} is invalid", "x".repeat(295)) });
+        assert_eq!(
+            upstream_error_message(401, &body.to_string(), key),
+            format!("{}[reda", "x".repeat(295))
+        );
+    }
+
+    #[test]
+    fn origins_are_allowed_when_absent_our_own_or_listed() {
+        let list = AllowedOrigins::List(vec!["https://app.example".to_string()]);
+        let own = Some("https://worker.example");
+        let cases = [
+            (None, &list, true),
+            (Some("https://worker.example"), &list, true),
+            (Some("HTTPS://WORKER.EXAMPLE"), &list, true),
+            (Some("https://app.example"), &list, true),
+            (Some("https://evil.example"), &list, false),
+            (Some("null"), &list, false),
+            (Some(""), &list, false),
+            (Some("https://evil.example"), &AllowedOrigins::None, false),
+            (Some("https://worker.example"), &AllowedOrigins::None, true),
+            (Some("https://evil.example"), &AllowedOrigins::Any, true),
+        ];
+        for (origin, allowed, expected) in cases {
+            assert_eq!(
+                origin_allowed(origin, own, allowed),
+                expected,
+                "{origin:?} with {allowed:?}"
+            );
+        }
+        assert!(!origin_allowed(Some(""), None, &AllowedOrigins::None));
+    }
+
+    #[test]
+    fn the_origin_of_a_url_is_its_scheme_host_and_port() {
+        let cases = [
+            (
+                "https://worker.example/authorize",
+                Some("https://worker.example"),
+            ),
+            (
+                "http://127.0.0.1:8787/api/authorize?x=1",
+                Some("http://127.0.0.1:8787"),
+            ),
+            ("https://worker.example", Some("https://worker.example")),
+            ("https://worker.example?q", Some("https://worker.example")),
+            ("https://user:pw@worker.example/", None),
+            ("https:///path", None),
+            ("/authorize", None),
+            ("", None),
+        ];
+        for (url, origin) in cases {
+            assert_eq!(origin_of(url), origin, "{url}");
+        }
+    }
+
+    #[test]
+    fn only_json_content_types_are_json() {
+        let cases = [
+            (Some("application/json"), true),
+            (Some("application/json; charset=utf-8"), true),
+            (Some(" Application/JSON ;charset=UTF-8"), true),
+            (Some("application/vnd.api+json"), true),
+            (Some("text/plain"), false),
+            (Some("text/plain; application/json"), false),
+            (Some("application/x-www-form-urlencoded"), false),
+            (Some("multipart/form-data; boundary=x"), false),
+            (Some("text/json+html"), false),
+            (Some(""), false),
+            (None, false),
+        ];
+        for (content_type, expected) in cases {
+            assert_eq!(
+                is_json_content_type(content_type),
+                expected,
+                "{content_type:?}"
+            );
+        }
+    }
+
+    fn answer(status: u16, content_type: &str, body: &str) -> UpstreamAnswer {
+        UpstreamAnswer {
+            status,
+            content_type: Some(content_type.to_string()),
+            body: body.to_string(),
+        }
+    }
+
+    const SESSION: &str = r#"{"client_session_key":"lc_sess","conversation_id":"c","config":{}}"#;
+
+    #[test]
+    fn a_json_success_passes_through_unchanged() {
+        let ok = answer(200, "application/json; charset=utf-8", SESSION);
+        assert_eq!(browser_body(&ok, "sk_1").unwrap(), SESSION);
+    }
+
+    #[test]
+    fn redirects_and_successes_that_are_not_json_are_502() {
+        let not_json = "Layercode answered with a body that is not JSON";
+        let cases = [
+            (
+                answer(302, "text/html", ""),
+                "Layercode answered with a redirect, which is not followed",
+            ),
+            (
+                answer(307, "application/json", SESSION),
+                "Layercode answered with a redirect, which is not followed",
+            ),
+            (answer(200, "text/html", "<html>Sign in</html>"), not_json),
+            (answer(200, "text/html", SESSION), not_json),
+            (
+                answer(200, "application/json", "<html>Sign in</html>"),
+                not_json,
+            ),
+            (answer(200, "application/json", ""), not_json),
+            (answer(200, "application/json", "[1]"), not_json),
+            (answer(201, "application/json", "\"key\""), not_json),
+            (
+                UpstreamAnswer {
+                    content_type: None,
+                    ..answer(200, "", SESSION)
+                },
+                not_json,
+            ),
+        ];
+        for (upstream, message) in cases {
+            let error = browser_body(&upstream, "sk_1").unwrap_err();
+            assert_eq!(error.status(), 502, "{upstream:?}");
+            assert_eq!(error.message(), message, "{upstream:?}");
+        }
+    }
+
+    #[test]
+    fn the_key_is_redacted_from_a_success_however_it_is_escaped() {
+        let cases = [
+            r#"{"client_session_key":"lc_sess","debug":"Bearer sk_1"}"#,
+            r#"{"client_session_key":"lc_sess","debug":"Bearer \u0073k_1"}"#,
+            r#"{"client_session_key":"lc_sess","debug":["Bearer sk_1"]}"#,
+        ];
+        for body in cases {
+            let redacted = browser_body(&answer(200, "application/json", body), "sk_1").unwrap();
+            assert!(!redacted.contains("sk_1"), "{redacted}");
+            let value: Value = serde_json::from_str(&redacted).unwrap();
+            assert_eq!(value["client_session_key"], "lc_sess");
+            assert!(redacted.contains("Bearer [redacted]"), "{redacted}");
+        }
+        let key_as_name = r#"{"sk_1":true}"#;
+        let redacted = browser_body(&answer(200, "application/json", key_as_name), "sk_1").unwrap();
+        assert_eq!(redacted, r#"{"[redacted]":true}"#);
+    }
+
+    #[test]
+    fn error_statuses_keep_their_status_and_redacted_message() {
+        let error = browser_body(
+            &answer(
+                402,
+                "application/json",
+                r#"{"error":"no balance for sk_1"}"#,
+            ),
+            "sk_1",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            AppError::UpstreamStatus {
+                status: 402,
+                message: "no balance for [redacted]".to_string()
+            }
         );
     }
 }

@@ -17,9 +17,15 @@ pub enum AppError {
     /// The conversations API was asked for a conversation with nothing stored.
     ConversationNotFound,
     MethodNotAllowed,
+    /// The request body did not arrive in time (a stalled or trickling client).
+    RequestTimeout {
+        limit_secs: u64,
+    },
     PayloadTooLarge {
         limit_bytes: usize,
     },
+    /// The body is not declared as JSON.
+    UnsupportedMediaType,
     /// A required setting is not configured; names the setting, never a value.
     MissingSetting(&'static str),
     /// An upstream API answered with an error status; its sanitised message is relayed.
@@ -27,6 +33,9 @@ pub enum AppError {
         status: u16,
         message: String,
     },
+    /// The upstream answered with something we must not pass on (a redirect, a success that
+    /// is not JSON); says what, for the `error` field.
+    UpstreamInvalid(&'static str),
     /// The upstream could not be reached.
     UpstreamUnreachable,
     /// The upstream did not answer in time.
@@ -44,14 +53,16 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::NotFound | AppError::ConversationNotFound => 404,
             AppError::MethodNotAllowed => 405,
+            AppError::RequestTimeout { .. } => 408,
             AppError::PayloadTooLarge { .. } => 413,
+            AppError::UnsupportedMediaType => 415,
             AppError::MissingSetting(_) | AppError::Internal(_) => 500,
             AppError::UpstreamStatus { status, .. } => match *status {
                 // Only relay real error statuses; anything odd is a bad gateway.
                 400..=599 => *status,
                 _ => 502,
             },
-            AppError::UpstreamUnreachable => 502,
+            AppError::UpstreamInvalid(_) | AppError::UpstreamUnreachable => 502,
             AppError::UpstreamTimeout => 504,
         }
     }
@@ -66,11 +77,18 @@ impl AppError {
             AppError::NotFound => "not found".to_string(),
             AppError::ConversationNotFound => "conversation not found".to_string(),
             AppError::MethodNotAllowed => "method not allowed".to_string(),
+            AppError::RequestTimeout { limit_secs } => {
+                format!("the request body did not arrive within {limit_secs} seconds")
+            }
             AppError::PayloadTooLarge { limit_bytes } => {
                 format!("request body is larger than {limit_bytes} bytes")
             }
+            AppError::UnsupportedMediaType => {
+                "the body must be JSON (Content-Type: application/json)".to_string()
+            }
             AppError::MissingSetting(name) => format!("server is missing the setting {name}"),
             AppError::UpstreamStatus { message, .. } => message.clone(),
+            AppError::UpstreamInvalid(what) => what.to_string(),
             AppError::UpstreamUnreachable => "upstream service unreachable".to_string(),
             AppError::UpstreamTimeout => "upstream service timed out".to_string(),
             AppError::Internal(_) => "internal error".to_string(),
@@ -113,7 +131,10 @@ mod tests {
         assert_eq!(AppError::InvalidApiKey.status(), 401);
         assert_eq!(AppError::ConversationNotFound.status(), 404);
         assert_eq!(AppError::Forbidden("x".into()).status(), 403);
+        assert_eq!(AppError::RequestTimeout { limit_secs: 1 }.status(), 408);
         assert_eq!(AppError::PayloadTooLarge { limit_bytes: 1 }.status(), 413);
+        assert_eq!(AppError::UnsupportedMediaType.status(), 415);
+        assert_eq!(AppError::UpstreamInvalid("x").status(), 502);
         assert_eq!(AppError::MissingSetting("LAYERCODE_API_KEY").status(), 500);
         assert_eq!(AppError::UpstreamUnreachable.status(), 502);
         assert_eq!(AppError::UpstreamTimeout.status(), 504);
@@ -137,6 +158,14 @@ mod tests {
         assert_eq!(
             AppError::PayloadTooLarge { limit_bytes: 1024 }.message(),
             "request body is larger than 1024 bytes"
+        );
+        assert_eq!(
+            AppError::RequestTimeout { limit_secs: 10 }.body(),
+            r#"{"error":"the request body did not arrive within 10 seconds"}"#
+        );
+        assert_eq!(
+            AppError::UnsupportedMediaType.body(),
+            r#"{"error":"the body must be JSON (Content-Type: application/json)"}"#
         );
     }
 

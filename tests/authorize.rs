@@ -5,6 +5,7 @@ use common::*;
 
 use serde_json::{json, Value};
 use std::net::TcpListener;
+use std::time::Duration;
 
 const BROWSER_BODY: &str =
     r#"{"agent_id":"ag_123","metadata":{"user":"u_1"},"sdk_version":"2.7.0"}"#;
@@ -292,8 +293,13 @@ fn cors_wildcard_and_default_none() {
         &[("origin", "https://x.example")],
         BROWSER_BODY,
     );
-    assert_eq!(none.status, 200, "same-origin style requests still work");
+    assert_eq!(none.status, 403, "no cross-origin access by default");
     assert_eq!(header(&none, "access-control-allow-origin"), None);
+    let without_origin = authorize(&worker, BROWSER_BODY);
+    assert_eq!(
+        without_origin.status, 200,
+        "requests without Origin still work"
+    );
     let webhook_preflight = request(
         "OPTIONS",
         &worker.url("/agent"),
@@ -302,4 +308,213 @@ fn cors_wildcard_and_default_none() {
     );
     assert_eq!(webhook_preflight.status, 405, "the webhook has no CORS");
     let _: Value = webhook_preflight.json();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11: the whole exchange is bounded, nothing leaks, nothing odd is passed through
+// ---------------------------------------------------------------------------------------------
+
+/// Issue 11 item 5: headers on time and then a body that never ends used to hold the browser
+/// until the upstream gave up; the whole exchange now shares one deadline.
+#[test]
+fn an_upstream_that_stalls_after_its_headers_is_504() {
+    let (layercode, worker) = start_with(|o| o);
+    layercode.push(LayercodeReply::StalledBody {
+        status: 200,
+        first_piece: r#"{"client_session_key":"lc_sess"#.to_string(),
+    });
+    let response = authorize(&worker, BROWSER_BODY);
+    assert_eq!(response.status, 504, "{}", response.text());
+    assert_eq!(error_of(&response), "upstream service timed out");
+    assert!(
+        layercode.client_disconnected(0, Duration::from_secs(10)),
+        "the upstream request was abandoned, not left open"
+    );
+}
+
+/// Issue 11 item 5: a browser body that trickles in is cut off with 408.
+#[test]
+fn a_request_body_that_trickles_in_is_408() {
+    let (layercode, worker) = start_with(|o| o);
+    let (response, _) = post_dripping(
+        &worker.url("/authorize"),
+        &[("Content-Type", "application/json")],
+        BROWSER_BODY.as_bytes(),
+        Duration::from_millis(500),
+    );
+    assert_eq!(response.status, 408, "{}", response.text());
+    assert_eq!(
+        error_of(&response),
+        "the request body did not arrive within 10 seconds"
+    );
+    assert!(layercode.requests().is_empty());
+}
+
+/// Issue 11 item 11: redaction ran after the 300-character cut, so a key straddling the cut
+/// leaked its first characters.
+#[test]
+fn a_key_straddling_the_message_cut_leaks_none_of_its_characters() {
+    let (layercode, worker) = start_with(|o| o);
+    let padding = "x".repeat(290);
+    layercode.push(LayercodeReply::error(
+        400,
+        &format!("{padding}{TEST_LAYERCODE_API_KEY} is not a valid key"),
+    ));
+    let response = authorize(&worker, BROWSER_BODY);
+    assert_eq!(response.status, 400);
+    assert_eq!(error_of(&response), format!("{padding}[redacted]"));
+}
+
+/// Issue 11 item 13: a redirect is never followed with the Bearer key and the body.
+#[test]
+fn an_upstream_redirect_is_502_and_not_followed() {
+    let thief = MockLayercode::start();
+    let (layercode, worker) = start_with(|o| o);
+    layercode.push(LayercodeReply::Redirect {
+        status: 307,
+        location: format!("{}{AUTHORIZE_PATH}", thief.base_url()),
+    });
+    let response = authorize(&worker, BROWSER_BODY);
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert_eq!(
+        error_of(&response),
+        "Layercode answered with a redirect, which is not followed"
+    );
+    assert_eq!(layercode.requests().len(), 1);
+    assert!(thief.requests().is_empty(), "the redirect was followed");
+}
+
+/// Issue 11 item 14: a simple `text/plain` POST needs no preflight, so the origin must be
+/// checked on the POST itself.
+#[test]
+fn a_post_from_an_origin_not_allowed_is_403_without_an_upstream_call() {
+    let (layercode, worker) = start_with(|o| o.var("ALLOWED_ORIGINS", "https://app.example"));
+    for content_type in ["text/plain", "application/json"] {
+        let response = request(
+            "POST",
+            &worker.url("/authorize"),
+            &[
+                ("origin", "https://evil.example"),
+                ("content-type", content_type),
+            ],
+            BROWSER_BODY.as_bytes(),
+        );
+        assert_eq!(response.status, 403, "{content_type}: {}", response.text());
+        assert_eq!(error_of(&response), "origin not allowed");
+        assert_eq!(header(&response, "access-control-allow-origin"), None);
+    }
+    let null_origin = post_json(
+        &worker.url("/authorize"),
+        &[("origin", "null")],
+        BROWSER_BODY,
+    );
+    assert_eq!(null_origin.status, 403);
+    assert!(layercode.requests().is_empty());
+
+    let allowed = post_json(
+        &worker.url("/authorize"),
+        &[("origin", "https://app.example")],
+        BROWSER_BODY,
+    );
+    assert_eq!(allowed.status, 200);
+    // A same-origin page also sends Origin on a POST: its own origin is always allowed.
+    let same_origin = post_json(
+        &worker.url("/authorize"),
+        &[("origin", worker.base_url.as_str())],
+        BROWSER_BODY,
+    );
+    assert_eq!(same_origin.status, 200, "{}", same_origin.text());
+    assert_eq!(layercode.requests().len(), 2);
+}
+
+/// Issue 11 item 14: only JSON bodies are accepted.
+#[test]
+fn a_body_not_declared_as_json_is_415() {
+    let (layercode, worker) = start_with(|o| o);
+    let post_as = |headers: &[(&str, &str)]| {
+        request(
+            "POST",
+            &worker.url("/authorize"),
+            headers,
+            BROWSER_BODY.as_bytes(),
+        )
+    };
+    for headers in [
+        vec![("content-type", "text/plain")],
+        vec![("content-type", "application/x-www-form-urlencoded")],
+        vec![("content-type", "multipart/form-data; boundary=x")],
+        vec![],
+    ] {
+        let response = post_as(&headers);
+        assert_eq!(response.status, 415, "{headers:?}: {}", response.text());
+        assert_eq!(
+            error_of(&response),
+            "the body must be JSON (Content-Type: application/json)"
+        );
+    }
+    assert!(layercode.requests().is_empty());
+    let with_charset = post_as(&[("content-type", "application/json; charset=utf-8")]);
+    assert_eq!(with_charset.status, 200, "{}", with_charset.text());
+}
+
+/// Issue 11 item 14: a 2xx that is not JSON is not passed through as if it were.
+#[test]
+fn an_upstream_success_that_is_not_json_is_502() {
+    let (layercode, worker) = start_with(|o| o);
+    let replies = [
+        ("text/html", "<html><body>Sign in</body></html>"),
+        ("application/json", "<html><body>Sign in</body></html>"),
+        ("text/html", DEFAULT_AUTHORIZE_BODY),
+        ("application/json", ""),
+    ];
+    for (content_type, body) in replies {
+        layercode.push(LayercodeReply::Raw {
+            status: 200,
+            content_type: content_type.to_string(),
+            body: body.to_string(),
+        });
+        let response = authorize(&worker, BROWSER_BODY);
+        assert_eq!(
+            response.status,
+            502,
+            "{content_type} {body:?}: {}",
+            response.text()
+        );
+        assert_eq!(
+            error_of(&response),
+            "Layercode answered with a body that is not JSON"
+        );
+    }
+}
+
+/// Issue 11 item 14: a success body echoing the API key is redacted before the browser sees it.
+#[test]
+fn an_upstream_success_echoing_the_key_is_redacted() {
+    let (layercode, worker) = start_with(|o| o);
+    let escaped_key: String = TEST_LAYERCODE_API_KEY
+        .chars()
+        .map(|c| format!("\\u{:04x}", u32::from(c)))
+        .collect();
+    for body in [
+        format!(r#"{{"client_session_key":"lc_sess","debug":"Bearer {TEST_LAYERCODE_API_KEY}"}}"#),
+        format!(r#"{{"client_session_key":"lc_sess","debug":"Bearer {escaped_key}"}}"#),
+    ] {
+        layercode.push(LayercodeReply::Json { status: 200, body });
+        let response = authorize(&worker, BROWSER_BODY);
+        assert_eq!(response.status, 200);
+        assert!(
+            !response.text().contains(TEST_LAYERCODE_API_KEY),
+            "{}",
+            response.text()
+        );
+        assert!(
+            !response.text().contains(&escaped_key[..12]),
+            "{}",
+            response.text()
+        );
+        assert_eq!(
+            response.json(),
+            json!({"client_session_key": "lc_sess", "debug": "Bearer [redacted]"})
+        );
+    }
 }

@@ -7,6 +7,7 @@ use common::*;
 
 use layercode_gemini_worker::signature;
 use serde_json::json;
+use std::time::Duration;
 
 const LIMIT: usize = 1024 * 1024;
 
@@ -224,4 +225,29 @@ fn control_characters_in_ids_cannot_break_headers_or_framing() {
         contents(&request.json()),
         vec![turn("user", "Hi\u{0}\u{7}there")]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11: bounds, leaks and hostile text
+// ---------------------------------------------------------------------------------------------
+
+/// Item 5: an unsigned body dripped one byte per 0.5 s used to be held until it was complete.
+#[test]
+fn a_webhook_body_that_trickles_in_is_408() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let body = message("conv_drip", "turn_1", "Hi").to_string();
+    let (response, _) = post_dripping(
+        &worker.url("/agent"),
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        Duration::from_millis(500),
+    );
+    assert_eq!(response.status, 408, "{}", response.text());
+    assert_eq!(
+        response.json(),
+        json!({"error": "the request body did not arrive within 10 seconds"})
+    );
+    assert!(gemini.requests().is_empty());
 }
