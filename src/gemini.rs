@@ -15,10 +15,14 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-use worker::{AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{
+    AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response,
+};
 
 use crate::engine::{self, Failure, Finish, FunctionCall, ModelStep, OpenError, Piece, ToolStep};
 use crate::history::{HistoryMessage, Role};
+use crate::redact::redact;
 use crate::sse::SseDecoder;
 
 /// Caps a spoken reply; the system prompt asks for far less.
@@ -26,8 +30,8 @@ const MAX_OUTPUT_TOKENS: u32 = 1024;
 /// Stands in for the caller when the window starts with the agent (e.g. after a welcome message),
 /// because Gemini requires the conversation to start with a user turn.
 pub const CALL_STARTED_BRIDGE: &str = "(The caller joined the call.)";
-/// Upstream error messages are cut to this length before they reach a log line.
-const MAX_ERROR_MESSAGE_CHARS: usize = 300;
+/// Google's codes (`RESOURCE_EXHAUSTED`, `API_KEY_INVALID`) are far shorter than this.
+const MAX_CODE_CHARS: usize = 64;
 
 /// The streaming endpoint for a model.
 pub fn stream_url(base_url: &str, model: &str) -> String {
@@ -99,9 +103,10 @@ pub fn thinking_config(model: &str) -> Option<Value> {
     } else if model.starts_with("gemini-2.5") {
         Some(json!({ "thinkingBudget": 0 }))
     } else if model.contains("-pro") && model.starts_with("gemini-3") {
-        Some(json!({ "thinkingLevel": "low" })) // 3 Pro offers only low and high
+        Some(json!({ "thinkingLevel": "LOW" })) // 3 Pro offers only LOW and HIGH
     } else if model.starts_with("gemini-3") {
-        Some(json!({ "thinkingLevel": "minimal" }))
+        // Upper case, as the REST reference and the official SDKs write the enum.
+        Some(json!({ "thinkingLevel": "MINIMAL" }))
     } else {
         None
     }
@@ -169,12 +174,15 @@ pub struct Chunk {
     pub calls: Vec<FunctionCall>,
 }
 
-/// A sanitised upstream error: Google's `status` code and a short message.
+/// An upstream error as codes only. Google's `message` is never kept: some 400s quote the
+/// request back, caller's words included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamError {
     pub http_status: u16,
+    /// Google's `status`, e.g. `RESOURCE_EXHAUSTED`; `HTTP_<status>` when there is none.
     pub status: String,
-    pub message: String,
+    /// The `reason` of each `details[]` entry that has one, e.g. `API_KEY_INVALID`.
+    pub reasons: Vec<String>,
 }
 
 impl UpstreamError {
@@ -184,9 +192,14 @@ impl UpstreamError {
         matches!(self.http_status, 429 | 500 | 502 | 503 | 504)
     }
 
-    /// The form the log line carries.
+    /// The form the log line carries, codes only: `400 INVALID_ARGUMENT API_KEY_INVALID`.
     pub fn for_log(&self) -> String {
-        format!("{}: {}", self.status, self.message)
+        let mut line = format!("{} {}", self.http_status, self.status);
+        for reason in &self.reasons {
+            line.push(' ');
+            line.push_str(reason);
+        }
+        line
     }
 }
 
@@ -220,11 +233,14 @@ struct PromptFeedback {
     block_reason: Option<String>,
 }
 
+/// Google's error object. Its `message` is deliberately not read (see `UpstreamError`).
 #[derive(Deserialize)]
 struct ErrorBody {
     code: Option<i64>,
-    message: Option<String>,
     status: Option<String>,
+    /// Typed entries (`ErrorInfo`, `RetryInfo`, `BadRequest`…); only `reason` is read.
+    #[serde(default)]
+    details: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -232,7 +248,7 @@ struct ErrorEnvelope {
     error: ErrorBody,
 }
 
-/// Parses the JSON of one `data:` event. `api_key` is redacted from any error message.
+/// Parses the JSON of one `data:` event. `api_key` is redacted from any error code.
 pub fn parse_chunk(data: &str, api_key: &str) -> Result<Chunk, String> {
     let raw: ResponseChunk =
         serde_json::from_str(data).map_err(|e| format!("unreadable chunk: {e}"))?;
@@ -283,31 +299,41 @@ fn function_call(call: &Value) -> Option<FunctionCall> {
 pub fn classify_error(http_status: u16, body: &str, api_key: &str) -> UpstreamError {
     match serde_json::from_str::<ErrorEnvelope>(body.trim()) {
         Ok(envelope) => sanitise(http_status, envelope.error, api_key),
+        // A redirect, an HTML error page, an empty body: the status is all there is.
         Err(_) => UpstreamError {
             http_status,
             status: format!("HTTP_{http_status}"),
-            message: "upstream answered without a readable error body".to_string(),
+            reasons: Vec::new(),
         },
     }
 }
 
 fn sanitise(http_status: u16, error: ErrorBody, api_key: &str) -> UpstreamError {
-    let mut message: String = error
-        .message
-        .unwrap_or_default()
-        .chars()
-        .take(MAX_ERROR_MESSAGE_CHARS)
+    let reasons = error
+        .details
+        .iter()
+        .filter_map(|detail| detail.get("reason").and_then(Value::as_str))
+        .filter_map(|reason| code(reason, api_key))
         .collect();
-    if !api_key.is_empty() {
-        message = message.replace(api_key, "[redacted]");
-    }
     UpstreamError {
         http_status,
         status: error
             .status
+            .and_then(|status| code(&status, api_key))
             .unwrap_or_else(|| format!("HTTP_{http_status}")),
-        message,
+        reasons,
     }
+}
+
+/// `raw` if it looks like one of Google's codes (`UPPER_SNAKE_CASE`, after redaction and a
+/// length cap), so free text can never reach the log through a code field.
+fn code(raw: &str, api_key: &str) -> Option<String> {
+    let code = redact(raw, &[api_key], MAX_CODE_CHARS);
+    let is_code = !code.is_empty()
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    is_code.then_some(code)
 }
 
 /// Sends the streaming request. Returns the response whatever its status.
@@ -327,7 +353,10 @@ pub async fn send(
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(body.into()));
+        .with_body(Some(body.into()))
+        // Following a redirect would send the key and the prompt wherever it points; the 3xx
+        // comes back as a non-200 answer, which fails the turn.
+        .with_redirect(RequestRedirect::Manual);
     let request = Request::new_with_init(url, &init)?;
     Fetch::Request(request).send_with_signal(signal).await
 }
@@ -401,7 +430,7 @@ pub struct CallReport {
     pub requests: u32,
     /// HTTP status of the last answer.
     pub status: Option<u16>,
-    /// The last upstream error, sanitised (`STATUS: message`).
+    /// The last upstream error as codes (`UpstreamError::for_log`), never Google's message.
     pub error: Option<String>,
     /// The last usage counts Gemini reported.
     pub usage: Option<Usage>,
@@ -546,7 +575,11 @@ impl engine::ReplyStream for GeminiStream {
             return Err(Failure::StreamError);
         }
         if let Some(reason) = chunk.block_reason {
-            report.error = Some(format!("BLOCKED: {reason}"));
+            let reason = code(&reason, &self.api_key);
+            report.error = Some(format!(
+                "BLOCKED: {}",
+                reason.as_deref().unwrap_or("UNKNOWN")
+            ));
             return Err(Failure::Blocked);
         }
         drop(report);
@@ -619,11 +652,11 @@ mod tests {
         );
         assert_eq!(
             thinking_config("gemini-3.1-flash-lite"),
-            Some(json!({"thinkingLevel": "minimal"}))
+            Some(json!({"thinkingLevel": "MINIMAL"}))
         );
         assert_eq!(
             thinking_config("gemini-3-pro-preview"),
-            Some(json!({"thinkingLevel": "low"}))
+            Some(json!({"thinkingLevel": "LOW"}))
         );
         assert_eq!(thinking_config("gemini-2.0-flash"), None);
         assert_eq!(thinking_config("learnlm-2.0"), None);
@@ -748,16 +781,22 @@ mod tests {
     }
 
     #[test]
-    fn error_inside_the_stream_is_reported_and_the_key_redacted() {
+    fn error_inside_the_stream_is_reported_as_codes() {
         let chunk = parse_chunk(
             r#"{"error":{"code":503,"message":"overloaded for key AIzaSECRET","status":"UNAVAILABLE"}}"#,
             "AIzaSECRET",
         )
         .unwrap();
         let error = chunk.error.unwrap();
-        assert_eq!(error.http_status, 503);
-        assert_eq!(error.status, "UNAVAILABLE");
-        assert_eq!(error.message, "overloaded for key [redacted]");
+        assert_eq!(
+            error,
+            UpstreamError {
+                http_status: 503,
+                status: "UNAVAILABLE".into(),
+                reasons: vec![]
+            }
+        );
+        assert_eq!(error.for_log(), "503 UNAVAILABLE");
         assert!(error.retryable());
     }
 
@@ -866,21 +905,52 @@ mod tests {
         assert!(!not_found.retryable());
         let bad_key = classify_error(
             400,
-            r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#,
+            r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT",
+               "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#,
             "k",
         );
         assert!(!bad_key.retryable());
+        assert_eq!(bad_key.for_log(), "400 INVALID_ARGUMENT API_KEY_INVALID");
         let html = classify_error(502, "<html>Bad gateway</html>", "k");
         assert_eq!(html.status, "HTTP_502");
         assert!(html.retryable());
+        let redirect = classify_error(307, "", "k");
+        assert_eq!(redirect.for_log(), "307 HTTP_307");
+        assert!(!redirect.retryable());
     }
 
     #[test]
-    fn long_error_messages_are_cut() {
-        let body = format!(
-            r#"{{"error":{{"code":400,"message":"{}","status":"INVALID_ARGUMENT"}}}}"#,
-            "x".repeat(5000)
-        );
-        assert_eq!(classify_error(400, &body, "").message.len(), 300);
+    fn the_loggable_form_holds_codes_and_never_quoted_content() {
+        let quoted = "my card is 4111 1111 1111 1111";
+        let body = json!({"error": {
+            "code": 400,
+            "message": format!("Invalid value ({quoted})"),
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                 "fieldViolations": [{"field": "contents", "description": quoted}]},
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CONTENT_INVALID"},
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": quoted},
+                "not an object",
+                {"reason": "THE_KEY_IS_SECRET_KEY_1"}
+            ]
+        }});
+        let error = classify_error(400, &body.to_string(), "SECRET_KEY_1");
+        assert_eq!(error.for_log(), "400 INVALID_ARGUMENT CONTENT_INVALID");
+
+        // Free text or a secret in the status field never passes for a code.
+        let cases = [
+            ("RESOURCE_EXHAUSTED", "429 RESOURCE_EXHAUSTED"),
+            ("Quota exceeded for 4111", "429 HTTP_429"),
+            ("SECRET_KEY_1", "429 HTTP_429"),
+            ("", "429 HTTP_429"),
+        ];
+        for (status, expected) in cases {
+            let body = json!({"error": {"code": 429, "message": quoted, "status": status}});
+            let error = classify_error(429, &body.to_string(), "SECRET_KEY_1");
+            assert_eq!(error.for_log(), expected, "{status:?}");
+        }
+        let long = json!({"error": {"status": "A".repeat(5000)}});
+        assert_eq!(classify_error(500, &long.to_string(), "").status.len(), 64);
     }
 }

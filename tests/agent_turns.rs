@@ -113,7 +113,7 @@ fn model_and_prompt_settings_shape_the_request() {
     let body = request.json();
     assert_eq!(
         body["generationConfig"]["thinkingConfig"],
-        json!({"thinkingLevel": "minimal"})
+        json!({"thinkingLevel": "MINIMAL"})
     );
     assert_eq!(
         body["systemInstruction"]["parts"][0]["text"],

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use layercode_gemini_worker::signature;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const LIMIT: usize = 1024 * 1024;
@@ -231,6 +231,21 @@ fn control_characters_in_ids_cannot_break_headers_or_framing() {
 // Issue 11: bounds, leaks and hostile text
 // ---------------------------------------------------------------------------------------------
 
+const APOLOGY_BEFORE: &str =
+    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
+
+/// The worker's one `turn` log line for `turn_id`, parsed.
+fn turn_log(worker: &Worker, turn_id: &str) -> Value {
+    let needle = format!("\"turn_id\":\"{turn_id}\"");
+    let logs = worker.wait_for_log(&needle, TURN_TIMEOUT);
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"event\":\"turn\"") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no turn line for {turn_id}:\n{logs}"));
+    let json = &line[line.find('{').unwrap_or(0)..];
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("turn line is not JSON ({e}): {line}"))
+}
+
 /// Item 5: an unsigned body dripped one byte per 0.5 s used to be held until it was complete.
 #[test]
 fn a_webhook_body_that_trickles_in_is_408() {
@@ -250,4 +265,96 @@ fn a_webhook_body_that_trickles_in_is_408() {
         json!({"error": "the request body did not arrive within 10 seconds"})
     );
     assert!(gemini.requests().is_empty());
+}
+
+/// Item 12: Gemini quotes the request back in some errors; the log keeps only the HTTP status,
+/// Google's `status` and the `details[].reason` codes, on all three paths an error arrives by.
+#[test]
+fn gemini_errors_are_logged_as_codes_never_as_their_message() {
+    use gemini_fixtures::*;
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let quoted = "my card is 4111 1111 1111 1111";
+    let status_body = json!({"error": {
+        "code": 400,
+        "message": format!("Invalid value at 'contents[0].parts[0].text' ({quoted})"),
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.BadRequest",
+             "fieldViolations": [{"field": "contents[0]", "description": quoted}]},
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+             "reason": "CONTENT_INVALID", "domain": "googleapis.com"}
+        ]
+    }});
+    gemini.push(GeminiReply::Status {
+        status: 400,
+        body: status_body.to_string(),
+    });
+    gemini.push(GeminiReply::Stream {
+        events: vec![
+            (Duration::ZERO, text_chunk("Let me see.", None)),
+            (
+                Duration::ZERO,
+                error_chunk(500, "INTERNAL", &format!("failed on '{quoted}'")),
+            ),
+        ],
+        framing: Framing::Lf,
+        then: StreamEnd::Close,
+    });
+    let unframed =
+        json!({"error": {"code": 400, "message": quoted, "status": "FAILED_PRECONDITION"}});
+    gemini.push(GeminiReply::Raw {
+        pieces: vec![(Duration::ZERO, unframed.to_string().into_bytes())],
+    });
+    for turn_id in ["turn_1", "turn_2", "turn_3"] {
+        stream_webhook(
+            &worker,
+            &message("conv_quote", turn_id, "What is my balance?"),
+        );
+    }
+    assert_eq!(
+        turn_log(&worker, "turn_1")["gemini_error"],
+        "400 INVALID_ARGUMENT CONTENT_INVALID"
+    );
+    assert_eq!(turn_log(&worker, "turn_2")["gemini_error"], "500 INTERNAL");
+    assert_eq!(
+        turn_log(&worker, "turn_3")["gemini_error"],
+        "200 FAILED_PRECONDITION"
+    );
+    let logs = worker.logs();
+    assert!(
+        !logs.contains("4111"),
+        "quoted content reached the log:\n{logs}"
+    );
+    assert!(!logs.contains("Invalid value"), "{logs}");
+}
+
+/// Item 13: a redirect from the Gemini base URL is a failed turn, never a request elsewhere
+/// carrying `x-goog-api-key` and the prompt.
+#[test]
+fn a_redirect_from_gemini_is_an_apology_and_never_followed() {
+    let thief = MockGemini::start();
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let elsewhere = format!(
+        "{}{}",
+        thief.base_url(),
+        gemini_fixtures::stream_path("gemini-2.5-flash-lite")
+    );
+    for (turn_id, status) in [("turn_1", 307), ("turn_2", 302)] {
+        gemini.push(GeminiReply::Redirect {
+            status,
+            location: elsewhere.clone(),
+        });
+        let transcript = stream_webhook(&worker, &message("conv_redirect", turn_id, "Hi"));
+        assert_well_formed_turn(&transcript, turn_id);
+        assert_eq!(transcript.tts_text(), APOLOGY_BEFORE, "{status}");
+        let log = turn_log(&worker, turn_id);
+        assert_eq!(log["gemini_status"], status);
+        assert_eq!(log["outcome"], "failed");
+    }
+    assert_eq!(gemini.requests().len(), 2, "one request per turn, no retry");
+    assert!(thief.requests().is_empty(), "a redirect was followed");
 }
