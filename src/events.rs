@@ -5,6 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::lossy_json::replace_lone_surrogates;
+
 /// Longest `conversation_id` accepted; it names a Durable Object.
 const MAX_ID_LEN: usize = 256;
 
@@ -132,10 +134,12 @@ pub struct SessionUpdate {
     pub recording_status: Option<String>,
 }
 
-/// Parses a verified webhook body. Errors are messages for a 400 response.
+/// Parses a verified webhook body. Errors are messages for a 400 response. A lone surrogate
+/// escape (what `JSON.stringify` writes for half an emoji) becomes U+FFFD instead of a 400.
 pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
+    let json = replace_lone_surrogates(body);
     let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+        serde_json::from_slice(&json).map_err(|e| format!("invalid JSON body: {e}"))?;
     let Value::Object(ref object) = value else {
         return Err("the body must be a JSON object".to_string());
     };
@@ -304,6 +308,19 @@ mod tests {
             "c".repeat(300)
         );
         assert!(parse_str(&long).unwrap_err().contains("longer than 256"));
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_anywhere_are_read_lossily() {
+        let WebhookEvent::Message(message) = parse_str(
+            r#"{"type":"message","session_id":"s\udc00","conversation_id":"c","turn_id":"t",
+                "text":"I love \ud83d and \ud83d\ude00"}"#,
+        )
+        .unwrap() else {
+            panic!("not a message")
+        };
+        assert_eq!(message.text, "I love \u{FFFD} and 😀");
+        assert_eq!(message.session_id.as_deref(), Some("s\u{FFFD}"));
     }
 
     #[test]

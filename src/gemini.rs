@@ -22,6 +22,7 @@ use worker::{
 
 use crate::engine::{self, Failure, Finish, FunctionCall, ModelStep, OpenError, Piece, ToolStep};
 use crate::history::{HistoryMessage, Role};
+use crate::lossy_json::replace_lone_surrogates;
 use crate::redact::redact;
 use crate::sse::SseDecoder;
 
@@ -248,10 +249,12 @@ struct ErrorEnvelope {
     error: ErrorBody,
 }
 
-/// Parses the JSON of one `data:` event. `api_key` is redacted from any error code.
+/// Parses the JSON of one `data:` event. A lone surrogate escape (half an emoji) costs that
+/// character, not the reply. `api_key` is redacted from any error code.
 pub fn parse_chunk(data: &str, api_key: &str) -> Result<Chunk, String> {
+    let json = replace_lone_surrogates(data.as_bytes());
     let raw: ResponseChunk =
-        serde_json::from_str(data).map_err(|e| format!("unreadable chunk: {e}"))?;
+        serde_json::from_slice(&json).map_err(|e| format!("unreadable chunk: {e}"))?;
     let mut chunk = Chunk {
         usage: raw.usage_metadata,
         ..Chunk::default()
@@ -297,7 +300,8 @@ fn function_call(call: &Value) -> Option<FunctionCall> {
 
 /// Classifies a non-200 answer (or an unframed error body) from its status and JSON body.
 pub fn classify_error(http_status: u16, body: &str, api_key: &str) -> UpstreamError {
-    match serde_json::from_str::<ErrorEnvelope>(body.trim()) {
+    let json = replace_lone_surrogates(body.trim().as_bytes());
+    match serde_json::from_slice::<ErrorEnvelope>(&json) {
         Ok(envelope) => sanitise(http_status, envelope.error, api_key),
         // A redirect, an HTML error page, an empty body: the status is all there is.
         Err(_) => UpstreamError {
@@ -882,6 +886,16 @@ mod tests {
         assert_eq!(last["contents"].as_array().unwrap().len(), 5);
         assert_eq!(last["toolConfig"]["functionCallingConfig"]["mode"], "NONE");
         assert_eq!(last["systemInstruction"], first["systemInstruction"]);
+    }
+
+    #[test]
+    fn a_lone_surrogate_escape_costs_one_character_not_the_chunk() {
+        let chunk = parse_chunk(
+            r#"{"candidates":[{"content":{"parts":[{"text":"Smile \ud83d, \ud83d\ude00 \ude00"}]}}]}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(chunk.text, "Smile \u{FFFD}, 😀 \u{FFFD}");
     }
 
     #[test]

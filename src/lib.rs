@@ -15,6 +15,7 @@ pub mod event_stream;
 pub mod events;
 pub mod gemini;
 pub mod history;
+pub mod lossy_json;
 pub mod redact;
 pub mod retention;
 pub mod signature;

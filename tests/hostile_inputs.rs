@@ -358,3 +358,27 @@ fn a_redirect_from_gemini_is_an_apology_and_never_followed() {
     assert_eq!(gemini.requests().len(), 2, "one request per turn, no retry");
     assert!(thief.requests().is_empty(), "a redirect was followed");
 }
+
+/// Item 16: `JSON.stringify` writes a lone surrogate when a string slice cuts an emoji; the
+/// webhook is still answered (the signature covers the raw bytes, the text keeps U+FFFD).
+#[test]
+fn a_lone_surrogate_escape_in_the_webhook_is_accepted_lossily() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let body = r#"{"type":"message","session_id":"s\udc00","conversation_id":"conv_lone","turn_id":"turn_1","text":"I love \ud83d and \ud83d\ude00"}"#;
+    let transcript = open_signed(
+        &worker,
+        "/agent",
+        &sign_now(TEST_WEBHOOK_SECRET, body),
+        body,
+    )
+    .read_all(TURN_TIMEOUT);
+    assert_well_formed_turn(&transcript, "turn_1");
+    assert_eq!(transcript.tts_text(), DEFAULT_GEMINI_TEXT);
+    let request = &gemini.wait_for_requests(1, TURN_TIMEOUT)[0];
+    assert_eq!(
+        contents(&request.json()),
+        vec![turn("user", "I love \u{fffd} and \u{1f600}")]
+    );
+}
