@@ -179,6 +179,10 @@ impl SpeechFilter {
     }
 
     fn feed(&mut self, c: char) {
+        // Dropped on arrival, as if never sent: no construct, spacing or hold can see them.
+        if is_unspeakable(c) {
+            return;
+        }
         self.step(Some(c));
         self.prev = c;
     }
@@ -653,6 +657,27 @@ fn is_pictograph(c: char) -> bool {
     )
 }
 
+/// Characters no voice can say and no TTS engine should be fed: control characters that are
+/// not whitespace (NUL, BEL, ESC, DEL, the C1 range), bidi embeddings, overrides, isolates and
+/// marks, zero-width characters and U+FFFD (what invalid UTF-8 decodes to). The zero-width
+/// joiner and variation selectors are emoji parts (`is_emoji_part`); whitespace controls
+/// (tab, CR, U+0085) are spaces.
+fn is_unspeakable(c: char) -> bool {
+    (c.is_control() && !c.is_whitespace())
+        || matches!(
+            u32::from(c),
+            0x202A..=0x202E // bidi embeddings and overrides
+                | 0x2066..=0x2069 // bidi isolates
+                | 0x200E | 0x200F | 0x061C // bidi marks: left-to-right, right-to-left, Arabic
+                | 0x200B | 0x200C // zero-width space, zero-width non-joiner
+                | 0x2060..=0x2064 // word joiner, invisible operators
+                | 0xFEFF // zero-width no-break space (BOM)
+                | 0x00AD // soft hyphen
+                | 0x180E // Mongolian vowel separator
+                | 0xFFFD // replacement character
+        )
+}
+
 /// Invisible parts of emoji sequences: removed without a trace.
 fn is_emoji_part(c: char) -> bool {
     matches!(
@@ -1088,6 +1113,74 @@ mod tests {
         assert_eq!(clean_for_speech(text), text);
     }
 
+    // --- Control, bidi and zero-width characters --------------------------------------------
+
+    #[test]
+    fn unspeakable_characters_are_dropped_as_if_never_sent() {
+        let cases = [
+            ("NUL and BEL", "Hel\u{0}lo\u{7} there", "Hello there"),
+            ("ESC", "\u{1b}red\u{1b}", "red"),
+            (
+                "DEL and C1 controls",
+                "a\u{7f}b\u{80}c\u{9b}d\u{9f}e",
+                "abcde",
+            ),
+            ("file and unit separators", "a\u{1c}b\u{1f}c", "abc"),
+            (
+                "bidi overrides and embeddings",
+                "\u{202e}evil\u{202c} \u{202a}a\u{202b}b\u{202d}c",
+                "evil abc",
+            ),
+            (
+                "bidi isolates",
+                "\u{2066}x\u{2069} \u{2067}y\u{2068}z",
+                "x yz",
+            ),
+            ("bidi marks", "a\u{200e}b\u{200f}c\u{61c}d", "abcd"),
+            (
+                "zero-width space and non-joiner",
+                "zero\u{200b}width\u{200c}",
+                "zerowidth",
+            ),
+            ("word joiner and BOM", "\u{feff}a\u{2060}b\u{feff}", "ab"),
+            ("soft hyphen", "hy\u{ad}phen", "hyphen"),
+            (
+                "replacement character",
+                "bad\u{fffd}byte \u{fffd}",
+                "badbyte",
+            ),
+            ("only unspeakable", "\u{0}\u{7}\u{200b}\u{fffd}\u{202e}", ""),
+            (
+                "inside markup",
+                "**bo\u{0}ld** [li\u{7}nk](u\u{0}rl)",
+                "bold link",
+            ),
+            (
+                "inside an autolink",
+                "<https://a\u{0}.b\u{202e}/c>",
+                "https://a.b/c",
+            ),
+            (
+                "before a line marker",
+                "\u{200b}- item\n\u{feff}# Title",
+                "item\nTitle",
+            ),
+            // Emoji parts and whitespace controls keep their own handling.
+            ("ZWJ family", "a 👨\u{200d}👩\u{200d}👧 b", "a b"),
+            ("tab, CR, NEL", "a\tb\rc\u{85}d", "a b c d"),
+            (
+                "line and paragraph separators",
+                "a\u{2028}b\u{2029}c",
+                "a b c",
+            ),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(clean_for_speech(input), expected, "{name}");
+            let mut rng = Lcg(3);
+            assert_chunk_invariant(input, true, &mut rng);
+        }
+    }
+
     // --- Whitespace, HTML, escapes ----------------------------------------------------------
 
     #[test]
@@ -1195,7 +1288,8 @@ mod tests {
         const ALPHABET: &[char] = &[
             '*', '_', '~', '`', '[', ']', '(', ')', '!', '<', '>', '#', '-', '+', '|', ':', '=',
             '\\', '/', '@', '.', ' ', ' ', '\n', '\t', 'a', 'b', 'x', '1', 'é', '東', '👍',
-            '\u{200D}', '\u{FE0F}', '🏽', '©',
+            '\u{200D}', '\u{FE0F}', '🏽', '©', '\u{0}', '\u{1b}', '\u{7f}', '\u{9b}', '\u{202e}',
+            '\u{2066}', '\u{200b}', '\u{feff}', '\u{fffd}',
         ];
         let mut rng = Lcg(42);
         for _ in 0..3000 {
@@ -1205,6 +1299,7 @@ mod tests {
                 .collect();
             let spoken = clean_for_speech(&input);
             assert!(!spoken.contains(['*', '`', '👍', '🏽', '\u{200D}', '\u{FE0F}', '\t']));
+            assert!(!spoken.chars().any(is_unspeakable), "{input:?}");
             assert!(
                 !spoken.contains("  ") && !spoken.contains("\n\n"),
                 "{input:?}"

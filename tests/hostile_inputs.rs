@@ -359,6 +359,35 @@ fn a_redirect_from_gemini_is_an_apology_and_never_followed() {
     assert!(thief.requests().is_empty(), "a redirect was followed");
 }
 
+/// Item 15: control, bidi and zero-width characters and U+FFFD never reach text-to-speech, and
+/// a chunk with a lone surrogate escape (`\ud83d` without its pair) is read, not fatal.
+#[test]
+fn unspeakable_characters_never_reach_text_to_speech() {
+    use gemini_fixtures::*;
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let hostile = "Hel\u{0}lo\u{7} there\u{1b}\u{7f}\u{9b}, \u{202e}friend\u{202c} \
+                   \u{2066}x\u{2069} zero\u{200b}width\u{feff} bad\u{fffd}byte.";
+    let lone_surrogate = r#"{"candidates": [{"content": {"parts": [{"text": " Smile \ud83d now."}],"role": "model"}}]}"#;
+    gemini.push(GeminiReply::Stream {
+        events: vec![
+            (Duration::ZERO, text_chunk(hostile, None)),
+            (Duration::ZERO, lone_surrogate.to_string()),
+            (Duration::ZERO, text_chunk(" Bye.", Some("STOP"))),
+        ],
+        framing: Framing::Lf,
+        then: StreamEnd::Close,
+    });
+    let transcript = stream_webhook(&worker, &message("conv_controls", "turn_1", "Hi"));
+    assert_well_formed_turn(&transcript, "turn_1");
+    assert_eq!(
+        transcript.tts_text(),
+        "Hello there, friend x zerowidth badbyte. Smile now. Bye."
+    );
+    assert_eq!(turn_log(&worker, "turn_1")["outcome"], "complete");
+}
+
 /// Item 16: `JSON.stringify` writes a lone surrogate when a string slice cuts an emoji; the
 /// webhook is still answered (the signature covers the raw bytes, the text keeps U+FFFD).
 #[test]
