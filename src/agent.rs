@@ -2,12 +2,15 @@
 //! event and dispatches it: `message` and `session.start` stream SSE, the rest answer JSON.
 
 use serde_json::json;
+use worker::wasm_bindgen_futures::spawn_local;
+use worker::web_sys::AbortSignal;
 use worker::{console_log, Env, Request, Response};
 
 use crate::body;
 use crate::config::{Config, LAYERCODE_WEBHOOK_SECRET};
 use crate::conversation::{ConversationClient, Route};
 use crate::error::{json_response, AppError};
+use crate::event_stream::EventStream;
 use crate::events::{self, DataEvent, WebhookEvent};
 use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
 
@@ -45,6 +48,10 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
         async move { client?.forward(route, raw, caller).await }
     };
     match event {
+        WebhookEvent::Message(message) if message.text.trim().is_empty() => {
+            log_event("message", Some(&message.conversation_id), "no_words");
+            end_turn_without_reply(message.turn_id, caller.clone()).map_err(internal)
+        }
         WebhookEvent::Message(message) => forward(&message.conversation_id, Route::Message)
             .await
             .map_err(internal),
@@ -77,6 +84,16 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
             json_response(200, r#"{"status":"ignored"}"#).map_err(internal)
         }
     }
+}
+
+/// A `message` whose text is missing, null or blank: nothing to store and nothing to ask the
+/// model, but Layercode waits for `response.end` to close the turn.
+fn end_turn_without_reply(turn_id: String, caller: AbortSignal) -> worker::Result<Response> {
+    let (stream, response) = EventStream::open(Some(turn_id), caller)?;
+    // The end frame is taken once the response is being read, so after we return it; the
+    // request stays alive while its body is open (as for the turns in the Durable Object).
+    spawn_local(stream.end());
+    Ok(response)
 }
 
 /// Answers `data` events (`client.response.data` from the browser). Layercode forwards this

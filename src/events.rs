@@ -2,13 +2,16 @@
 //! this backend needs is required.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::lossy_json::replace_lone_surrogates;
 
-/// Longest `conversation_id` accepted; it names a Durable Object.
+/// Longest id accepted, in bytes: `conversation_id` names a Durable Object, `turn_id` is echoed
+/// in every frame, and all of them reach the log.
 const MAX_ID_LEN: usize = 256;
+/// The fields held to [`MAX_ID_LEN`], whatever the event type.
+const CAPPED_FIELDS: [&str; 4] = ["type", "conversation_id", "turn_id", "session_id"];
 
 /// One parsed webhook event.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +58,8 @@ pub struct Message {
     #[serde(default)]
     pub session_id: Option<String>,
     pub turn_id: String,
+    /// Empty when missing or null: such a turn is answered with just `response.end`.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub text: String,
     #[serde(default)]
     pub interruption_context: Option<InterruptionContext>,
@@ -143,6 +148,15 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
     let Value::Object(ref object) = value else {
         return Err("the body must be a JSON object".to_string());
     };
+    for field in CAPPED_FIELDS {
+        if object
+            .get(field)
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.len() > MAX_ID_LEN)
+        {
+            return Err(format!("`{field}` is longer than {MAX_ID_LEN} bytes"));
+        }
+    }
     let kind = match object.get("type") {
         Some(Value::String(kind)) => kind.clone(),
         Some(_) => return Err("field `type` must be a string".to_string()),
@@ -160,6 +174,11 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
     Ok(event)
 }
 
+/// A string that may also be missing or null (both read as empty).
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 fn typed<T: DeserializeOwned>(value: Value, kind: &str) -> Result<T, String> {
     // serde's messages name the field and the expected type, never a secret.
     serde_json::from_value(value).map_err(|e| format!("invalid `{kind}` event: {e}"))
@@ -172,22 +191,12 @@ fn validate(event: &WebhookEvent) -> Result<(), String> {
         WebhookEvent::SessionEnd(e) => Some(&e.conversation_id),
         _ => None,
     };
-    if let Some(id) = conversation_id {
-        if id.trim().is_empty() {
-            return Err("`conversation_id` must not be empty".to_string());
-        }
-        if id.len() > MAX_ID_LEN {
-            return Err(format!(
-                "`conversation_id` is longer than {MAX_ID_LEN} bytes"
-            ));
-        }
+    if conversation_id.is_some_and(|id| id.trim().is_empty()) {
+        return Err("`conversation_id` must not be empty".to_string());
     }
     if let WebhookEvent::Message(message) = event {
         if message.turn_id.trim().is_empty() {
             return Err("`turn_id` must not be empty".to_string());
-        }
-        if message.text.trim().is_empty() {
-            return Err("`text` must not be empty".to_string());
         }
     }
     Ok(())
@@ -285,19 +294,20 @@ mod tests {
             parse_str(r#"{"type":5}"#).unwrap_err(),
             "field `type` must be a string"
         );
-        let missing_text =
-            parse_str(r#"{"type":"message","conversation_id":"c","turn_id":"t"}"#).unwrap_err();
+        let text_not_a_string =
+            parse_str(r#"{"type":"message","conversation_id":"c","turn_id":"t","text":5}"#)
+                .unwrap_err();
         assert!(
-            missing_text.contains("missing field `text`"),
-            "{missing_text}"
+            text_not_a_string.contains("invalid type: integer"),
+            "{text_not_a_string}"
         );
         let missing_conversation =
             parse_str(r#"{"type":"message","turn_id":"t","text":"hi"}"#).unwrap_err();
         assert!(missing_conversation.contains("conversation_id"));
         assert_eq!(
-            parse_str(r#"{"type":"message","conversation_id":"c","turn_id":"t","text":"  "}"#)
+            parse_str(r#"{"type":"message","conversation_id":"c","turn_id":" ","text":"hi"}"#)
                 .unwrap_err(),
-            "`text` must not be empty"
+            "`turn_id` must not be empty"
         );
         assert_eq!(
             parse_str(r#"{"type":"session.start","conversation_id":""}"#).unwrap_err(),
@@ -308,6 +318,63 @@ mod tests {
             "c".repeat(300)
         );
         assert!(parse_str(&long).unwrap_err().contains("longer than 256"));
+    }
+
+    #[test]
+    fn a_message_without_words_parses_with_its_text_empty_or_blank() {
+        let cases = [
+            (
+                r#"{"type":"message","conversation_id":"c","turn_id":"t"}"#,
+                "",
+            ),
+            (
+                r#"{"type":"message","conversation_id":"c","turn_id":"t","text":null}"#,
+                "",
+            ),
+            (
+                r#"{"type":"message","conversation_id":"c","turn_id":"t","text":" \n"}"#,
+                " \n",
+            ),
+        ];
+        for (body, text) in cases {
+            let Ok(WebhookEvent::Message(message)) = parse_str(body) else {
+                panic!("not a message: {body}")
+            };
+            assert_eq!(message.text, text, "{body}");
+        }
+    }
+
+    #[test]
+    fn type_and_ids_are_capped_at_256_bytes_in_every_event() {
+        let at_limit = "x".repeat(MAX_ID_LEN);
+        let over = "x".repeat(MAX_ID_LEN + 1);
+        let base = serde_json::json!({
+            "type": "message", "conversation_id": "c", "session_id": "s", "turn_id": "t",
+            "text": "hi"
+        });
+        for kind in [
+            "message",
+            "session.start",
+            "data",
+            "session.end",
+            "agent.new_type",
+        ] {
+            for field in CAPPED_FIELDS {
+                let mut event = base.clone();
+                event["type"] = kind.into();
+                event[field] = at_limit.clone().into();
+                let body = event.to_string();
+                if field != "type" {
+                    assert!(parse_str(&body).is_ok(), "{kind}.{field} at the limit");
+                }
+                event[field] = over.clone().into();
+                assert_eq!(
+                    parse_str(&event.to_string()).unwrap_err(),
+                    format!("`{field}` is longer than 256 bytes"),
+                    "{kind}.{field}"
+                );
+            }
+        }
     }
 
     #[test]

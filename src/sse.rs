@@ -3,7 +3,8 @@
 //! * **Out, to Layercode.** [`encode_tts`], [`encode_data`] and [`encode_end`] build the frames of
 //!   our webhook response. Layercode expects each event as `data: ` + one line of JSON + `\n\n`
 //!   (layercode-protocol.md §5). serde writes the JSON, so quotes, newlines and emoji in the
-//!   spoken text are escaped and can never break the framing.
+//!   spoken text are escaped and can never break the framing; U+2028, U+2029 and U+0085, which
+//!   some line readers take for line breaks, are escaped too.
 //! * **In, from Gemini.** [`SseDecoder`] turns the raw body of `streamGenerateContent?alt=sse`
 //!   into the data payload of each event (gemini-streaming.md §4). Network chunks can split
 //!   anywhere, even inside a UTF-8 character or between the CR and LF of a CRLF, so the decoder
@@ -36,8 +37,8 @@ struct OutgoingEvent<'a, C> {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<C>,
-    /// Echoed verbatim when the request had one, left out entirely when it had none
-    /// (layercode-protocol.md §5.4).
+    /// Echoed verbatim when the request had one, left out entirely when it had none or an
+    /// empty one, as Layercode's Node SDK does (layercode-protocol.md §5.4).
     #[serde(skip_serializing_if = "Option::is_none")]
     turn_id: Option<&'a str>,
 }
@@ -65,7 +66,7 @@ fn encode_frame<C: Serialize>(
     let event = OutgoingEvent {
         kind,
         content,
-        turn_id,
+        turn_id: turn_id.filter(|id| !id.is_empty()),
     };
     let mut frame = b"data: ".to_vec();
     // serde_json's compact writer never emits a raw newline, so the JSON is one line.
@@ -75,7 +76,39 @@ fn encode_frame<C: Serialize>(
         return format!("data: {{\"type\":\"{kind}\"}}\n\n").into_bytes();
     }
     frame.extend_from_slice(b"\n\n");
-    frame
+    escape_line_separators(frame)
+}
+
+/// Line separators that are valid raw in JSON, and how we write them instead.
+const LINE_SEPARATORS: [(&[u8], &[u8]); 3] = [
+    ("\u{2028}".as_bytes(), br"\u2028"),
+    ("\u{2029}".as_bytes(), br"\u2029"),
+    ("\u{85}".as_bytes(), br"\u0085"),
+];
+
+/// `json` with U+2028, U+2029 and U+0085 written as `\u` escapes. They are valid raw in JSON,
+/// yet JavaScript before ES2019, Python's `splitlines` and other line readers take them for
+/// line breaks, which would cut a frame in two. In serde_json's output they can only be inside
+/// strings (all else is ASCII), so replacing their bytes is exact.
+fn escape_line_separators(json: Vec<u8>) -> Vec<u8> {
+    // Both lead bytes of the separators; most frames contain neither.
+    if !json.iter().any(|&byte| byte == 0xE2 || byte == 0xC2) {
+        return json;
+    }
+    let mut escaped = Vec::with_capacity(json.len() + 16);
+    let mut rest = json.as_slice();
+    'bytes: while let Some((&byte, tail)) = rest.split_first() {
+        for (raw, escape) in LINE_SEPARATORS {
+            if let Some(after) = rest.strip_prefix(raw) {
+                escaped.extend_from_slice(escape);
+                rest = after;
+                continue 'bytes;
+            }
+        }
+        escaped.push(byte);
+        rest = tail;
+    }
+    escaped
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,6 +409,48 @@ mod tests {
         let mut decoder = SseDecoder::new();
         assert_eq!(decoder.push(&bytes), vec![json.to_owned()]);
         assert_eq!(decoder.finish(), None);
+    }
+
+    #[test]
+    fn line_separators_are_escaped() {
+        let cases = [
+            ("a\u{2028}b", r#""a\u2028b""#),
+            ("\u{2029}", r#""\u2029""#),
+            ("x\u{85}y\u{85}", r#""x\u0085y\u0085""#),
+            ("\u{2028}\u{2029}\u{85}\n", r#""\u2028\u2029\u0085\n""#),
+            ("plain", r#""plain""#),
+            // Other characters with the same lead bytes stay as they are.
+            ("© … ½ ‘x’ €", r#""© … ½ ‘x’ €""#),
+        ];
+        for (text, json) in cases {
+            let expected = frame(&format!(
+                r#"{{"type":"response.tts","content":{json},"turn_id":{json}}}"#
+            ));
+            let bytes = encode_tts(text, Some(text));
+            assert_eq!(bytes, expected, "{text:?}");
+            let line = String::from_utf8(bytes).unwrap();
+            assert!(!line.contains(['\u{2028}', '\u{2029}', '\u{85}']));
+            let parsed: Value = serde_json::from_str(&line[6..]).unwrap();
+            assert_eq!(parsed["content"], text);
+        }
+        let data = encode_data(&json!({"k\u{2028}": ["\u{2029}"]}), None);
+        assert_eq!(
+            data,
+            frame(r#"{"type":"response.data","content":{"k\u2028":["\u2029"]}}"#)
+        );
+    }
+
+    #[test]
+    fn an_empty_turn_id_is_left_out() {
+        assert_eq!(
+            encode_tts("Hi", Some("")),
+            frame(r#"{"type":"response.tts","content":"Hi"}"#)
+        );
+        assert_eq!(encode_end(Some("")), frame(r#"{"type":"response.end"}"#));
+        assert_eq!(
+            encode_end(Some(" ")),
+            frame(r#"{"type":"response.end","turn_id":" "}"#)
+        );
     }
 
     // ----- decoding: fixtures -----

@@ -113,6 +113,28 @@ fn rows() -> Vec<Row> {
             400,
             false,
         ),
+        signed_row(
+            "turn_id of 10 000 bytes",
+            json!({"type":"message","conversation_id":"c","turn_id":"t".repeat(10_000),"text":"hi"})
+                .to_string()
+                .into_bytes(),
+            400,
+            false,
+        ),
+        signed_row(
+            "session_id of 10 000 bytes",
+            json!({"type":"session.start","conversation_id":"c","session_id":"s".repeat(10_000)})
+                .to_string()
+                .into_bytes(),
+            400,
+            false,
+        ),
+        signed_row(
+            "type of 10 000 bytes",
+            json!({"type":"x".repeat(10_000),"conversation_id":"c"}).to_string().into_bytes(),
+            400,
+            false,
+        ),
         with_signature(
             "signature dated 10 minutes ahead",
             message("turn_future"),
@@ -410,4 +432,66 @@ fn a_lone_surrogate_escape_in_the_webhook_is_accepted_lossily() {
         contents(&request.json()),
         vec![turn("user", "I love \u{fffd} and \u{1f600}")]
     );
+}
+
+/// Item 17: U+2028, U+2029 and U+0085 are line breaks to some readers, so frames escape them.
+#[test]
+fn line_separators_are_escaped_in_frames() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let turn_id = "t\u{2028}1\u{2029}2\u{85}3";
+    let transcript = stream_webhook(&worker, &message("conv_separators", turn_id, "Hi"));
+    assert_well_formed_turn(&transcript, turn_id);
+    for event in &transcript.events {
+        assert!(
+            event.raw.contains(r#""turn_id":"t\u20281\u20292\u00853""#),
+            "{:?}",
+            event.raw
+        );
+        assert!(
+            !event.raw.contains(['\u{2028}', '\u{2029}', '\u{85}']),
+            "{:?}",
+            event.raw
+        );
+    }
+}
+
+/// Item 17: a `message` without words still ends its turn (Layercode waits for
+/// `response.end`), stores nothing and asks no model.
+#[test]
+fn a_message_without_words_just_ends() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let events = [
+        json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_missing"}),
+        json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_null","text":null}),
+        json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_blank","text":" \n\t"}),
+    ];
+    for event in &events {
+        let turn_id = event["turn_id"].as_str().unwrap_or_default();
+        let transcript = stream_webhook(&worker, event);
+        assert_well_formed_turn(&transcript, turn_id);
+        assert_eq!(transcript.types(), vec!["response.end"], "{event}");
+    }
+    assert!(gemini.requests().is_empty());
+    for file in worker.conversation_db_files() {
+        let rows = sqlite_json(&file, "SELECT COUNT(*) AS n FROM messages");
+        assert_eq!(rows[0]["n"], 0, "something was stored in {file:?}");
+    }
+}
+
+/// Item 17: an empty `turn_id` is left out of the frames (as Layercode's Node SDK does), not
+/// echoed as `""`.
+#[test]
+fn an_empty_turn_id_is_left_out_of_frames() {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let transcript = stream_webhook(&worker, &session_start("conv_empty_turn", ""));
+    assert_eq!(transcript.types(), vec!["response.tts", "response.end"]);
+    for event in &transcript.events {
+        assert_eq!(event.json.get("turn_id"), None, "{:?}", event.raw);
+    }
 }
