@@ -152,15 +152,8 @@ pub struct StoredMessage {
 /// One recorded `session.end`, as the conversations API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
-    pub session_id: String,
-    pub transcript_messages: i64,
-    pub duration_ms: Option<f64>,
-    pub transcription_seconds: Option<f64>,
-    pub tts_seconds: Option<f64>,
-    pub latency: Option<f64>,
-    pub recording_status: Option<String>,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
+    #[serde(flatten)]
+    pub summary: SessionSummary,
     /// When the event was recorded, in milliseconds since the Unix epoch.
     pub recorded_at_ms: i64,
 }

@@ -290,16 +290,7 @@ where
     S: Speaker,
     C: Clock,
 {
-    let mut turn = Turn {
-        speaker,
-        clock,
-        waiter: Waiter::new(clock, hangup, limits),
-        spoken: String::new(),
-        finish_reason: None,
-        attempts: 0,
-        first_speech_at_ms: None,
-        separate_next: false,
-    };
+    let mut turn = Turn::new(speaker, clock, hangup, limits);
     let ending = turn.reply(model, limits).await;
     turn.settle(ending).await
 }
@@ -324,7 +315,21 @@ struct Turn<'a, S, C: Clock, H> {
     separate_next: bool,
 }
 
-impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
+impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
+    /// A turn about to start: nothing said yet, the deadlines running from now.
+    fn new(speaker: &'a mut S, clock: &'a C, hangup: H, limits: Limits) -> Self {
+        Turn {
+            speaker,
+            clock,
+            waiter: Waiter::new(clock, hangup, limits),
+            spoken: String::new(),
+            finish_reason: None,
+            attempts: 0,
+            first_speech_at_ms: None,
+            separate_next: false,
+        }
+    }
+
     /// Opens the stream (retrying as allowed), then speaks it to the end.
     async fn reply<M: Model>(&mut self, model: &mut M, limits: Limits) -> Result<(), Stop> {
         let mut stream = self.open(model, limits).await?;

@@ -16,7 +16,7 @@ use futures::future::{join_all, select, Either};
 use serde_json::{json, Value};
 
 use super::{ends_sentence, has_words, Clock, Cut, Failure, Limits, Model, ReplyStream, Speaker};
-use super::{Stop, Turn, TurnOutcome, Waiter};
+use super::{Stop, Turn, TurnOutcome};
 
 /// Spoken when a call starts and the model has said nothing just before.
 pub const DEFAULT_FILLER: &str = "One moment.";
@@ -162,16 +162,7 @@ where
     C: Clock,
     T: ToolRunner,
 {
-    let mut turn = Turn {
-        speaker,
-        clock,
-        waiter: Waiter::new(clock, hangup, limits),
-        spoken: String::new(),
-        finish_reason: None,
-        attempts: 0,
-        first_speech_at_ms: None,
-        separate_next: false,
-    };
+    let mut turn = Turn::new(speaker, clock, hangup, limits);
     let mut log = ToolLog::default();
     let ending = turn
         .reply_with_tools(model, limits, tools, tool_limits, &mut log)
