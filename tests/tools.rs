@@ -582,3 +582,113 @@ fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
         "the next turn did not call the tool"
     );
 }
+
+/// The developer mock (`src/bin/mock-gemini.rs`, what `MOCK_GEMINI=1 ./scripts/dev.sh` runs),
+/// started on a free loopback port and killed when dropped.
+struct DevMock {
+    child: std::process::Child,
+    url: String,
+}
+
+impl DevMock {
+    fn start() -> DevMock {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mock-gemini"))
+            .args(["--port", &port.to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mock-gemini");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mock-gemini did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        DevMock {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for DevMock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
+    let shop = endpoint(|| {
+        json_reply(
+            200,
+            "application/json",
+            r#"{"open": true, "until": "19:00"}"#,
+        )
+    });
+    let tools = format!(
+        "[{}, {{\"builtin\": \"end_call\"}}]",
+        http_tool(
+            "shop_hours",
+            &format!("{}/hours", shop.base_url()),
+            r#", "filler": "Let me check the hours.""#
+        )
+    )
+    .replace(r#""properties""#, r#""required": ["city"], "properties""#);
+    let dev_mock = DevMock::start();
+    let (_unused, worker) = start(|o| {
+        o.var("TOOLS", &tools)
+            .var(GEMINI_BASE_URL_VAR, &dev_mock.url)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
+    });
+
+    let plain = stream_webhook(&worker, &message("conv_dev", "t1", "Hello"));
+    assert_well_formed_turn(&plain, "t1");
+    assert!(
+        plain
+            .tts_text()
+            .ends_with("Say check to hear me call the shop_hours tool."),
+        "{}",
+        plain.tts_text()
+    );
+
+    let checked = stream_webhook(
+        &worker,
+        &message("conv_dev", "t2", "Can you check the hours in Paris?"),
+    );
+    assert_well_formed_turn(&checked, "t2");
+    assert_eq!(
+        checked.tts_text(),
+        "Let me check the hours. The shop hours tool says: open true, until 19:00."
+    );
+    assert_eq!(
+        tool_statuses(&checked.events),
+        vec![
+            "shop_hours mock_call_1 started",
+            "shop_hours mock_call_1 done"
+        ]
+    );
+    let received = shop.wait_for_requests(1, TURN_TIMEOUT);
+    assert_eq!(
+        received[0].json()["args"],
+        serde_json::json!({"city": "Paris"})
+    );
+
+    let bye = stream_webhook(&worker, &message("conv_dev", "t3", "Thanks, bye!"));
+    assert_well_formed_turn(&bye, "t3");
+    assert_eq!(bye.tts_text(), "Goodbye, thanks for calling.");
+    let last_data = bye
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.json["type"] == "response.data")
+        .map(|e| e.json["content"].clone());
+    assert_eq!(last_data, Some(serde_json::json!({"action": "end_call"})));
+}
