@@ -691,4 +691,41 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
         .find(|e| e.json["type"] == "response.data")
         .map(|e| e.json["content"].clone());
     assert_eq!(last_data, Some(serde_json::json!({"action": "end_call"})));
+
+    // The simulator shows the same loop: the status lines inline, then the hang-up request.
+    let dir = std::env::temp_dir().join(format!("tools-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("sim dir");
+    let script = dir.join("script.txt");
+    std::fs::write(&script, "can you check the hours in Paris\nok, bye\n").expect("script");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_layercode-sim"))
+        .current_dir(&dir)
+        .arg("--script")
+        .arg(&script)
+        .args(["--url", &worker.url(""), "--secret", TEST_WEBHOOK_SECRET])
+        .args(["--no-session-start", "--turn-timeout", "20"])
+        .env_remove("LAYERCODE_WEBHOOK_SECRET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run layercode-sim");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "agent> Let me check the hours. [tool shop_hours started] [tool shop_hours done] \
+             The shop hours tool says: open true, until 19:00.\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "agent> [tool end_call started] [tool end_call done] Goodbye, thanks for calling. \
+             [the app is asked to end the call]\n"
+        ),
+        "{stdout}"
+    );
 }
