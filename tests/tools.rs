@@ -1,7 +1,9 @@
 //! Tools (issue 12) under the real runtime: how `/health` and the log report the `TOOLS`
 //! setting, that a refused `TOOLS` leaves turns running as before, and a whole tool turn
 //! against a real endpoint on loopback: what the endpoint received and its signature, what
-//! Gemini received in each round, and what was spoken.
+//! Gemini received in each round, and what was spoken. Then endpoints that fail, cannot be
+//! reached, hang or change something (booked once, however often the turn is redelivered), the
+//! built-in `end_call`, and a barge-in while a call runs.
 
 mod common;
 use common::*;
@@ -194,4 +196,536 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
     assert!(line.contains(r#""outcome":"done""#), "{line}");
     let logs = worker.logs();
     assert!(!logs.contains("19:00") && !logs.contains("Paris"), "{logs}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures, timeouts, end_call, redelivery and barge-in against real loopback endpoints.
+// ---------------------------------------------------------------------------------------------
+
+/// One model round that only calls: `parts` (a JSON array) then `STOP`, in one event.
+fn call_round(parts: &str) -> GeminiReply {
+    GeminiReply::Stream {
+        events: vec![(
+            Duration::ZERO,
+            gemini_fixtures::parts_chunk(parts, Some("STOP")),
+        )],
+        framing: Framing::Lf,
+        then: StreamEnd::Close,
+    }
+}
+
+/// A round that ends without any part, as 2.5-flash-lite sometimes answers a tool result.
+fn empty_round() -> GeminiReply {
+    GeminiReply::Stream {
+        events: vec![(Duration::ZERO, gemini_fixtures::finish_only_chunk("STOP"))],
+        framing: Framing::Lf,
+        then: StreamEnd::Close,
+    }
+}
+
+/// `"name call_id status"` of every `response.data` tool event.
+fn tool_statuses(events: &[SseEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.json["type"] == "response.data" && e.json["content"]["type"] == "tool")
+        .map(|e| {
+            let c = &e.json["content"];
+            format!(
+                "{} {} {}",
+                c["name"].as_str().unwrap_or("?"),
+                c["call_id"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// The last content of a Gemini request: the user content answering the calls.
+fn last_content(request: &RecordedRequest) -> serde_json::Value {
+    let json = request.json();
+    json["contents"]
+        .as_array()
+        .and_then(|c| c.last().cloned())
+        .unwrap_or_default()
+}
+
+/// An endpoint that answers every call with `reply`.
+fn endpoint(reply: impl Fn() -> MockReply + Send + Sync + 'static) -> Mock<MockReply> {
+    Mock::<MockReply>::new(MockServer::start("tool endpoint", reply))
+}
+
+/// `TOOLS` with one HTTP tool `name` at `url`, plus `extra` fields (e.g. `, "timeout_ms": 900`).
+fn http_tool(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        r#"{{"name": "{name}", "description": "A test tool.",
+            "parameters": {{"type": "object", "properties": {{"city": {{"type": "string"}}}}}},
+            "url": "{url}"{extra}}}"#
+    )
+}
+
+#[test]
+fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_sentence() {
+    let failing = endpoint(|| json_reply(500, "text/plain", "boom"));
+    let tools = format!(
+        "[{}, {}]",
+        http_tool(
+            "shop_hours",
+            &format!("{}/hours", failing.base_url()),
+            r#", "filler": "Let me check the hours.""#
+        ),
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+        http_tool("stock", "http://127.0.0.1:9/stock", "")
+    );
+    let (gemini, worker) = start(|o| {
+        o.var("TOOLS", &tools)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
+    });
+
+    // A 500: the model hears the status as an error and says a sentence about it.
+    gemini.push(call_round(
+        r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_500"}}]"#,
+    ));
+    gemini.push(gemini_fixtures::reply(
+        &["Sorry, I can't see the hours right now."],
+        Duration::ZERO,
+    ));
+    let transcript = stream_webhook(&worker, &message("conv_500", "t1", "Hours in Paris?"));
+    assert_well_formed_turn(&transcript, "t1");
+    assert_eq!(
+        transcript.tts_text(),
+        "Let me check the hours. Sorry, I can't see the hours right now."
+    );
+    assert_eq!(
+        tool_statuses(&transcript.events),
+        vec!["shop_hours fc_500 started", "shop_hours fc_500 error"]
+    );
+    assert_eq!(failing.wait_for_requests(1, TURN_TIMEOUT).len(), 1);
+    let requests = gemini.wait_for_requests(2, TURN_TIMEOUT);
+    assert_eq!(
+        last_content(&requests[1]),
+        serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+            "name": "shop_hours", "id": "fc_500",
+            "response": {"error": "the tool failed (HTTP status 500)"}}}]})
+    );
+    worker.wait_for_log(r#""name":"shop_hours","round":1"#, TURN_TIMEOUT);
+
+    // Unreachable, and the model then says nothing twice: the caller still hears a sentence.
+    gemini.push(call_round(
+        r#"[{"functionCall": {"name": "stock", "args": {"city": "Lyon"}}}]"#,
+    ));
+    gemini.push(empty_round());
+    gemini.push(empty_round());
+    let transcript = stream_webhook(&worker, &message("conv_down", "t1", "Any stock in Lyon?"));
+    assert_well_formed_turn(&transcript, "t1");
+    assert_eq!(
+        transcript.tts_text(),
+        "One moment. Sorry, I couldn't finish looking that up. Could you ask again?"
+    );
+    // No id from the model: the worker made one, and the answer carries none.
+    assert_eq!(
+        tool_statuses(&transcript.events),
+        vec!["stock t1:1:0 started", "stock t1:1:0 error"]
+    );
+    let requests = gemini.wait_for_requests(5, TURN_TIMEOUT);
+    assert_eq!(
+        requests.len(),
+        5,
+        "one call round, one empty answer, one retry"
+    );
+    let answer = serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+        "name": "stock", "response": {"error": "the tool could not be reached"}}}]});
+    assert_eq!(last_content(&requests[3]), answer);
+    assert_eq!(
+        last_content(&requests[4]),
+        answer,
+        "the retry asks the same"
+    );
+    let line = worker.wait_for_log(r#""name":"stock""#, TURN_TIMEOUT);
+    assert!(line.contains(r#""tool_rounds":3"#), "{line}");
+    assert!(line.contains(r#""outcome":"error""#), "{line}");
+}
+
+#[test]
+fn a_hanging_endpoint_times_out_is_aborted_and_the_timeout_is_spoken() {
+    let hanging = endpoint(|| MockReply::Hang);
+    let tools = format!(
+        "[{}]",
+        http_tool(
+            "shop_hours",
+            &format!("{}/hours", hanging.base_url()),
+            r#", "timeout_ms": 2600, "filler": "Let me check the hours.""#
+        )
+    );
+    let (gemini, worker) = start(|o| {
+        o.var("TOOLS", &tools)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
+    });
+    gemini.push(call_round(
+        r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_slow"}}]"#,
+    ));
+    gemini.push(gemini_fixtures::reply(
+        &["The hours service is not answering, sorry."],
+        Duration::ZERO,
+    ));
+    let transcript = stream_webhook(&worker, &message("conv_hang", "t1", "Hours in Paris?"));
+    assert_well_formed_turn(&transcript, "t1");
+    // Past two seconds the caller hears one "still checking" line, then the model's sentence.
+    assert_eq!(
+        transcript.tts_text(),
+        "Let me check the hours. Still checking, thanks for waiting. \
+         The hours service is not answering, sorry."
+    );
+    assert_eq!(
+        tool_statuses(&transcript.events),
+        vec!["shop_hours fc_slow started", "shop_hours fc_slow timeout"]
+    );
+    let requests = gemini.wait_for_requests(2, TURN_TIMEOUT);
+    assert_eq!(
+        last_content(&requests[1]),
+        serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+            "name": "shop_hours", "id": "fc_slow",
+            "response": {"error": "the tool did not answer within 2600 ms"}}}]})
+    );
+    // The worker gave up on the endpoint's request rather than leave it open.
+    assert_eq!(hanging.wait_for_requests(1, TURN_TIMEOUT).len(), 1);
+    assert!(
+        hanging.client_disconnected(0, Duration::from_secs(10)),
+        "the timed-out fetch was aborted"
+    );
+    let line = worker.wait_for_log(r#""outcome":"timeout""#, TURN_TIMEOUT);
+    assert!(line.contains(r#""name":"shop_hours""#), "{line}");
+}
+
+#[test]
+fn end_call_says_goodbye_then_asks_the_app_to_hang_up() {
+    let (gemini, worker) = start(|o| o.var("TOOLS", r#"[{"builtin": "end_call"}]"#));
+    gemini.push(call_round(
+        r#"[{"functionCall": {"name": "end_call", "args": {}}, "thoughtSignature": "Ynll"}]"#,
+    ));
+    gemini.push(gemini_fixtures::reply(
+        &["Goodbye, ", "have a nice day."],
+        Duration::ZERO,
+    ));
+    let transcript = stream_webhook(&worker, &message("conv_bye", "t1", "That's all, bye."));
+    assert_well_formed_turn(&transcript, "t1");
+    // No filler for end_call: the goodbye is the model's.
+    assert_eq!(transcript.tts_text(), "Goodbye, have a nice day.");
+    let kinds: Vec<String> = transcript
+        .events
+        .iter()
+        .map(|e| match e.json["type"].as_str() {
+            Some("response.data") if e.json["content"]["type"] == "tool" => format!(
+                "tool {} {}",
+                e.json["content"]["call_id"].as_str().unwrap_or("?"),
+                e.json["content"]["status"].as_str().unwrap_or("?")
+            ),
+            Some("response.data") => e.json["content"].to_string(),
+            Some(other) => other.to_string(),
+            None => "?".to_string(),
+        })
+        .collect();
+    let started = "tool t1:1:0 started";
+    let done = "tool t1:1:0 done";
+    assert_eq!(
+        kinds,
+        vec![
+            started,
+            done,
+            "response.tts",
+            "response.tts",
+            r#"{"action":"end_call"}"#,
+            "response.end"
+        ]
+    );
+    let requests = gemini.wait_for_requests(2, TURN_TIMEOUT);
+    let contents = requests[1].json()["contents"].clone();
+    let n = contents.as_array().map(Vec::len).unwrap_or_default();
+    assert_eq!(
+        contents[n - 2],
+        serde_json::json!({"role": "model", "parts": [
+            {"functionCall": {"name": "end_call", "args": {}}, "thoughtSignature": "Ynll"}]})
+    );
+    assert_eq!(
+        contents[n - 1],
+        serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+            "name": "end_call", "response": {"output": {"status": "the call ends after your goodbye"}}}}]})
+    );
+}
+
+#[test]
+fn a_redelivered_turn_never_calls_a_side_effect_tool_twice() {
+    // The booking takes a second, so the redelivery arrives while the first delivery runs.
+    let booking = endpoint(|| MockReply::Chunked {
+        status: 200,
+        content_type: "application/json".into(),
+        pieces: vec![(Duration::from_millis(1000), br#"{"booked": true}"#.to_vec())],
+        end: StreamEnd::Close,
+    });
+    let tools = format!(
+        "[{}]",
+        http_tool(
+            "book_table",
+            &format!("{}/book", booking.base_url()),
+            r#", "side_effect": true, "filler": "Booking that now.""#
+        )
+    );
+    let (gemini, worker) = start(|o| {
+        o.var("TOOLS", &tools)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
+    });
+    gemini.push(call_round(
+        r#"[{"functionCall": {"name": "book_table", "args": {"city": "Paris"}, "id": "fc_book"}}]"#,
+    ));
+    gemini.push(gemini_fixtures::reply(
+        &["Your table is booked."],
+        Duration::ZERO,
+    ));
+
+    let event = message("conv_book", "t1", "Book a table in Paris.");
+    let mut first = open_webhook(&worker, &event);
+    let filler = first.next_event(TURN_TIMEOUT).expect("the filler");
+    assert_eq!(filler.json["content"], "Booking that now.");
+    booking.wait_for_requests(1, TURN_TIMEOUT);
+
+    // Layercode redelivers the same turn while the booking runs, and once more afterwards.
+    let during = stream_webhook(&worker, &event);
+    let mut first = first.read_all(TURN_TIMEOUT);
+    first.events.insert(0, filler);
+    let after = stream_webhook(&worker, &event);
+    assert_well_formed_turn(&first, "t1");
+    assert_eq!(first.tts_text(), "Booking that now. Your table is booked.");
+    for again in [&during, &after] {
+        assert_well_formed_turn(again, "t1");
+        assert_eq!(again.tts_text(), "Booking that now. Your table is booked.");
+        assert!(tool_statuses(&again.events).is_empty(), "no call replayed");
+    }
+    assert_eq!(booking.requests().len(), 1, "booked once");
+    assert_eq!(
+        gemini.requests().len(),
+        2,
+        "the model was asked once per round"
+    );
+    let logs = worker.logs();
+    assert_eq!(
+        logs.matches(r#""outcome":"redelivered""#).count(),
+        2,
+        "{logs}"
+    );
+}
+
+#[test]
+fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
+    let hanging = endpoint(|| MockReply::Hang);
+    let tools = format!(
+        "[{}]",
+        http_tool(
+            "shop_hours",
+            &format!("{}/hours", hanging.base_url()),
+            r#", "timeout_ms": 3000, "filler": "Let me check the hours.""#
+        )
+    );
+    let (gemini, worker) = start(|o| {
+        o.var("TOOLS", &tools)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
+    });
+    gemini.push(call_round(
+        r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_cut"}, "thoughtSignature": "c2ln"}]"#,
+    ));
+    let mut stream = open_webhook(&worker, &message("conv_cut", "t1", "Hours in Paris?"));
+    let filler = stream.next_event(TURN_TIMEOUT).expect("the filler");
+    assert_eq!(filler.json["content"], "Let me check the hours.");
+    let started = stream.next_event(TURN_TIMEOUT).expect("the started status");
+    assert_eq!(started.json["content"]["status"], "started");
+    hanging.wait_for_requests(1, TURN_TIMEOUT);
+    stream.disconnect();
+
+    // The endpoint's request does not outlive the turn. Under `wrangler dev` the worker only
+    // learns of the hang-up at its next write (the request signal does not fire while the turn
+    // is silent), so this abort comes at the call's deadline at the latest (3 s here).
+    assert!(
+        hanging.client_disconnected(0, Duration::from_secs(10)),
+        "the tool's fetch was aborted"
+    );
+    let line = worker.wait_for_log(r#""conversation_id":"conv_cut""#, TURN_TIMEOUT);
+    assert!(line.contains(r#""outcome":"interrupted""#), "{line}");
+    assert!(line.contains(r#""name":"shop_hours","round":1"#), "{line}");
+    assert_eq!(hanging.requests().len(), 1, "the call was not retried");
+
+    // Tool steps are not stored across turns: the next request holds plain text turns only
+    // (what was spoken of the interrupted turn), so no call is left without its answer and no
+    // signature is needed.
+    let asked_before = gemini.requests().len();
+    let next = stream_webhook(&worker, &message("conv_cut", "t2", "Never mind."));
+    assert_well_formed_turn(&next, "t2");
+    assert_eq!(next.tts_text(), DEFAULT_GEMINI_TEXT);
+    let requests = gemini.wait_for_requests(asked_before + 1, TURN_TIMEOUT);
+    let request = &requests[asked_before];
+    let history = contents(&request.json());
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(history[0], turn("user", "Hours in Paris?"));
+    assert_eq!(history[1].0, "model");
+    assert!(
+        history[1].1.starts_with("Let me check the hours."),
+        "{history:?}"
+    );
+    assert_eq!(history[2], turn("user", "Never mind."));
+    for absent in [
+        "\"functionCall\"",
+        "\"functionResponse\"",
+        "thoughtSignature",
+    ] {
+        assert!(!request.body.contains(absent), "{}", request.body);
+    }
+    assert_eq!(
+        hanging.requests().len(),
+        1,
+        "the next turn did not call the tool"
+    );
+}
+
+/// The developer mock (`src/bin/mock-gemini.rs`, what `MOCK_GEMINI=1 ./scripts/dev.sh` runs),
+/// started on a free loopback port and killed when dropped.
+struct DevMock {
+    child: std::process::Child,
+    url: String,
+}
+
+impl DevMock {
+    fn start() -> DevMock {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mock-gemini"))
+            .args(["--port", &port.to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mock-gemini");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mock-gemini did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        DevMock {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for DevMock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
+    let shop = endpoint(|| {
+        json_reply(
+            200,
+            "application/json",
+            r#"{"open": true, "until": "19:00"}"#,
+        )
+    });
+    let tools = format!(
+        "[{}, {{\"builtin\": \"end_call\"}}]",
+        http_tool(
+            "shop_hours",
+            &format!("{}/hours", shop.base_url()),
+            r#", "filler": "Let me check the hours.""#
+        )
+    )
+    .replace(r#""properties""#, r#""required": ["city"], "properties""#);
+    let dev_mock = DevMock::start();
+    let (_unused, worker) = start(|o| {
+        o.var("TOOLS", &tools)
+            .var(GEMINI_BASE_URL_VAR, &dev_mock.url)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
+    });
+
+    let plain = stream_webhook(&worker, &message("conv_dev", "t1", "Hello"));
+    assert_well_formed_turn(&plain, "t1");
+    assert!(
+        plain
+            .tts_text()
+            .ends_with("Say check to hear me call the shop_hours tool."),
+        "{}",
+        plain.tts_text()
+    );
+
+    let checked = stream_webhook(
+        &worker,
+        &message("conv_dev", "t2", "Can you check the hours in Paris?"),
+    );
+    assert_well_formed_turn(&checked, "t2");
+    assert_eq!(
+        checked.tts_text(),
+        "Let me check the hours. The shop hours tool says: open true, until 19:00."
+    );
+    assert_eq!(
+        tool_statuses(&checked.events),
+        vec![
+            "shop_hours mock_call_1 started",
+            "shop_hours mock_call_1 done"
+        ]
+    );
+    let received = shop.wait_for_requests(1, TURN_TIMEOUT);
+    assert_eq!(
+        received[0].json()["args"],
+        serde_json::json!({"city": "Paris"})
+    );
+
+    let bye = stream_webhook(&worker, &message("conv_dev", "t3", "Thanks, bye!"));
+    assert_well_formed_turn(&bye, "t3");
+    assert_eq!(bye.tts_text(), "Goodbye, thanks for calling.");
+    let last_data = bye
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.json["type"] == "response.data")
+        .map(|e| e.json["content"].clone());
+    assert_eq!(last_data, Some(serde_json::json!({"action": "end_call"})));
+
+    // The simulator shows the same loop: the status lines inline, then the hang-up request.
+    let dir = std::env::temp_dir().join(format!("tools-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("sim dir");
+    let script = dir.join("script.txt");
+    std::fs::write(&script, "can you check the hours in Paris\nok, bye\n").expect("script");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_layercode-sim"))
+        .current_dir(&dir)
+        .arg("--script")
+        .arg(&script)
+        .args(["--url", &worker.url(""), "--secret", TEST_WEBHOOK_SECRET])
+        .args(["--no-session-start", "--turn-timeout", "20"])
+        .env_remove("LAYERCODE_WEBHOOK_SECRET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run layercode-sim");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "agent> Let me check the hours. [tool shop_hours started] [tool shop_hours done] \
+             The shop hours tool says: open true, until 19:00.\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "agent> [tool end_call started] [tool end_call done] Goodbye, thanks for calling. \
+             [the app is asked to end the call]\n"
+        ),
+        "{stdout}"
+    );
 }

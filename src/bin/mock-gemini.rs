@@ -3,6 +3,12 @@
 //!
 //! It answers every request with a reply built from the caller's last message, streamed word by
 //! word in Gemini's real SSE format, slowly enough to interrupt. Loopback only; std only.
+//!
+//! When the request declares tools (`TOOLS`), it also plays a model that calls them, so the
+//! tool loop can be seen without a key: a message containing "check" or a declared tool's name
+//! gets a `functionCall` of that tool (the first declared one for "check"), with arguments made
+//! up from its schema; a message with "bye" calls `end_call` when it is declared. The follow-up
+//! request, holding the `functionResponse`, is answered by saying the result in words.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -58,16 +64,178 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     }
     let mut body = vec![0u8; content_length.min(MAX_BODY)];
     reader.read_exact(&mut body)?;
-    let reply = reply_for(&last_user_text(&body));
-    stream_reply(stream, &reply)
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match answer(&request) {
+        Answer::Call(part) => stream_call(stream, part),
+        Answer::Words(reply) => stream_reply(stream, &reply),
+    }
 }
 
-/// The text of the last `user` entry in the request's `contents`.
-fn last_user_text(body: &[u8]) -> String {
-    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+/// What the mock model does with one request.
+enum Answer {
+    /// One `functionCall` part, then the round ends.
+    Call(serde_json::Value),
+    /// A reply in words.
+    Words(String),
+}
+
+fn answer(request: &serde_json::Value) -> Answer {
+    let declared = declared_tools(request);
+    if let Some(words) = tool_results_in_words(request) {
+        return Answer::Words(words);
+    }
+    let text = last_user_text(request);
+    let calling_allowed = request["toolConfig"]["functionCallingConfig"]["mode"] != "NONE";
+    if calling_allowed {
+        if let Some(tool) = tool_asked_for(&declared, &text) {
+            return Answer::Call(call_part(tool, &text));
+        }
+    }
+    let mut reply = reply_for(&text);
+    if let Some(name) = declared
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .find(|n| *n != END_CALL)
+    {
+        reply.push_str(&format!(" Say check to hear me call the {name} tool."));
+    }
+    Answer::Words(reply)
+}
+
+const END_CALL: &str = "end_call";
+
+/// The request's function declarations (empty without tools).
+fn declared_tools(request: &serde_json::Value) -> Vec<serde_json::Value> {
+    request["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["functionDeclarations"].as_array())
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+/// The tool a message asks for: one named in it ("shop_hours" or "shop hours"), `end_call` for
+/// a goodbye, else the first declared tool for "check".
+fn tool_asked_for<'a>(
+    declared: &'a [serde_json::Value],
+    text: &str,
+) -> Option<&'a serde_json::Value> {
+    let text = text.to_lowercase();
+    let name = |t: &serde_json::Value| t["name"].as_str().unwrap_or_default().to_lowercase();
+    declared
+        .iter()
+        .find(|t| {
+            let n = name(t);
+            !n.is_empty() && (text.contains(&n) || text.contains(&n.replace('_', " ")))
+        })
+        .or_else(|| {
+            text.contains("bye")
+                .then(|| declared.iter().find(|t| name(t) == END_CALL))
+                .flatten()
+        })
+        .or_else(|| {
+            text.contains("check")
+                .then(|| declared.iter().find(|t| name(t) != END_CALL))
+                .flatten()
+        })
+}
+
+/// A `functionCall` part for `tool`, its required arguments made up from the schema: a string
+/// is the message's last word ("check the hours in Paris" → "Paris"), an enum its first value.
+fn call_part(tool: &serde_json::Value, text: &str) -> serde_json::Value {
+    let schema = &tool["parametersJsonSchema"];
+    let last_word = text
+        .split_whitespace()
+        .last()
+        .unwrap_or("something")
+        .trim_matches(|c: char| !c.is_alphanumeric());
+    let mut args = serde_json::Map::new();
+    for name in schema["required"].as_array().into_iter().flatten() {
+        let Some(name) = name.as_str() else { continue };
+        let property = &schema["properties"][name];
+        let value = match (property["enum"].get(0), property["type"].as_str()) {
+            (Some(first), _) => first.clone(),
+            (None, Some("integer" | "number")) => 1.into(),
+            (None, Some("boolean")) => true.into(),
+            (None, Some("array")) => serde_json::json!([]),
+            (None, Some("object")) => serde_json::json!({}),
+            (None, _) => last_word.into(),
+        };
+        args.insert(name.to_string(), value);
+    }
+    serde_json::json!({
+        "functionCall": {"name": tool["name"], "args": args, "id": "mock_call_1"},
+        // Gemini 3 signs its calls; the worker must send this back verbatim.
+        "thoughtSignature": "bW9jay1zaWduYXR1cmU="
+    })
+}
+
+/// When the request ends with tool answers: a sentence saying each one.
+fn tool_results_in_words(request: &serde_json::Value) -> Option<String> {
+    let last = request["contents"].as_array()?.last()?;
+    let answers: Vec<String> = last["parts"]
+        .as_array()?
+        .iter()
+        .filter_map(|p| p.get("functionResponse"))
+        .map(|r| {
+            let name = r["name"].as_str().unwrap_or("the").replace('_', " ");
+            let response = &r["response"];
+            if r["name"] == END_CALL {
+                "Goodbye, thanks for calling.".to_string()
+            } else if let Some(error) = response.get("error") {
+                format!("The {name} tool failed: {}.", in_words(error))
+            } else {
+                format!("The {name} tool says: {}.", in_words(&response["output"]))
+            }
+        })
+        .collect();
+    (!answers.is_empty()).then(|| answers.join(" "))
+}
+
+/// A JSON value as plain words: `{"open": true, "until": "19:00"}` → "open true, until 19:00".
+fn in_words(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.trim_end_matches('.').to_string(),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .map(|(k, v)| format!("{} {}", k.replace('_', " "), in_words(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        serde_json::Value::Array(items) => {
+            items.iter().map(in_words).collect::<Vec<_>>().join(", ")
+        }
+        serde_json::Value::Null => "nothing".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// One SSE event carrying the call part, finishing the round.
+fn stream_call(mut stream: TcpStream, part: serde_json::Value) -> std::io::Result<()> {
+    let chunk = serde_json::json!({
+        "candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": "STOP"}],
+        "modelVersion": "mock-gemini"
+    });
+    let event = format!("data: {chunk}\n\n");
+    stream.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+          transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+    )?;
+    write!(stream, "{:x}\r\n{event}\r\n0\r\n\r\n", event.len())?;
+    stream.flush()
+}
+
+/// The text of the last `user` entry with text in the request's `contents`.
+fn last_user_text(request: &serde_json::Value) -> String {
     request["contents"]
         .as_array()
-        .and_then(|contents| contents.iter().rev().find(|c| c["role"] == "user"))
+        .and_then(|contents| {
+            contents
+                .iter()
+                .rev()
+                .find(|c| c["role"] == "user" && c["parts"][0]["text"].is_string())
+        })
         .and_then(|c| c["parts"][0]["text"].as_str())
         .unwrap_or_default()
         .to_string()

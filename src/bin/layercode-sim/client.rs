@@ -244,7 +244,12 @@ pub enum ReplyEvent {
     End {
         turn_id: Option<String>,
     },
-    /// Another well-formed event (`response.data`, or something new).
+    /// `response.data`: JSON for the browser app (tool status lines, `end_call`).
+    Data {
+        content: Value,
+        turn_id: Option<String>,
+    },
+    /// Another well-formed event (something new).
     Other {
         kind: String,
     },
@@ -264,6 +269,10 @@ impl ReplyEvent {
                 turn_id: text("turn_id"),
             },
             (Some("response.end"), _) => ReplyEvent::End {
+                turn_id: text("turn_id"),
+            },
+            (Some("response.data"), _) => ReplyEvent::Data {
+                content: event.get("content").cloned().unwrap_or_default(),
                 turn_id: text("turn_id"),
             },
             (Some(kind), _) if kind != "response.tts" => ReplyEvent::Other {
@@ -366,9 +375,16 @@ mod tests {
             ReplyEvent::End { turn_id: None }
         );
         assert_eq!(
-            ReplyEvent::parse(r#"{"type":"response.data","content":{}}"#),
+            ReplyEvent::parse(r#"{"type":"response.data","content":{"a":1},"turn_id":"t"}"#),
+            ReplyEvent::Data {
+                content: serde_json::json!({"a": 1}),
+                turn_id: Some("t".into())
+            }
+        );
+        assert_eq!(
+            ReplyEvent::parse(r#"{"type":"response.new"}"#),
             ReplyEvent::Other {
-                kind: "response.data".into()
+                kind: "response.new".into()
             }
         );
         for bad in ["[DONE]", r#"{"type":"response.tts"}"#, r#"{"content":"x"}"#] {

@@ -48,6 +48,8 @@ pub fn run(
     let mut after_end = 0;
     let mut warnings = Vec::new();
     let mut fatal = None;
+    // Whether anything is on the reply's line yet, and whether a data line was shown last.
+    let (mut shown_any, mut after_data) = (false, false);
 
     let ending = match backend.open_stream(event) {
         Err(e) => {
@@ -75,6 +77,11 @@ pub fn run(
                     }
                     check_echo(echoed.as_deref(), turn_id, "response.tts", &mut warnings);
                     let (shown, barge_in) = heard.push(&content);
+                    if after_data && !shown.starts_with(char::is_whitespace) {
+                        print_flush(" ");
+                    }
+                    after_data = false;
+                    shown_any |= !shown.is_empty();
                     print_flush(&shown);
                     if barge_in {
                         // Dropping the stream closes the connection: Layercode's barge-in.
@@ -84,6 +91,21 @@ pub fn run(
                 Ok(Some(ReplyEvent::End { turn_id: echoed })) => {
                     check_echo(echoed.as_deref(), turn_id, "response.end", &mut warnings);
                     ends += 1;
+                }
+                Ok(Some(ReplyEvent::Data {
+                    content,
+                    turn_id: echoed,
+                })) => {
+                    spinner.stop();
+                    check_echo(echoed.as_deref(), turn_id, "response.data", &mut warnings);
+                    // Set apart from the words around it: "hours. [tool x done] The…".
+                    print_flush(&format!(
+                        "{}{}",
+                        if shown_any { " " } else { "" },
+                        data_line(&content)
+                    ));
+                    after_data = true;
+                    shown_any = true;
                 }
                 Ok(Some(ReplyEvent::Other { .. })) => {}
                 Ok(Some(ReplyEvent::Invalid(payload))) => {
@@ -139,6 +161,19 @@ fn print_status(ending: &Ending, first_text: Option<Duration>, total: Duration) 
     say!("  [{first} · total {} ms · {how}]", total.as_millis());
 }
 
+/// A `response.data` event, shown inline in the reply: `[tool shop_hours started]` for a
+/// tool status, `[the app is asked to end the call]` for `end_call`, else the JSON.
+pub fn data_line(content: &Value) -> String {
+    let text = |key: &str| content[key].as_str().unwrap_or("?");
+    if content["type"] == "tool" {
+        format!("[tool {} {}]", text("name"), text("status"))
+    } else if content["action"] == "end_call" {
+        "[the app is asked to end the call]".to_string()
+    } else {
+        format!("[data {}]", shorten(&content.to_string()))
+    }
+}
+
 /// Why a turn failed, in the user's terms: a silent backend means a missing response.end.
 fn failure(error: &ClientError) -> String {
     match error {
@@ -174,4 +209,25 @@ pub fn print_flush(text: &str) {
     let mut stdout = io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_line;
+    use serde_json::json;
+
+    #[test]
+    fn data_events_are_shown_as_short_lines() {
+        let status =
+            json!({"type": "tool", "name": "shop_hours", "call_id": "c1", "status": "done"});
+        assert_eq!(data_line(&status), "[tool shop_hours done]");
+        assert_eq!(
+            data_line(&json!({"action": "end_call"})),
+            "[the app is asked to end the call]"
+        );
+        assert_eq!(
+            data_line(&json!({"isThinking": true})),
+            r#"[data {"isThinking":true}]"#
+        );
+    }
 }
