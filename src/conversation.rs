@@ -149,11 +149,20 @@ pub struct StoredMessage {
     pub created_at_ms: i64,
 }
 
-/// One recorded `session.end`, as the conversations API returns it.
+/// One recorded `session.end`, as the conversations API returns it: [`SessionSummary`]'s
+/// fields and when it was recorded. Spelled out rather than `#[serde(flatten)]`ed, which costs
+/// 4.4 KB of the gzipped wasm budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
-    #[serde(flatten)]
-    pub summary: SessionSummary,
+    pub session_id: String,
+    pub transcript_messages: i64,
+    pub duration_ms: Option<f64>,
+    pub transcription_seconds: Option<f64>,
+    pub tts_seconds: Option<f64>,
+    pub latency: Option<f64>,
+    pub recording_status: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
     /// When the event was recorded, in milliseconds since the Unix epoch.
     pub recorded_at_ms: i64,
 }

@@ -174,7 +174,6 @@ fn log_call(action: &str, conversation_id: Option<&str>, outcome: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::SessionSummary;
     use crate::history::{ReplyStatus, Role};
 
     #[test]
@@ -240,17 +239,15 @@ mod tests {
                 },
             ],
             sessions: vec![SessionRecord {
-                summary: SessionSummary {
-                    session_id: "s1".into(),
-                    transcript_messages: 2,
-                    duration_ms: Some(1234.0),
-                    transcription_seconds: None,
-                    tts_seconds: Some(1.5),
-                    latency: None,
-                    recording_status: Some("completed".into()),
-                    started_at: Some("2026-01-01T00:00:00Z".into()),
-                    ended_at: None,
-                },
+                session_id: "s1".into(),
+                transcript_messages: 2,
+                duration_ms: Some(1234.0),
+                transcription_seconds: None,
+                tts_seconds: Some(1.5),
+                latency: None,
+                recording_status: Some("completed".into()),
+                started_at: Some("2026-01-01T00:00:00Z".into()),
+                ended_at: None,
                 recorded_at_ms: 1_700_000_001_000,
             }],
         };
