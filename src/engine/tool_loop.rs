@@ -207,6 +207,12 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
                     responses,
                 });
                 stopped?;
+                if said && !after_reply.is_empty() {
+                    // The model said its goodbye with the call that ends it (`end_call`): the
+                    // turn is over, and a further round would only risk an empty answer and an
+                    // apology after the goodbye.
+                    break;
+                }
                 self.separate_next = true;
                 self.waiter.restart_silence();
                 model.follow_up(&log.steps, round + 1 < tool_limits.max_rounds);

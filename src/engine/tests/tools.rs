@@ -678,3 +678,34 @@ fn end_call_is_silent_and_asks_the_app_to_hang_up_after_the_goodbye() {
         "{last:?}"
     );
 }
+
+#[test]
+fn a_goodbye_said_with_end_call_ends_the_turn_without_another_round() {
+    // 2.5-flash-lite may answer the end_call result with an empty round: none is asked for.
+    let played = play(
+        vec![
+            vec![
+                Say::Text(5, "Bye now."),
+                Say::Call(1, "end_call", None, json!({})),
+                Say::Stop(1),
+            ],
+            vec![Say::Stop(1)],
+        ],
+        vec![(
+            "end_call",
+            5_000,
+            Some(""),
+            Some((0, Ok(json!({"status": "ok"})))),
+        )],
+        4,
+        None,
+    );
+    assert_eq!(played.opens, 1, "no round after the goodbye");
+    assert_eq!(played.outcome.ending, Ending::Complete);
+    assert_eq!(spoken(&played.heard), "Bye now.");
+    let last = played.heard.last().unwrap();
+    assert!(
+        matches!(last, Heard::Data(_, d) if d == &json!({"action": "end_call"})),
+        "{last:?}"
+    );
+}
