@@ -336,8 +336,8 @@ impl DurableObject for Conversation {
             Ok(event) => event,
             Err(e) => return Response::error(format!("bad event: {e}"), 400),
         };
-        // Schema problems now surface from the first write, as that write's storage error.
-        let store: Result<Store, String> = Ok(self.store.clone());
+        // Schema problems surface from the first write, as that write's storage error.
+        let store = self.store.clone();
         match (route, event) {
             (Route::Message, WebhookEvent::Message(message)) => {
                 turn::start_message(store, self.config.clone(), message, signal)
@@ -346,12 +346,7 @@ impl DurableObject for Conversation {
                 turn::start_welcome(store, self.config.clone(), start, signal)
             }
             (Route::SessionEnd, WebhookEvent::SessionEnd(end)) => {
-                let recorded = store.and_then(|store| {
-                    store
-                        .end_session(&SessionSummary::from_event(&end))
-                        .map_err(|e| e.to_string())
-                });
-                match recorded {
+                match store.end_session(&SessionSummary::from_event(&end)) {
                     Ok(()) => Response::from_json(&serde_json::json!({ "status": "ok" })),
                     Err(e) => Response::error(format!("storage error: {e}"), 500),
                 }

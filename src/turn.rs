@@ -29,7 +29,7 @@ use crate::tools::{self, http::HttpTool, TurnTools};
 
 /// Starts a `message` turn and returns its SSE response immediately.
 pub fn start_message(
-    store: Result<Store, String>,
+    store: Store,
     config: Rc<Config>,
     message: Message,
     request_signal: AbortSignal,
@@ -41,7 +41,7 @@ pub fn start_message(
 
 /// Starts a `session.start` turn (the welcome message) and returns its SSE response.
 pub fn start_welcome(
-    store: Result<Store, String>,
+    store: Store,
     config: Rc<Config>,
     event: SessionStart,
     request_signal: AbortSignal,
@@ -51,12 +51,7 @@ pub fn start_welcome(
     Ok(response)
 }
 
-async fn run_message(
-    store: Result<Store, String>,
-    config: Rc<Config>,
-    message: Message,
-    mut stream: EventStream,
-) {
+async fn run_message(store: Store, config: Rc<Config>, message: Message, mut stream: EventStream) {
     let clock = WorkerClock;
     if let Err(error) = &config.tools {
         // Refused whole: this turn runs without tools (`/health` shows the same message).
@@ -68,16 +63,13 @@ async fn run_message(
         Some(&message.turn_id),
         &clock,
     );
-    let begun = store.and_then(|store| {
-        let begun = store.begin_turn(
-            &message.turn_id,
-            &message.text,
-            message.interruption_context.as_ref(),
-        );
-        begun.map(|begun| (store, begun)).map_err(|e| e.to_string())
-    });
+    let begun = store.begin_turn(
+        &message.turn_id,
+        &message.text,
+        message.interruption_context.as_ref(),
+    );
     let (store, history, writes) = match begun {
-        Ok((store, Begun::Redelivered { same_text })) => {
+        Ok(Begun::Redelivered { same_text }) => {
             // Layercode redelivers a turn whose answer it did not get: say it again, from the
             // store, rather than leave the caller in silence or ask the model twice.
             let outcome = if same_text {
@@ -91,7 +83,8 @@ async fn run_message(
             log.chars_out = replayed;
             return log.emit_without_reply(outcome, &clock);
         }
-        Ok((store, Begun::Ready(start))) => (Some(store), start.history, Some(start.writes)),
+        Ok(Begun::Ready(start)) => (Some(store), start.history, Some(start.writes)),
+        // The conversation cannot be read: the turn is only an apology, nothing is stored.
         Err(error) => {
             log.storage_error = Some(format!("begin_turn: {error}"));
             (None, Vec::new(), None)
@@ -314,7 +307,7 @@ impl Model for Unavailable {
 }
 
 async fn run_welcome(
-    store: Result<Store, String>,
+    store: Store,
     config: Rc<Config>,
     event: SessionStart,
     mut stream: EventStream,
@@ -332,11 +325,7 @@ async fn run_welcome(
         return log.emit_without_reply("silent", &clock);
     }
     let turn_id = welcome_key(event.turn_id.as_deref(), event.session_id.as_deref());
-    let recorded = store.and_then(|store| {
-        store
-            .record_welcome(&turn_id, &welcome)
-            .map_err(|e| e.to_string())
-    });
+    let recorded = store.record_welcome(&turn_id, &welcome);
     match recorded {
         Ok(false) => {
             // A redelivered session.start: greet again rather than leave the caller in silence.
