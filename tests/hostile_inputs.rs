@@ -256,18 +256,6 @@ fn control_characters_in_ids_cannot_break_headers_or_framing() {
 const APOLOGY_BEFORE: &str =
     "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
 
-/// The worker's one `turn` log line for `turn_id`, parsed.
-fn turn_log(worker: &Worker, turn_id: &str) -> Value {
-    let needle = format!("\"turn_id\":\"{turn_id}\"");
-    let logs = worker.wait_for_log(&needle, TURN_TIMEOUT);
-    let line = logs
-        .lines()
-        .find(|l| l.contains("\"event\":\"turn\"") && l.contains(&needle))
-        .unwrap_or_else(|| panic!("no turn line for {turn_id}:\n{logs}"));
-    let json = &line[line.find('{').unwrap_or(0)..];
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("turn line is not JSON ({e}): {line}"))
-}
-
 /// Item 5: an unsigned body dripped one byte per 0.5 s used to be held until it was complete.
 #[test]
 fn a_webhook_body_that_trickles_in_is_408() {
@@ -336,12 +324,12 @@ fn gemini_errors_are_logged_as_codes_never_as_their_message() {
         );
     }
     assert_eq!(
-        turn_log(&worker, "turn_1")["gemini_error"],
+        worker.turn_log("turn_1")["gemini_error"],
         "400 INVALID_ARGUMENT CONTENT_INVALID"
     );
-    assert_eq!(turn_log(&worker, "turn_2")["gemini_error"], "500 INTERNAL");
+    assert_eq!(worker.turn_log("turn_2")["gemini_error"], "500 INTERNAL");
     assert_eq!(
-        turn_log(&worker, "turn_3")["gemini_error"],
+        worker.turn_log("turn_3")["gemini_error"],
         "200 FAILED_PRECONDITION"
     );
     let logs = worker.logs();
@@ -373,7 +361,7 @@ fn a_redirect_from_gemini_is_an_apology_and_never_followed() {
         let transcript = stream_webhook(&worker, &message("conv_redirect", turn_id, "Hi"));
         assert_well_formed_turn(&transcript, turn_id);
         assert_eq!(transcript.tts_text(), APOLOGY_BEFORE, "{status}");
-        let log = turn_log(&worker, turn_id);
+        let log = worker.turn_log(turn_id);
         assert_eq!(log["gemini_status"], status);
         assert_eq!(log["outcome"], "failed");
     }
@@ -407,7 +395,7 @@ fn unspeakable_characters_never_reach_text_to_speech() {
         transcript.tts_text(),
         "Hello there, friend x zerowidth badbyte. Smile now. Bye."
     );
-    assert_eq!(turn_log(&worker, "turn_1")["outcome"], "complete");
+    assert_eq!(worker.turn_log("turn_1")["outcome"], "complete");
 }
 
 /// Item 16: `JSON.stringify` writes a lone surrogate when a string slice cuts an emoji; the

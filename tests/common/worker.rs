@@ -188,18 +188,43 @@ impl Worker {
         read_log(&self.log_path)
     }
 
-    /// Waits until the log contains `needle` (workerd writes `console.log` lines there);
-    /// panics with the log tail on timeout.
+    /// Waits until a log line contains `needle` (workerd writes `console.log` lines there) and
+    /// returns that line; panics with the log tail on timeout.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let logs = self.logs();
-            if logs.contains(needle) {
-                return logs;
+            if let Some(line) = logs.lines().find(|line| line.contains(needle)) {
+                return line.to_string();
             }
             if Instant::now() >= deadline {
                 panic!(
                     "worker log did not contain {needle:?} within {timeout:?}:\n{}",
+                    tail(&logs, LOG_TAIL_LINES)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The worker's one `turn` log line for `turn_id`, parsed as JSON.
+    pub fn turn_log(&self, turn_id: &str) -> serde_json::Value {
+        let needle = format!("\"turn_id\":\"{turn_id}\"");
+        let timeout = super::webhook::TURN_TIMEOUT;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            let line = logs
+                .lines()
+                .find(|line| line.contains("\"event\":\"turn\"") && line.contains(&needle));
+            if let Some(line) = line {
+                let json = &line[line.find('{').unwrap_or(0)..];
+                return serde_json::from_str(json)
+                    .unwrap_or_else(|e| panic!("turn line is not JSON ({e}): {line}"));
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no turn log line for {turn_id} within {timeout:?}:\n{}",
                     tail(&logs, LOG_TAIL_LINES)
                 );
             }
