@@ -31,8 +31,8 @@ use worker::{
 use crate::config::Config;
 use crate::events::{self, InterruptionContext, SessionEnd, WebhookEvent};
 use crate::history::{
-    bounded_window, heard_prefix, HistoryMessage, ReplyStatus, Role, WINDOW_MAX_CHARS,
-    WINDOW_MAX_MESSAGES,
+    bounded_window, heard_prefix, text_confirms, HistoryMessage, ReplyStatus, Role,
+    WINDOW_MAX_CHARS, WINDOW_MAX_MESSAGES,
 };
 use crate::retention::{self, Activity, Decision};
 use crate::turn;
@@ -626,6 +626,13 @@ impl Store {
         let running = self.in_flight.borrow().get(&row.turn_id).cloned();
         let sent = running.map_or(row.text, |sent| sent.borrow().clone());
         let heard = heard_prefix(&sent, context.text_heard.as_deref(), context.words_heard);
+        // Without an id, only the text ties the context to this reply: contexts that arrive out
+        // of order would otherwise cut a reply the caller never heard them about.
+        if context.assistant_turn_id.is_none()
+            && !text_confirms(context.text_heard.as_deref(), &heard)
+        {
+            return Ok(None);
+        }
         Ok(Some((row.seq, heard)))
     }
 

@@ -142,6 +142,17 @@ pub fn heard_prefix(sent: &str, text_heard: Option<&str>, words_heard: Option<f6
     sent[..end].to_string()
 }
 
+/// Whether `text_heard` is about the reply at all, given `heard`, what [`heard_prefix`] kept of
+/// it: a text that does not confirm even the start of the reply's first word belongs to another
+/// reply. A context saying nothing was heard, or giving only a word count, cannot be checked
+/// and is taken as it is.
+pub fn text_confirms(text_heard: Option<&str>, heard: &str) -> bool {
+    match text_heard {
+        Some(text) if !text.trim().is_empty() => !heard.is_empty(),
+        _ => true,
+    }
+}
+
 /// The byte length of `partial` within `word`, if `word` starts with it (ignoring case).
 fn prefix_len(word: &str, partial: &str) -> Option<usize> {
     let mut len = 0;
@@ -208,6 +219,30 @@ mod tests {
             );
         }
         assert_eq!(heard_prefix("", Some("anything"), None), "");
+    }
+
+    #[test]
+    fn a_text_about_another_reply_does_not_confirm_this_one() {
+        let sent = "The capital of Wyoming is Cheyenne.";
+        let table: [(Option<&str>, Option<f64>, bool); 7] = [
+            (Some("The capital"), None, true),
+            (Some("the"), None, true),
+            (Some("Th"), None, true),
+            // Another reply's words: not about this one.
+            (Some("Sure, I can book that"), None, false),
+            (Some("Cheyenne"), None, false),
+            // Nothing heard, or only a count: nothing to check against.
+            (Some("  "), Some(0.0), true),
+            (None, Some(3.0), true),
+        ];
+        for (text_heard, words_heard, expected) in table {
+            let heard = heard_prefix(sent, text_heard, words_heard);
+            assert_eq!(
+                text_confirms(text_heard, &heard),
+                expected,
+                "{text_heard:?} / {words_heard:?}"
+            );
+        }
     }
 
     #[test]

@@ -74,6 +74,44 @@ fn words_heard_without_text_keeps_that_many_words() {
     assert_eq!(model_turns(&gemini, 2), vec!["One two three"]);
 }
 
+/// Item 8: contexts without `assistant_turn_id` that arrive out of order used to cut replies
+/// they were not about (t3's context applied to t1's reply, then t2's to t3's).
+#[test]
+fn a_context_without_an_id_applies_only_to_the_reply_it_is_about() {
+    let (gemini, worker) = start();
+    for reply in [
+        "The museum opens at nine.",
+        "Parking is free on Sundays.",
+        "Tickets cost twelve euros.",
+        "You are welcome.",
+    ] {
+        gemini.push(gemini_fixtures::reply(&[reply], Default::default()));
+    }
+    let heard = |text: &str, words: u32| {
+        serde_json::json!({"previous_turn_interrupted": true, "words_heard": words,
+                           "text_heard": text})
+    };
+    let conversation = "conv_order";
+    stream_webhook(&worker, &message(conversation, "t1", "When does it open?"));
+    // t3 overtakes t2: its context is about t2's reply, which does not exist yet.
+    let t3 = with_context(conversation, "t3", "Parking?", heard("Tickets cost", 2));
+    stream_webhook(&worker, &t3);
+    // t2 arrives last: its context is about t1's reply, which is no longer the latest.
+    let t2 = with_context(conversation, "t2", "Price?", heard("The museum", 2));
+    stream_webhook(&worker, &t2);
+    // In order, a context without an id still cuts the latest reply to what was heard.
+    let t4 = with_context(conversation, "t4", "Thanks", heard("Tickets cost", 2));
+    stream_webhook(&worker, &t4);
+    assert_eq!(
+        model_turns(&gemini, 4),
+        vec![
+            "The museum opens at nine.",
+            "Parking is free on Sundays.",
+            "Tickets cost"
+        ]
+    );
+}
+
 #[test]
 fn a_message_reusing_the_welcome_turn_id_is_answered() {
     let (_gemini, worker) = start();
