@@ -729,3 +729,107 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
         "{stdout}"
     );
 }
+
+/// Gemini 3 refuses a follow-up whose function call lost its `thoughtSignature` (400). Against a
+/// mock that enforces that rule: parallel calls in separate events (only the first signed), a
+/// second signed round, then words; every follow-up is accepted, and so is the next turn.
+#[test]
+fn gemini_3_accepts_every_follow_up_because_signatures_are_sent_back() {
+    use gemini_fixtures::{missing_signature, parts_chunk, reply};
+    let call = |name: &str, id: &str, signature: Option<&str>| {
+        let signature = signature
+            .map(|s| format!(r#", "thoughtSignature": "{s}""#))
+            .unwrap_or_default();
+        format!(
+            r#"[{{"functionCall": {{"name": "{name}", "args": {{"city": "Oslo"}}, "id": "{id}"}}{signature}}}]"#
+        )
+    };
+    let parallel = GeminiReply::Stream {
+        events: vec![
+            (
+                Duration::ZERO,
+                parts_chunk(&call("shop_hours", "fc_a", Some("c2lnQQ==")), None),
+            ),
+            (
+                Duration::from_millis(10),
+                parts_chunk(&call("stock", "fc_b", None), Some("STOP")),
+            ),
+        ],
+        framing: Framing::Lf,
+        then: StreamEnd::Close,
+    };
+    let gemini = MockGemini::start_requiring_signatures(vec![
+        parallel,
+        call_round(&call("stock", "fc_c", Some("c2lnQw=="))),
+        reply(&["Open until six, and in stock."], Duration::ZERO),
+        reply(&["You are welcome."], Duration::ZERO),
+    ]);
+    let tool = endpoint(|| json_reply(200, "application/json", r#"{"ok": true}"#));
+    let url = |path: &str| format!("{}/{path}", tool.base_url());
+    let tools = format!(
+        "[{}, {}]",
+        http_tool("shop_hours", &url("hours"), ""),
+        http_tool("stock", &url("stock"), "")
+    );
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(
+        WorkerOptions::new(&gemini, &layercode)
+            .var("GEMINI_MODEL", "gemini-3-flash-preview")
+            .var("TOOLS", &tools)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET),
+    );
+
+    let transcript = stream_webhook(&worker, &message("conv_g3", "t1", "Hours and stock?"));
+    assert_well_formed_turn(&transcript, "t1");
+    assert_eq!(
+        transcript.tts_text(),
+        "One moment. Open until six, and in stock."
+    );
+    let transcript = stream_webhook(&worker, &message("conv_g3", "t2", "Thanks!"));
+    assert_eq!(transcript.tts_text(), "You are welcome.");
+
+    let requests = gemini.wait_for_requests(4, TURN_TIMEOUT);
+    assert_eq!(tool.requests().len(), 3, "three calls, each made once");
+    // The mock would have refused any of them; check what it checked.
+    for request in &requests {
+        assert!(!missing_signature(&request.json()), "{}", request.json());
+    }
+    // The last follow-up of t1 holds both rounds, each signature on its own call.
+    let follow_up = requests[2].json();
+    let signatures: Vec<&str> = follow_up["contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["parts"].as_array().into_iter().flatten())
+        .filter_map(|p| p["thoughtSignature"].as_str())
+        .collect();
+    assert_eq!(signatures, vec!["c2lnQQ==", "c2lnQw=="]);
+}
+
+/// The rule the mock above enforces, on hand-made requests: only the current turn counts, and
+/// only the first call of a model content must be signed.
+#[test]
+fn the_strict_mock_refuses_exactly_an_unsigned_call_in_the_current_turn() {
+    use gemini_fixtures::missing_signature;
+    let user = serde_json::json!({"role": "user", "parts": [{"text": "Hi"}]});
+    let answer = serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+        "name": "f", "response": {"output": 1}}}]});
+    let signed = serde_json::json!({"role": "model", "parts": [
+        {"functionCall": {"name": "f"}, "thoughtSignature": "s"},
+        {"functionCall": {"name": "g"}}]});
+    let unsigned = serde_json::json!({"role": "model", "parts": [
+        {"text": "One moment."}, {"functionCall": {"name": "f"}}]});
+    let table = [
+        (vec![&user, &signed, &answer], false),
+        (vec![&user, &unsigned, &answer], true),
+        (vec![&user, &signed, &answer, &unsigned, &answer], true),
+        // An older turn is not validated.
+        (vec![&user, &unsigned, &answer, &user], false),
+    ];
+    for (contents, refused) in table {
+        let request = serde_json::json!({ "contents": contents });
+        assert_eq!(missing_signature(&request), refused, "{request}");
+    }
+    let reply: MockReply = gemini_fixtures::missing_signature_reply().into();
+    assert!(matches!(reply, MockReply::Full { status: 400, .. }));
+}

@@ -278,7 +278,9 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
 
         let mut stopped = Ok(());
         if !model_just_spoke {
-            if let Some(filler) = filler_for(&plans) {
+            // Round after round with nothing said in between, one "One moment." is enough.
+            let repeated = |filler: &String| self.spoken.trim_end().ends_with(filler.as_str());
+            if let Some(filler) = filler_for(&plans).filter(|f| !repeated(f)) {
                 let text = if self.spoken.is_empty() {
                     filler
                 } else {

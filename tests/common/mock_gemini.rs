@@ -153,6 +153,22 @@ impl Mock<GeminiReply> {
         ))
     }
 
+    /// Starts a mock that enforces Gemini 3's signature rule (gemini-tools.md §4): a request
+    /// whose current turn holds a function call without its `thoughtSignature` gets the real
+    /// API's 400 (see [`gemini_fixtures::missing_signature`]); any other request gets the next
+    /// of `replies`, then the default reply. [`Mock::push`] would bypass the check: do not use
+    /// it on this mock.
+    pub fn start_requiring_signatures(replies: Vec<GeminiReply>) -> MockGemini {
+        let replies = std::sync::Mutex::new(std::collections::VecDeque::from(replies));
+        MockGemini::start_with(move |request| {
+            if gemini_fixtures::missing_signature(&request.json()) {
+                return gemini_fixtures::missing_signature_reply();
+            }
+            let next = replies.lock().ok().and_then(|mut queue| queue.pop_front());
+            next.unwrap_or_else(|| gemini_fixtures::reply(&[DEFAULT_GEMINI_TEXT], Duration::ZERO))
+        })
+    }
+
     /// Per request (arrival order): the instant the first body chunk was written, if it was.
     pub fn first_chunk_sent_at(&self) -> Vec<Option<std::time::Instant>> {
         self.timings().iter().map(|t| t.first_chunk_at).collect()
@@ -322,6 +338,42 @@ pub mod gemini_fixtures {
             status: code,
             body: error_body(code, status, message),
         }
+    }
+
+    /// Whether Gemini 3 would refuse `request` for a lost signature: in its current turn (the
+    /// contents after the last user text), a model content whose first `functionCall` part has
+    /// no `thoughtSignature` (parallel calls: only the first carries one). Gemini 2.5 accepts it.
+    pub fn missing_signature(request: &serde_json::Value) -> bool {
+        let empty = Vec::new();
+        let contents = request["contents"].as_array().unwrap_or(&empty);
+        let user_text = |c: &serde_json::Value| {
+            c["role"] == "user"
+                && c["parts"]
+                    .as_array()
+                    .is_some_and(|parts| parts.iter().any(|p| p.get("text").is_some()))
+        };
+        let turn_start = contents.iter().rposition(user_text).map_or(0, |i| i + 1);
+        contents[turn_start..]
+            .iter()
+            .filter(|c| c["role"] == "model")
+            .filter_map(|c| {
+                let parts = c["parts"].as_array()?;
+                parts.iter().find(|p| p.get("functionCall").is_some())
+            })
+            .any(|call| call.get("thoughtSignature").is_none())
+    }
+
+    /// The 400 Gemini 3 answers to a function call replayed without its signature.
+    pub fn missing_signature_reply() -> GeminiReply {
+        error_reply(
+            400,
+            "INVALID_ARGUMENT",
+            "Function call is missing a thought_signature in functionCall parts. This is \
+             required for tools to work correctly, and missing thought_signature may lead to \
+             degraded model performance. Additional data, function call `default_api:shop_hours` \
+             , position 2. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures \
+             for more details.",
+        )
     }
 
     /// A complete successful stream: one chunk per part (the first at once, then `gap` apart),

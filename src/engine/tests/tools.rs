@@ -512,6 +512,29 @@ fn a_slow_call_gets_one_still_checking_line_after_two_seconds() {
 }
 
 #[test]
+fn a_filler_is_not_said_twice_in_a_row_across_rounds() {
+    let call = |city: &str| Say::Call(5, "shop_hours", None, json!({ "city": city }));
+    let played = play(
+        vec![
+            vec![call("A"), Say::Stop(1)],
+            vec![call("B"), Say::Stop(1)],
+            vec![Say::Text(5, "Both are open."), call("C"), Say::Stop(1)],
+            vec![Say::Text(5, "All three."), Say::Stop(1)],
+        ],
+        vec![shop_hours(10)],
+        4,
+        None,
+    );
+    assert_eq!(played.runs.len(), 3);
+    // Round 2 follows the filler with nothing said since; round 3's call follows its own words.
+    assert_eq!(
+        played.outcome.spoken,
+        "One moment. Both are open. All three."
+    );
+    assert_eq!(played.outcome.ending, Ending::Complete);
+}
+
+#[test]
 fn the_last_round_may_not_call_and_its_calls_are_not_run() {
     let played = play(
         vec![
