@@ -198,6 +198,17 @@ fn validate(event: &WebhookEvent) -> Result<(), String> {
         if message.turn_id.trim().is_empty() {
             return Err("`turn_id` must not be empty".to_string());
         }
+        if message
+            .interruption_context
+            .as_ref()
+            .and_then(|c| c.assistant_turn_id.as_ref())
+            .is_some_and(|id| id.len() > MAX_ID_LEN)
+        {
+            // It is looked up in the store and reaches the log, like `turn_id`.
+            return Err(format!(
+                "`interruption_context.assistant_turn_id` is longer than {MAX_ID_LEN} bytes"
+            ));
+        }
     }
     Ok(())
 }
@@ -375,6 +386,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_interrupted_turn_id_is_capped_too() {
+        let with_id = |id: String| {
+            serde_json::json!({
+                "type": "message", "conversation_id": "c", "turn_id": "t2", "text": "hi",
+                "interruption_context": {"previous_turn_interrupted": true, "words_heard": 1,
+                                         "text_heard": "Hi", "assistant_turn_id": id}
+            })
+            .to_string()
+        };
+        assert!(parse_str(&with_id("x".repeat(MAX_ID_LEN))).is_ok());
+        assert_eq!(
+            parse_str(&with_id("x".repeat(MAX_ID_LEN + 1))).unwrap_err(),
+            "`interruption_context.assistant_turn_id` is longer than 256 bytes"
+        );
     }
 
     #[test]

@@ -122,6 +122,16 @@ fn rows() -> Vec<Row> {
             false,
         ),
         signed_row(
+            "interruption_context.assistant_turn_id of 10 000 bytes",
+            json!({"type":"message","conversation_id":"c","turn_id":"t","text":"hi",
+                   "interruption_context":{"previous_turn_interrupted":true,"words_heard":1,
+                                           "text_heard":"Hi","assistant_turn_id":"a".repeat(10_000)}})
+            .to_string()
+            .into_bytes(),
+            400,
+            false,
+        ),
+        signed_row(
             "session_id of 10 000 bytes",
             json!({"type":"session.start","conversation_id":"c","session_id":"s".repeat(10_000)})
                 .to_string()
