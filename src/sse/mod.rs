@@ -12,6 +12,10 @@
 //!   the separators Google's own JS client accepts: `\n\n` (Google AI), `\r\n\r\n` (Vertex AI)
 //!   and `\r\r`.
 //!
+//! Words, one meaning each: a *chunk* is a piece of a body as the network delivers it (any
+//! length, cut anywhere); an *event* is one SSE event, ended by a blank line; its *payload* is
+//! its `data` lines joined; a *frame* is the bytes of one event we send.
+//!
 //! The module does no I/O: the Worker glue hands it bytes, so it is tested natively.
 
 mod decode;
