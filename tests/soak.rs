@@ -41,32 +41,6 @@ const CHUNK_GAP: Duration = Duration::from_millis(15);
 const LOG_SETTLE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
-// Randomness: a small seeded generator (SplitMix64), so no extra crate is needed.
-// ---------------------------------------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The plan: what each turn of each conversation does.
 // ---------------------------------------------------------------------------------------------
 
@@ -128,7 +102,7 @@ struct TurnPlan {
 }
 
 fn make_plan(seed: u64, conversations: usize, turns: usize) -> Vec<Vec<TurnPlan>> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     (0..conversations)
         .map(|_| {
             (1..=turns)
@@ -136,10 +110,9 @@ fn make_plan(seed: u64, conversations: usize, turns: usize) -> Vec<Vec<TurnPlan>
                     let fault = if rng.chance(55) {
                         Fault::None
                     } else {
-                        Fault::ALL[1 + rng.below(4) as usize]
+                        Fault::ALL[1 + rng.below(4)]
                     };
-                    let barge_in_after =
-                        (t < turns && rng.chance(25)).then(|| 1 + rng.below(3) as usize);
+                    let barge_in_after = (t < turns && rng.chance(25)).then(|| 1 + rng.below(3));
                     TurnPlan {
                         fault,
                         barge_in_after,

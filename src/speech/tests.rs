@@ -4,6 +4,7 @@
 use super::chars::is_unspeakable;
 use super::filter::HOLD_LIMIT;
 use super::*;
+use crate::test_rng::Rng;
 
 /// Feeds `deltas` one by one and joins everything the filter says.
 fn speak_deltas(deltas: &[&str]) -> String {
@@ -14,19 +15,6 @@ fn speak_deltas(deltas: &[&str]) -> String {
     }
     spoken.push_str(&filter.finish());
     spoken
-}
-
-/// Tiny linear congruential generator: reproducible pseudo-random numbers without crates.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) as usize) % n.max(1)
-    }
 }
 
 fn char_bounds(s: &str) -> Vec<usize> {
@@ -45,7 +33,7 @@ fn split_at_all<'a>(s: &'a str, cuts: &[usize]) -> Vec<&'a str> {
     pieces
 }
 
-fn random_cuts(s: &str, rng: &mut Lcg) -> Vec<usize> {
+fn random_cuts(s: &str, rng: &mut Rng) -> Vec<usize> {
     let bounds = char_bounds(s);
     let mut cuts: Vec<usize> = (0..1 + rng.below(6))
         .map(|_| bounds[rng.below(bounds.len())])
@@ -56,7 +44,7 @@ fn random_cuts(s: &str, rng: &mut Lcg) -> Vec<usize> {
 
 /// Every way of splitting `input` into deltas that we try must speak exactly `whole`: char by
 /// char, at every single split, at every pair of splits when `pairs`, and at 40 random ones.
-fn assert_same_for_every_split(input: &str, whole: &str, pairs: bool, rng: &mut Lcg) {
+fn assert_same_for_every_split(input: &str, whole: &str, pairs: bool, rng: &mut Rng) {
     let bounds = char_bounds(input);
     let chars: Vec<String> = input.chars().map(String::from).collect();
     let chars: Vec<&str> = chars.iter().map(String::as_str).collect();
@@ -277,7 +265,7 @@ fn every_reply_in_the_table_is_spoken_as_written_there() {
 
 #[test]
 fn every_split_of_every_reply_in_the_table_speaks_the_same() {
-    let mut rng = Lcg(7);
+    let mut rng = Rng::new(7);
     for &(input, expected) in SPOKEN {
         let pairs = input.chars().count() <= 60;
         assert_same_for_every_split(input, expected, pairs, &mut rng);
@@ -359,7 +347,7 @@ fn random_markup_soup_never_panics_and_speaks_clean_text() {
         '\u{FE0F}', '🏽', '©', '\u{0}', '\u{1b}', '\u{7f}', '\u{9b}', '\u{202e}', '\u{2066}',
         '\u{200b}', '\u{feff}', '\u{fffd}',
     ];
-    let mut rng = Lcg(42);
+    let mut rng = Rng::new(42);
     for _ in 0..3000 {
         let len = rng.below(40);
         let input: String = (0..len)

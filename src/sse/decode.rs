@@ -201,6 +201,7 @@ fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
     use serde_json::Value;
 
     #[test]
@@ -359,22 +360,9 @@ data: {"candidates": [{"content": {"parts": [{"text": " is **Cheyenne**.\n"}],"r
         }
     }
 
-    /// A tiny linear congruential generator (Knuth's MMIX constants): deterministic, no crates.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 33) as usize) % n
-        }
-    }
-
     #[test]
     fn pseudo_random_multi_chunk_splits() {
-        let mut rng = Lcg(0x5EED);
+        let mut rng = Rng::new(0x5EED);
         for (name, bytes, expected) in variants() {
             for round in 0..200 {
                 let mut chunks = Vec::new();

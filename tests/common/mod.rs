@@ -10,6 +10,7 @@ pub mod http;
 pub mod mock_gemini;
 pub mod mock_layercode;
 pub mod mock_server;
+pub mod rng;
 pub mod signing;
 pub mod webhook;
 pub mod worker;
@@ -21,6 +22,7 @@ pub use http::{
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
 pub use mock_server::{Mock, RecordedRequest, RequestTiming, StreamEnd};
+pub use rng::Rng;
 pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
 pub use webhook::*;
 pub use worker::{
