@@ -27,11 +27,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const APOLOGY_BEFORE: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
-const APOLOGY_MID: &str = "Sorry, I lost my train of thought there.";
-/// What Gemini is told when the window starts with the agent (not expected here: no welcome).
-const CALL_STARTED_BRIDGE: &str = "(The caller joined the call.)";
 /// The worker's history window (src/history.rs), re-stated for the independent model.
 const WINDOW_MAX_MESSAGES: usize = 40;
 const WINDOW_MAX_CHARS: usize = 24_000;

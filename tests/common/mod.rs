@@ -12,6 +12,7 @@ pub mod mock_layercode;
 pub mod mock_server;
 pub mod rng;
 pub mod signing;
+pub mod spoken;
 pub mod webhook;
 pub mod worker;
 
@@ -24,6 +25,7 @@ pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_
 pub use mock_server::{Mock, RecordedRequest, RequestTiming, StreamEnd};
 pub use rng::Rng;
 pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
+pub use spoken::*;
 pub use webhook::*;
 pub use worker::{
     process_group_members, sqlite_json, Worker, WorkerOptions, GEMINI_BASE_URL_VAR,
