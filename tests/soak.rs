@@ -357,21 +357,9 @@ fn read_to_end(mut client: SseClient) -> Result<Vec<SseEvent>, String> {
     }
 }
 
-fn event_type(e: &SseEvent) -> &str {
-    e.json["type"].as_str().unwrap_or_default()
-}
-
-fn tts_text(events: &[SseEvent]) -> String {
-    events
-        .iter()
-        .filter(|e| event_type(e) == "response.tts")
-        .filter_map(|e| e.json["content"].as_str())
-        .collect()
-}
-
 /// Exactly one `response.end`, last, every event carrying the turn id.
 fn check_ending(events: &[SseEvent], turn_id: &str) -> Result<(), String> {
-    let types: Vec<&str> = events.iter().map(event_type).collect();
+    let types: Vec<&str> = events.iter().map(SseEvent::kind).collect();
     let ends = types.iter().filter(|t| **t == "response.end").count();
     if ends != 1 || types.last() != Some(&"response.end") {
         return Err(format!(
@@ -418,11 +406,11 @@ fn run_conversation(worker: &Worker, seed: u64, c: usize, plan: &[TurnPlan]) -> 
                 let mut read = 0;
                 while read < n {
                     match client.next_event(TURN_TIMEOUT) {
-                        Some(e) if event_type(&e) == "response.tts" => {
+                        Some(e) if e.kind() == "response.tts" => {
                             heard.push_str(e.json["content"].as_str().unwrap_or_default());
                             read += 1;
                         }
-                        Some(e) if event_type(&e) == "response.end" => break,
+                        Some(e) if e.kind() == "response.end" => break,
                         Some(e) => {
                             fail(format!("unexpected event {}", e.raw));
                             break;
@@ -464,7 +452,7 @@ fn run_conversation(worker: &Worker, seed: u64, c: usize, plan: &[TurnPlan]) -> 
             run.statuses.push(again.status);
             match read_to_end(again) {
                 Ok(events) => {
-                    let types: Vec<&str> = events.iter().map(event_type).collect();
+                    let types: Vec<&str> = events.iter().map(SseEvent::kind).collect();
                     let replayed = tts_text(&events);
                     let as_expected = match (turn_plan.barge_in_after, assistant.is_empty()) {
                         (Some(_), _) => replayed.starts_with(&assistant),

@@ -514,6 +514,22 @@ pub struct SseEvent {
     pub at: Duration,
 }
 
+impl SseEvent {
+    /// The event's `type` (`""` for an event without one).
+    pub fn kind(&self) -> &str {
+        self.json["type"].as_str().unwrap_or_default()
+    }
+}
+
+/// Concatenated `content` of all `response.tts` events: what the user would hear.
+pub fn tts_text(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.kind() == "response.tts")
+        .filter_map(|e| e.json["content"].as_str())
+        .collect()
+}
+
 /// What [`SseClient::next`] found.
 #[derive(Debug)]
 pub enum SseNext {
@@ -724,19 +740,12 @@ pub struct SseTranscript {
 impl SseTranscript {
     /// Concatenated `content` of all `response.tts` events: what the user would hear.
     pub fn tts_text(&self) -> String {
-        self.events
-            .iter()
-            .filter(|e| e.json["type"] == "response.tts")
-            .filter_map(|e| e.json["content"].as_str())
-            .collect()
+        tts_text(&self.events)
     }
 
     /// The `type` of every event, in order (`""` for events without one).
     pub fn types(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .map(|e| e.json["type"].as_str().unwrap_or_default().to_string())
-            .collect()
+        self.events.iter().map(|e| e.kind().to_string()).collect()
     }
 
     /// First value of response header `name` (case-insensitive).

@@ -17,8 +17,8 @@ pub mod webhook;
 pub mod worker;
 
 pub use http::{
-    get, post_dripping, post_json, request, try_request, HttpResponse, SseClient, SseEvent,
-    SseNext, SseTranscript,
+    get, post_dripping, post_json, request, try_request, tts_text, HttpResponse, SseClient,
+    SseEvent, SseNext, SseTranscript,
 };
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
