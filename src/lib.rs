@@ -24,6 +24,10 @@ pub mod sse;
 pub mod tools;
 pub mod turn;
 
+#[cfg(test)]
+#[path = "../tests/common/rng.rs"]
+mod test_rng;
+
 use worker::{event, Context, Env, Method, Request, Response};
 
 use crate::error::{json_response, AppError};

@@ -6,9 +6,6 @@ use common::*;
 
 use std::time::Duration;
 
-const APOLOGY_BEFORE: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
-const APOLOGY_MID: &str = "Sorry, I lost my train of thought there.";
 /// Short, so the timeout cases finish quickly.
 const TIMEOUT_MS: &str = "1500";
 
@@ -130,7 +127,7 @@ fn cases() -> Vec<Case> {
                 ],
                 StreamEnd::Close,
             )],
-            heard: "The recipe needs I'll stop there.".into(),
+            heard: format!("The recipe needs {CLOSE_AFTER_CUT}"),
             requests: 1,
         },
         Case {

@@ -174,7 +174,7 @@ fn welcome_is_spoken_stored_and_bridged_into_a_valid_request() {
     assert_eq!(
         contents(&request.json()),
         vec![
-            turn("user", "(The caller joined the call.)"),
+            turn("user", CALL_STARTED_BRIDGE),
             turn("model", "Hi! How can I help you today?"),
             turn("user", "What's new?"),
         ]
@@ -358,7 +358,7 @@ fn an_interrupted_welcome_becomes_what_was_heard() {
     assert_eq!(
         contents(&request.json()),
         vec![
-            turn("user", "(The caller joined the call.)"),
+            turn("user", CALL_STARTED_BRIDGE),
             turn("model", "Hi! How"),
             turn("user", "Yes hello"),
         ]

@@ -13,9 +13,6 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const API_KEY: &str = "test_conversations_api_key";
-/// What the caller hears when the model fails before a word (stored as the failed reply).
-const APOLOGY: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
 /// How long an expiry may take to show: the period plus the runtime's alarm latency, with room
 /// for a loaded machine.
 const EXPIRY_WAIT: Duration = Duration::from_secs(30);
@@ -307,7 +304,7 @@ fn get_lists_messages_and_sessions_in_order() {
                 msg("turn_2", "user", "Tell me a story", "complete"),
                 msg("turn_2", "assistant", "Hello from", "interrupted"),
                 msg("turn_3", "user", "Stop", "complete"),
-                msg("turn_3", "assistant", APOLOGY, "failed"),
+                msg("turn_3", "assistant", APOLOGY_BEFORE, "failed"),
             ],
             "sessions": [{
                 "session_id": "sess_read", "transcript_messages": 1, "duration_ms": 61000.0,

@@ -263,9 +263,6 @@ fn control_characters_in_ids_cannot_break_headers_or_framing() {
 // Issue 11: bounds, leaks and hostile text
 // ---------------------------------------------------------------------------------------------
 
-const APOLOGY_BEFORE: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
-
 /// Item 5: an unsigned body dripped one byte per 0.5 s used to be held until it was complete.
 #[test]
 fn a_webhook_body_that_trickles_in_is_408() {

@@ -27,11 +27,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const APOLOGY_BEFORE: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
-const APOLOGY_MID: &str = "Sorry, I lost my train of thought there.";
-/// What Gemini is told when the window starts with the agent (not expected here: no welcome).
-const CALL_STARTED_BRIDGE: &str = "(The caller joined the call.)";
 /// The worker's history window (src/history.rs), re-stated for the independent model.
 const WINDOW_MAX_MESSAGES: usize = 40;
 const WINDOW_MAX_CHARS: usize = 24_000;
@@ -39,32 +34,6 @@ const WINDOW_MAX_CHARS: usize = 24_000;
 const CHUNK_GAP: Duration = Duration::from_millis(15);
 /// How long the worker may take to log every turn after the last client finished.
 const LOG_SETTLE: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------------------
-// Randomness: a small seeded generator (SplitMix64), so no extra crate is needed.
-// ---------------------------------------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The plan: what each turn of each conversation does.
@@ -128,7 +97,7 @@ struct TurnPlan {
 }
 
 fn make_plan(seed: u64, conversations: usize, turns: usize) -> Vec<Vec<TurnPlan>> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     (0..conversations)
         .map(|_| {
             (1..=turns)
@@ -136,10 +105,9 @@ fn make_plan(seed: u64, conversations: usize, turns: usize) -> Vec<Vec<TurnPlan>
                     let fault = if rng.chance(55) {
                         Fault::None
                     } else {
-                        Fault::ALL[1 + rng.below(4) as usize]
+                        Fault::ALL[1 + rng.below(4)]
                     };
-                    let barge_in_after =
-                        (t < turns && rng.chance(25)).then(|| 1 + rng.below(3) as usize);
+                    let barge_in_after = (t < turns && rng.chance(25)).then(|| 1 + rng.below(3));
                     TurnPlan {
                         fault,
                         barge_in_after,
@@ -389,21 +357,9 @@ fn read_to_end(mut client: SseClient) -> Result<Vec<SseEvent>, String> {
     }
 }
 
-fn event_type(e: &SseEvent) -> &str {
-    e.json["type"].as_str().unwrap_or_default()
-}
-
-fn tts_text(events: &[SseEvent]) -> String {
-    events
-        .iter()
-        .filter(|e| event_type(e) == "response.tts")
-        .filter_map(|e| e.json["content"].as_str())
-        .collect()
-}
-
 /// Exactly one `response.end`, last, every event carrying the turn id.
 fn check_ending(events: &[SseEvent], turn_id: &str) -> Result<(), String> {
-    let types: Vec<&str> = events.iter().map(event_type).collect();
+    let types: Vec<&str> = events.iter().map(SseEvent::kind).collect();
     let ends = types.iter().filter(|t| **t == "response.end").count();
     if ends != 1 || types.last() != Some(&"response.end") {
         return Err(format!(
@@ -450,11 +406,11 @@ fn run_conversation(worker: &Worker, seed: u64, c: usize, plan: &[TurnPlan]) -> 
                 let mut read = 0;
                 while read < n {
                     match client.next_event(TURN_TIMEOUT) {
-                        Some(e) if event_type(&e) == "response.tts" => {
+                        Some(e) if e.kind() == "response.tts" => {
                             heard.push_str(e.json["content"].as_str().unwrap_or_default());
                             read += 1;
                         }
-                        Some(e) if event_type(&e) == "response.end" => break,
+                        Some(e) if e.kind() == "response.end" => break,
                         Some(e) => {
                             fail(format!("unexpected event {}", e.raw));
                             break;
@@ -496,7 +452,7 @@ fn run_conversation(worker: &Worker, seed: u64, c: usize, plan: &[TurnPlan]) -> 
             run.statuses.push(again.status);
             match read_to_end(again) {
                 Ok(events) => {
-                    let types: Vec<&str> = events.iter().map(event_type).collect();
+                    let types: Vec<&str> = events.iter().map(SseEvent::kind).collect();
                     let replayed = tts_text(&events);
                     let as_expected = match (turn_plan.barge_in_after, assistant.is_empty()) {
                         (Some(_), _) => replayed.starts_with(&assistant),

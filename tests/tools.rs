@@ -24,6 +24,13 @@ fn start(configure: impl FnOnce(WorkerOptions) -> WorkerOptions) -> (MockGemini,
     (gemini, worker)
 }
 
+/// Turn `turn_id` of `conversation` saying `text`, read to the end and checked well formed.
+fn checked_turn(worker: &Worker, conversation: &str, turn_id: &str, text: &str) -> SseTranscript {
+    let transcript = stream_webhook(worker, &message(conversation, turn_id, text));
+    assert_well_formed_turn(&transcript, turn_id);
+    transcript
+}
+
 #[test]
 fn health_lists_the_tools_and_warns_without_a_signing_secret() {
     let (_gemini, worker) = start(|o| o.var("TOOLS", SHOP_HOURS));
@@ -65,8 +72,7 @@ fn a_refused_tools_value_is_reported_and_turns_run_without_tools() {
     assert!(!health.text().contains("tool_signing_secret_value"));
 
     gemini.push(gemini_fixtures::reply(&["Hello there."], Duration::ZERO));
-    let transcript = stream_webhook(&worker, &message("conv_bad_tools", "t1", "Hi"));
-    assert_well_formed_turn(&transcript, "t1");
+    let transcript = checked_turn(&worker, "conv_bad_tools", "t1", "Hi");
     assert_eq!(transcript.tts_text(), "Hello there.");
     let request = gemini.wait_for_requests(1, TURN_TIMEOUT)[0].json();
     assert!(request.get("tools").is_none(), "{request}");
@@ -79,18 +85,15 @@ const TOOL_SECRET: &str = "tool_signing_secret_for_tests";
 #[test]
 fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
     use gemini_fixtures::{parts_chunk, reply};
-    let endpoint = Mock::<MockReply>::new(MockServer::start("tool endpoint", || {
+    let endpoint = endpoint(|| {
         json_reply(
             200,
             "application/json",
             r#"{"open": true, "until": "19:00"}"#,
         )
-    }));
-    let tools = SHOP_HOURS.replace("http://127.0.0.1:9", &endpoint.base_url());
-    let (gemini, worker) = start(|o| {
-        o.var("TOOLS", &tools)
-            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
     });
+    let tools = SHOP_HOURS.replace("http://127.0.0.1:9", &endpoint.base_url());
+    let (gemini, worker) = start_with_tools(&tools);
     let call = r#"{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_1"}, "thoughtSignature": "c2lnbmF0dXJl"}"#;
     let trailing = r#"{"text": "", "thoughtSignature": "ZW5k"}"#;
     gemini.push(GeminiReply::Stream {
@@ -106,11 +109,7 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
     });
     gemini.push(reply(&["It is open until seven."], Duration::ZERO));
 
-    let transcript = stream_webhook(
-        &worker,
-        &message("conv_tools", "t1", "Is the Paris shop open?"),
-    );
-    assert_well_formed_turn(&transcript, "t1");
+    let transcript = checked_turn(&worker, "conv_tools", "t1", "Is the Paris shop open?");
     assert_eq!(
         transcript.tts_text(),
         "Let me check the hours. It is open until seven."
@@ -181,9 +180,9 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
     );
     assert_eq!(
         contents[n - 1],
-        serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+        function_response(serde_json::json!({
             "name": "shop_hours", "id": "fc_1",
-            "response": {"output": {"open": true, "until": "19:00"}}}}]})
+            "response": {"output": {"open": true, "until": "19:00"}}}))
     );
     assert_eq!(
         second["toolConfig"]["functionCallingConfig"]["mode"],
@@ -221,6 +220,25 @@ fn empty_round() -> GeminiReply {
         framing: Framing::Lf,
         then: StreamEnd::Close,
     }
+}
+
+/// A worker whose `TOOLS` is `tools`, with the tool signing secret set.
+fn start_with_tools(tools: &str) -> (MockGemini, Worker) {
+    start(|o| {
+        o.var("TOOLS", tools)
+            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
+    })
+}
+
+/// Queues a model round that only calls (`parts`, a JSON array), then one that says `said`.
+fn push_call_then_reply(gemini: &MockGemini, parts: &str, said: &[&str]) {
+    gemini.push(call_round(parts));
+    gemini.push(gemini_fixtures::reply(said, Duration::ZERO));
+}
+
+/// The user content that answers one call: `{"functionResponse": answer}`.
+fn function_response(answer: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"role": "user", "parts": [{"functionResponse": answer}]})
 }
 
 /// `"name call_id status"` of every `response.data` tool event.
@@ -263,34 +281,40 @@ fn http_tool(name: &str, url: &str, extra: &str) -> String {
     )
 }
 
+/// `shop_hours` at `endpoint`'s `/hours`, with its filler, plus `extra` fields before it.
+fn shop_hours_at(endpoint: &Mock<MockReply>, extra: &str) -> String {
+    http_tool(
+        "shop_hours",
+        &format!("{}/hours", endpoint.base_url()),
+        &format!(r#"{extra}, "filler": "Let me check the hours.""#),
+    )
+}
+
+/// The model's parts that call `shop_hours` for Paris, with call id `id`.
+fn call_shop_hours_in_paris(id: &str) -> String {
+    format!(
+        r#"[{{"functionCall": {{"name": "shop_hours", "args": {{"city": "Paris"}}, "id": "{id}"}}}}]"#
+    )
+}
+
 #[test]
 fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_sentence() {
     let failing = endpoint(|| json_reply(500, "text/plain", "boom"));
     let tools = format!(
         "[{}, {}]",
-        http_tool(
-            "shop_hours",
-            &format!("{}/hours", failing.base_url()),
-            r#", "filler": "Let me check the hours.""#
-        ),
+        shop_hours_at(&failing, ""),
         // Port 9 (discard) on loopback: nothing listens, the connection is refused.
         http_tool("stock", "http://127.0.0.1:9/stock", "")
     );
-    let (gemini, worker) = start(|o| {
-        o.var("TOOLS", &tools)
-            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
-    });
+    let (gemini, worker) = start_with_tools(&tools);
 
     // A 500: the model hears the status as an error and says a sentence about it.
-    gemini.push(call_round(
-        r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_500"}}]"#,
-    ));
-    gemini.push(gemini_fixtures::reply(
+    push_call_then_reply(
+        &gemini,
+        &call_shop_hours_in_paris("fc_500"),
         &["Sorry, I can't see the hours right now."],
-        Duration::ZERO,
-    ));
-    let transcript = stream_webhook(&worker, &message("conv_500", "t1", "Hours in Paris?"));
-    assert_well_formed_turn(&transcript, "t1");
+    );
+    let transcript = checked_turn(&worker, "conv_500", "t1", "Hours in Paris?");
     assert_eq!(
         transcript.tts_text(),
         "Let me check the hours. Sorry, I can't see the hours right now."
@@ -303,9 +327,9 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
     let requests = gemini.wait_for_requests(2, TURN_TIMEOUT);
     assert_eq!(
         last_content(&requests[1]),
-        serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+        function_response(serde_json::json!({
             "name": "shop_hours", "id": "fc_500",
-            "response": {"error": "the tool failed (HTTP status 500)"}}}]})
+            "response": {"error": "the tool failed (HTTP status 500)"}}))
     );
     worker.wait_for_log(r#""name":"shop_hours","round":1"#, TURN_TIMEOUT);
 
@@ -315,8 +339,7 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
     ));
     gemini.push(empty_round());
     gemini.push(empty_round());
-    let transcript = stream_webhook(&worker, &message("conv_down", "t1", "Any stock in Lyon?"));
-    assert_well_formed_turn(&transcript, "t1");
+    let transcript = checked_turn(&worker, "conv_down", "t1", "Any stock in Lyon?");
     assert_eq!(
         transcript.tts_text(),
         "One moment. Sorry, I couldn't finish looking that up. Could you ask again?"
@@ -332,8 +355,8 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
         5,
         "one call round, one empty answer, one retry"
     );
-    let answer = serde_json::json!({"role": "user", "parts": [{"functionResponse": {
-        "name": "stock", "response": {"error": "the tool could not be reached"}}}]});
+    let answer = function_response(serde_json::json!({
+        "name": "stock", "response": {"error": "the tool could not be reached"}}));
     assert_eq!(last_content(&requests[3]), answer);
     assert_eq!(
         last_content(&requests[4]),
@@ -348,27 +371,14 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
 #[test]
 fn a_hanging_endpoint_times_out_is_aborted_and_the_timeout_is_spoken() {
     let hanging = endpoint(|| MockReply::Hang);
-    let tools = format!(
-        "[{}]",
-        http_tool(
-            "shop_hours",
-            &format!("{}/hours", hanging.base_url()),
-            r#", "timeout_ms": 2600, "filler": "Let me check the hours.""#
-        )
-    );
-    let (gemini, worker) = start(|o| {
-        o.var("TOOLS", &tools)
-            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
-    });
-    gemini.push(call_round(
-        r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_slow"}}]"#,
-    ));
-    gemini.push(gemini_fixtures::reply(
+    let tools = format!("[{}]", shop_hours_at(&hanging, r#", "timeout_ms": 2600"#));
+    let (gemini, worker) = start_with_tools(&tools);
+    push_call_then_reply(
+        &gemini,
+        &call_shop_hours_in_paris("fc_slow"),
         &["The hours service is not answering, sorry."],
-        Duration::ZERO,
-    ));
-    let transcript = stream_webhook(&worker, &message("conv_hang", "t1", "Hours in Paris?"));
-    assert_well_formed_turn(&transcript, "t1");
+    );
+    let transcript = checked_turn(&worker, "conv_hang", "t1", "Hours in Paris?");
     // Past two seconds the caller hears one "still checking" line, then the model's sentence.
     assert_eq!(
         transcript.tts_text(),
@@ -382,9 +392,9 @@ fn a_hanging_endpoint_times_out_is_aborted_and_the_timeout_is_spoken() {
     let requests = gemini.wait_for_requests(2, TURN_TIMEOUT);
     assert_eq!(
         last_content(&requests[1]),
-        serde_json::json!({"role": "user", "parts": [{"functionResponse": {
+        function_response(serde_json::json!({
             "name": "shop_hours", "id": "fc_slow",
-            "response": {"error": "the tool did not answer within 2600 ms"}}}]})
+            "response": {"error": "the tool did not answer within 2600 ms"}}))
     );
     // The worker gave up on the endpoint's request rather than leave it open.
     assert_eq!(hanging.wait_for_requests(1, TURN_TIMEOUT).len(), 1);
@@ -399,15 +409,12 @@ fn a_hanging_endpoint_times_out_is_aborted_and_the_timeout_is_spoken() {
 #[test]
 fn end_call_says_goodbye_then_asks_the_app_to_hang_up() {
     let (gemini, worker) = start(|o| o.var("TOOLS", r#"[{"builtin": "end_call"}]"#));
-    gemini.push(call_round(
+    push_call_then_reply(
+        &gemini,
         r#"[{"functionCall": {"name": "end_call", "args": {}}, "thoughtSignature": "Ynll"}]"#,
-    ));
-    gemini.push(gemini_fixtures::reply(
         &["Goodbye, ", "have a nice day."],
-        Duration::ZERO,
-    ));
-    let transcript = stream_webhook(&worker, &message("conv_bye", "t1", "That's all, bye."));
-    assert_well_formed_turn(&transcript, "t1");
+    );
+    let transcript = checked_turn(&worker, "conv_bye", "t1", "That's all, bye.");
     // No filler for end_call: the goodbye is the model's.
     assert_eq!(transcript.tts_text(), "Goodbye, have a nice day.");
     let kinds: Vec<String> = transcript
@@ -447,8 +454,8 @@ fn end_call_says_goodbye_then_asks_the_app_to_hang_up() {
     );
     assert_eq!(
         contents[n - 1],
-        serde_json::json!({"role": "user", "parts": [{"functionResponse": {
-            "name": "end_call", "response": {"output": {"status": "the call ends after your goodbye"}}}}]})
+        function_response(serde_json::json!({
+            "name": "end_call", "response": {"output": {"status": "the call ends after your goodbye"}}}))
     );
 }
 
@@ -469,17 +476,12 @@ fn a_redelivered_turn_never_calls_a_side_effect_tool_twice() {
             r#", "side_effect": true, "filler": "Booking that now.""#
         )
     );
-    let (gemini, worker) = start(|o| {
-        o.var("TOOLS", &tools)
-            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
-    });
-    gemini.push(call_round(
+    let (gemini, worker) = start_with_tools(&tools);
+    push_call_then_reply(
+        &gemini,
         r#"[{"functionCall": {"name": "book_table", "args": {"city": "Paris"}, "id": "fc_book"}}]"#,
-    ));
-    gemini.push(gemini_fixtures::reply(
         &["Your table is booked."],
-        Duration::ZERO,
-    ));
+    );
 
     let event = message("conv_book", "t1", "Book a table in Paris.");
     let mut first = open_webhook(&worker, &event);
@@ -516,18 +518,8 @@ fn a_redelivered_turn_never_calls_a_side_effect_tool_twice() {
 #[test]
 fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
     let hanging = endpoint(|| MockReply::Hang);
-    let tools = format!(
-        "[{}]",
-        http_tool(
-            "shop_hours",
-            &format!("{}/hours", hanging.base_url()),
-            r#", "timeout_ms": 3000, "filler": "Let me check the hours.""#
-        )
-    );
-    let (gemini, worker) = start(|o| {
-        o.var("TOOLS", &tools)
-            .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
-    });
+    let tools = format!("[{}]", shop_hours_at(&hanging, r#", "timeout_ms": 3000"#));
+    let (gemini, worker) = start_with_tools(&tools);
     gemini.push(call_round(
         r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_cut"}, "thoughtSignature": "c2ln"}]"#,
     ));
@@ -555,8 +547,7 @@ fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
     // (what was spoken of the interrupted turn), so no call is left without its answer and no
     // signature is needed.
     let asked_before = gemini.requests().len();
-    let next = stream_webhook(&worker, &message("conv_cut", "t2", "Never mind."));
-    assert_well_formed_turn(&next, "t2");
+    let next = checked_turn(&worker, "conv_cut", "t2", "Never mind.");
     assert_eq!(next.tts_text(), DEFAULT_GEMINI_TEXT);
     let requests = gemini.wait_for_requests(asked_before + 1, TURN_TIMEOUT);
     let request = &requests[asked_before];
@@ -635,11 +626,7 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
     });
     let tools = format!(
         "[{}, {{\"builtin\": \"end_call\"}}]",
-        http_tool(
-            "shop_hours",
-            &format!("{}/hours", shop.base_url()),
-            r#", "filler": "Let me check the hours.""#
-        )
+        shop_hours_at(&shop, "")
     )
     .replace(r#""properties""#, r#""required": ["city"], "properties""#);
     let dev_mock = DevMock::start();
@@ -649,8 +636,7 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
             .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
     });
 
-    let plain = stream_webhook(&worker, &message("conv_dev", "t1", "Hello"));
-    assert_well_formed_turn(&plain, "t1");
+    let plain = checked_turn(&worker, "conv_dev", "t1", "Hello");
     assert!(
         plain
             .tts_text()
@@ -659,11 +645,12 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
         plain.tts_text()
     );
 
-    let checked = stream_webhook(
+    let checked = checked_turn(
         &worker,
-        &message("conv_dev", "t2", "Can you check the hours in Paris?"),
+        "conv_dev",
+        "t2",
+        "Can you check the hours in Paris?",
     );
-    assert_well_formed_turn(&checked, "t2");
     assert_eq!(
         checked.tts_text(),
         "Let me check the hours. The shop hours tool says: open true, until 19:00."
@@ -681,8 +668,7 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
         serde_json::json!({"city": "Paris"})
     );
 
-    let bye = stream_webhook(&worker, &message("conv_dev", "t3", "Thanks, bye!"));
-    assert_well_formed_turn(&bye, "t3");
+    let bye = checked_turn(&worker, "conv_dev", "t3", "Thanks, bye!");
     assert_eq!(bye.tts_text(), "Goodbye, thanks for calling.");
     let last_data = bye
         .events

@@ -8,10 +8,6 @@ use common::*;
 
 use std::time::Duration;
 
-const APOLOGY_BEFORE: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
-const CLOSE: &str = "I'll stop there.";
-
 fn start() -> (MockGemini, Worker) {
     let gemini = MockGemini::start();
     let layercode = MockLayercode::start();
@@ -76,7 +72,7 @@ fn an_endless_stream_is_cut_at_the_turn_limit() {
     assert_well_formed_turn(&transcript, "t1");
     let heard = transcript.tts_text();
     assert!(heard.starts_with("and and"), "{heard}");
-    assert!(heard.ends_with(CLOSE), "{heard}");
+    assert!(heard.ends_with(CLOSE_AFTER_CUT), "{heard}");
     let end_at = transcript.events.last().map(|e| e.at).unwrap_or_default();
     assert!(end_at < Duration::from_secs(5), "ended after {end_at:?}");
     assert!(gemini.client_disconnected(0, TURN_TIMEOUT));
@@ -98,7 +94,7 @@ fn a_reply_past_the_length_cap_is_cut_at_a_word() {
     assert_well_formed_turn(&transcript, "t1");
     let heard = transcript.tts_text();
     let spoken = heard
-        .strip_suffix(&format!(" {CLOSE}"))
+        .strip_suffix(&format!(" {CLOSE_AFTER_CUT}"))
         .unwrap_or_else(|| panic!("{heard}"));
     assert!(spoken.chars().count() <= 100, "{spoken}");
     assert!(spoken.chars().count() > 80, "{spoken}");

@@ -8,10 +8,6 @@ use common::gzip::{gzip, gzip_corrupt_after, gzip_start, CORRUPT_BLOCK};
 use common::*;
 use std::time::Duration;
 
-const APOLOGY_BEFORE: &str =
-    "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
-const APOLOGY_MID: &str = "Sorry, I lost my train of thought there.";
-
 /// One Gemini SSE event, framed.
 fn sse_event(json: &str) -> Vec<u8> {
     format!("data: {json}\n\n").into_bytes()

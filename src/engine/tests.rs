@@ -55,6 +55,14 @@ impl VirtualClock {
         }
     }
 
+    /// The caller hangs up `at` this many virtual ms after the first poll, or never.
+    async fn hang_up_at(&self, at: Option<u64>) {
+        match at {
+            Some(ms) => self.after(ms).await,
+            None => pending().await,
+        }
+    }
+
     /// Drives `future` to the end, jumping the clock to the earliest pending timer whenever
     /// nothing can make progress. Panics if the future waits with no timer (a hung turn).
     fn run<F: Future>(&self, future: F) -> F::Output {
@@ -113,15 +121,20 @@ impl<'a> Model for FakeModel<'a> {
     }
 }
 
+/// A piece of reply text, with the finish reason when it is the last (`SAFETY` and
+/// `RECITATION` are policy stops).
+fn piece(text: &str, finish: Option<&str>) -> Piece {
+    Piece {
+        text: text.to_string(),
+        finish: finish.map(|reason| Finish {
+            reason: reason.to_string(),
+            policy: matches!(reason, "SAFETY" | "RECITATION"),
+        }),
+    }
+}
+
 impl ReplyStream for FakeStream<'_> {
     async fn next(&mut self) -> Result<Option<Piece>, Failure> {
-        let piece = |text: &str, finish: Option<&str>| Piece {
-            text: text.to_string(),
-            finish: finish.map(|reason| Finish {
-                reason: reason.to_string(),
-                policy: matches!(reason, "SAFETY" | "RECITATION"),
-            }),
-        };
         match self.steps.pop_front() {
             Some(Step::Text(delay, text)) => {
                 self.clock.after(delay).await;
@@ -255,12 +268,7 @@ fn play_within(
         accepts,
         heard: Vec::new(),
     };
-    let hangup = async {
-        match hangup_at {
-            Some(ms) => clock.after(ms).await,
-            None => pending().await,
-        }
-    };
+    let hangup = clock.hang_up_at(hangup_at);
     let outcome = clock.run(run(&mut model, &mut speaker, &clock, hangup, limits));
     Run {
         outcome,

@@ -314,12 +314,15 @@ impl HttpResponse {
 
 /// Sends one request and reads the whole response; panics on I/O errors.
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
-    try_request(method, url, headers, body, READ_TIMEOUT).unwrap_or_else(|e| {
-        panic!(
-            "{method} {url} failed: {e}{}",
-            super::worker::current_worker_logs()
-        )
-    })
+    or_panic(
+        try_request(method, url, headers, body, READ_TIMEOUT),
+        &format!("{method} {url}"),
+    )
+}
+
+/// The value, or a panic naming `what` failed, with the running worker's log tail.
+fn or_panic<T>(result: io::Result<T>, what: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{what} failed: {e}{}", super::worker::current_worker_logs()))
 }
 
 /// Like [`request`] but returns I/O errors (for polling a server that may not be up yet).
@@ -401,10 +404,10 @@ pub fn post_dripping(
     gap: Duration,
 ) -> (HttpResponse, Duration) {
     let attempt = || -> io::Result<(HttpResponse, Duration)> {
-        let (host, path) = split_url(url)?;
         let length = body.len().to_string();
         let mut all = headers.to_vec();
         all.push(("Content-Length", &length));
+        let (host, path) = split_url(url)?;
         let mut conn = Conn::new(connect(&host, READ_TIMEOUT)?);
         conn.stream
             .write_all(&request_bytes("POST", &host, &path, &all, b""))?;
@@ -436,12 +439,7 @@ pub fn post_dripping(
         };
         Ok((response, elapsed))
     };
-    attempt().unwrap_or_else(|e| {
-        panic!(
-            "dripping POST {url} failed: {e}{}",
-            super::worker::current_worker_logs()
-        )
-    })
+    or_panic(attempt(), &format!("dripping POST {url}"))
 }
 
 fn read_response_head(mut conn: Conn, method: &str) -> io::Result<(u16, Headers, BodyReader)> {
@@ -514,6 +512,22 @@ pub struct SseEvent {
     pub at: Duration,
 }
 
+impl SseEvent {
+    /// The event's `type` (`""` for an event without one).
+    pub fn kind(&self) -> &str {
+        self.json["type"].as_str().unwrap_or_default()
+    }
+}
+
+/// Concatenated `content` of all `response.tts` events: what the user would hear.
+pub fn tts_text(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.kind() == "response.tts")
+        .filter_map(|e| e.json["content"].as_str())
+        .collect()
+}
+
 /// What [`SseClient::next`] found.
 #[derive(Debug)]
 pub enum SseNext {
@@ -546,13 +560,10 @@ impl SseClient {
     /// lazily by [`SseClient::next`]); panics on I/O errors.
     pub fn open(url: &str, headers: &[(&str, &str)], body: &[u8]) -> SseClient {
         let started = Instant::now();
-        let (status, headers, body) = send("POST", url, headers, body, READ_TIMEOUT)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "SSE POST {url} failed: {e}{}",
-                    super::worker::current_worker_logs()
-                )
-            });
+        let (status, headers, body) = or_panic(
+            send("POST", url, headers, body, READ_TIMEOUT),
+            &format!("SSE POST {url}"),
+        );
         SseClient {
             status,
             headers,
@@ -724,19 +735,12 @@ pub struct SseTranscript {
 impl SseTranscript {
     /// Concatenated `content` of all `response.tts` events: what the user would hear.
     pub fn tts_text(&self) -> String {
-        self.events
-            .iter()
-            .filter(|e| e.json["type"] == "response.tts")
-            .filter_map(|e| e.json["content"].as_str())
-            .collect()
+        tts_text(&self.events)
     }
 
     /// The `type` of every event, in order (`""` for events without one).
     pub fn types(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .map(|e| e.json["type"].as_str().unwrap_or_default().to_string())
-            .collect()
+        self.events.iter().map(|e| e.kind().to_string()).collect()
     }
 
     /// First value of response header `name` (case-insensitive).

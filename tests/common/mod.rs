@@ -10,18 +10,22 @@ pub mod http;
 pub mod mock_gemini;
 pub mod mock_layercode;
 pub mod mock_server;
+pub mod rng;
 pub mod signing;
+pub mod spoken;
 pub mod webhook;
 pub mod worker;
 
 pub use http::{
-    get, post_dripping, post_json, request, try_request, HttpResponse, SseClient, SseEvent,
-    SseNext, SseTranscript,
+    get, post_dripping, post_json, request, try_request, tts_text, HttpResponse, SseClient,
+    SseEvent, SseNext, SseTranscript,
 };
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
 pub use mock_server::{Mock, RecordedRequest, RequestTiming, StreamEnd};
+pub use rng::Rng;
 pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
+pub use spoken::*;
 pub use webhook::*;
 pub use worker::{
     process_group_members, sqlite_json, Worker, WorkerOptions, GEMINI_BASE_URL_VAR,

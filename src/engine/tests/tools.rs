@@ -11,7 +11,7 @@ use super::super::tool_loop::{
     CANCELLED, DEFAULT_FILLER, INTERRUPTED, STILL_CHECKING, TOOL_FALLBACK,
 };
 use super::super::*;
-use super::VirtualClock;
+use super::{piece, VirtualClock};
 
 /// One piece of a scripted round, after a delay in ms.
 #[derive(Clone)]
@@ -57,18 +57,11 @@ impl<'a> Model for ToolModel<'a> {
 
 impl ReplyStream for ToolStream<'_> {
     async fn next(&mut self) -> Result<Option<Piece>, Failure> {
-        let text_piece = |text: &str, finish: Option<&str>| Piece {
-            text: text.to_string(),
-            finish: finish.map(|reason| Finish {
-                reason: reason.to_string(),
-                policy: false,
-            }),
-        };
         match self.says.pop_front() {
             Some(Say::Text(delay, text)) => {
                 self.clock.after(delay).await;
                 self.step.parts.push(json!({ "text": text }));
-                Ok(Some(text_piece(text, None)))
+                Ok(Some(piece(text, None)))
             }
             Some(Say::Call(delay, name, id, args)) => {
                 self.clock.after(delay).await;
@@ -84,14 +77,14 @@ impl ReplyStream for ToolStream<'_> {
                     name: name.to_string(),
                     args,
                 });
-                Ok(Some(text_piece("", None)))
+                Ok(Some(piece("", None)))
             }
             Some(Say::Stop(delay)) => {
                 self.clock.after(delay).await;
                 self.step
                     .parts
                     .push(json!({"text": "", "thoughtSignature": "ZW5k"}));
-                Ok(Some(text_piece("", Some("STOP"))))
+                Ok(Some(piece("", Some("STOP"))))
             }
             None => Ok(None),
         }
@@ -216,12 +209,7 @@ fn play(
         clock: &clock,
         heard: Vec::new(),
     };
-    let hangup = async {
-        match hangup_at {
-            Some(ms) => clock.after(ms).await,
-            None => pending().await,
-        }
-    };
+    let hangup = clock.hang_up_at(hangup_at);
     let limits = Limits::new(10_000, 60_000, 2_000);
     let outcome = clock.run(run_with_tools(
         &mut model,
@@ -276,6 +264,25 @@ fn hours() -> Value {
 
 fn shop_hours(delay: u64) -> (&'static str, u64, Option<&'static str>, ToolAnswer) {
     ("shop_hours", 5_000, None, Some((delay, Ok(hours()))))
+}
+
+/// The built-in `end_call`: silent (no filler), answered at once.
+fn end_call() -> (&'static str, u64, Option<&'static str>, ToolAnswer) {
+    (
+        "end_call",
+        5_000,
+        Some(""),
+        Some((0, Ok(json!({"status": "ok"})))),
+    )
+}
+
+/// The last thing the caller's app got is the request to hang up.
+fn assert_asks_to_hang_up(heard: &[Heard]) {
+    let last = heard.last();
+    assert!(
+        matches!(last, Some(Heard::Data(_, d)) if d == &json!({"action": "end_call"})),
+        "{last:?}"
+    );
 }
 
 #[test]
@@ -685,21 +692,12 @@ fn end_call_is_silent_and_asks_the_app_to_hang_up_after_the_goodbye() {
             vec![Say::Call(5, "end_call", None, json!({})), Say::Stop(1)],
             vec![Say::Text(5, "Goodbye!"), Say::Stop(1)],
         ],
-        vec![(
-            "end_call",
-            5_000,
-            Some(""),
-            Some((0, Ok(json!({"status": "ok"})))),
-        )],
+        vec![end_call()],
         4,
         None,
     );
     assert_eq!(spoken(&played.heard), "Goodbye!");
-    let last = played.heard.last().unwrap();
-    assert!(
-        matches!(last, Heard::Data(_, d) if d == &json!({"action": "end_call"})),
-        "{last:?}"
-    );
+    assert_asks_to_hang_up(&played.heard);
 }
 
 #[test]
@@ -714,21 +712,12 @@ fn a_goodbye_said_with_end_call_ends_the_turn_without_another_round() {
             ],
             vec![Say::Stop(1)],
         ],
-        vec![(
-            "end_call",
-            5_000,
-            Some(""),
-            Some((0, Ok(json!({"status": "ok"})))),
-        )],
+        vec![end_call()],
         4,
         None,
     );
     assert_eq!(played.opens, 1, "no round after the goodbye");
     assert_eq!(played.outcome.ending, Ending::Complete);
     assert_eq!(spoken(&played.heard), "Bye now.");
-    let last = played.heard.last().unwrap();
-    assert!(
-        matches!(last, Heard::Data(_, d) if d == &json!({"action": "end_call"})),
-        "{last:?}"
-    );
+    assert_asks_to_hang_up(&played.heard);
 }
