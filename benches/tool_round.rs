@@ -80,14 +80,7 @@ fn answer(request: &RecordedRequest) -> GeminiReply {
         .unwrap_or_default();
     if last.contains("hours?") {
         let call = r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}}}]"#;
-        GeminiReply::Stream {
-            events: vec![(
-                Duration::ZERO,
-                gemini_fixtures::parts_chunk(call, Some("STOP")),
-            )],
-            framing: Framing::Lf,
-            then: StreamEnd::Close,
-        }
+        gemini_fixtures::call_round(call)
     } else {
         gemini_fixtures::reply(&[ANSWER], Duration::ZERO)
     }

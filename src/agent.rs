@@ -13,6 +13,7 @@ use crate::error::{json_response, AppError};
 use crate::event_stream::EventStream;
 use crate::events::{self, DataEvent, WebhookEvent};
 use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
+use crate::speech;
 
 /// Webhook bodies larger than this are refused (a transcript of a long call is far smaller).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
@@ -48,7 +49,7 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
         async move { client?.forward(route, raw, caller).await }
     };
     match event {
-        WebhookEvent::Message(message) if message.text.trim().is_empty() => {
+        WebhookEvent::Message(message) if !speech::says_something(&message.text) => {
             log_event("message", Some(&message.conversation_id), "no_words");
             end_turn_without_reply(message.turn_id, caller.clone()).map_err(internal)
         }

@@ -308,17 +308,13 @@ fn gemini_errors_are_logged_as_codes_never_as_their_message() {
         status: 400,
         body: status_body.to_string(),
     });
-    gemini.push(GeminiReply::Stream {
-        events: vec![
-            (Duration::ZERO, text_chunk("Let me see.", None)),
-            (
-                Duration::ZERO,
-                error_chunk(500, "INTERNAL", &format!("failed on '{quoted}'")),
-            ),
-        ],
-        framing: Framing::Lf,
-        then: StreamEnd::Close,
-    });
+    gemini.push(gemini_fixtures::stream(vec![
+        (Duration::ZERO, text_chunk("Let me see.", None)),
+        (
+            Duration::ZERO,
+            error_chunk(500, "INTERNAL", &format!("failed on '{quoted}'")),
+        ),
+    ]));
     let unframed =
         json!({"error": {"code": 400, "message": quoted, "status": "FAILED_PRECONDITION"}});
     gemini.push(GeminiReply::Raw {
@@ -387,15 +383,11 @@ fn unspeakable_characters_never_reach_text_to_speech() {
     let hostile = "Hel\u{0}lo\u{7} there\u{1b}\u{7f}\u{9b}, \u{202e}friend\u{202c} \
                    \u{2066}x\u{2069} zero\u{200b}width\u{feff} bad\u{fffd}byte.";
     let lone_surrogate = r#"{"candidates": [{"content": {"parts": [{"text": " Smile \ud83d now."}],"role": "model"}}]}"#;
-    gemini.push(GeminiReply::Stream {
-        events: vec![
-            (Duration::ZERO, text_chunk(hostile, None)),
-            (Duration::ZERO, lone_surrogate.to_string()),
-            (Duration::ZERO, text_chunk(" Bye.", Some("STOP"))),
-        ],
-        framing: Framing::Lf,
-        then: StreamEnd::Close,
-    });
+    gemini.push(gemini_fixtures::stream(vec![
+        (Duration::ZERO, text_chunk(hostile, None)),
+        (Duration::ZERO, lone_surrogate.to_string()),
+        (Duration::ZERO, text_chunk(" Bye.", Some("STOP"))),
+    ]));
     let transcript = stream_webhook(&worker, &message("conv_controls", "turn_1", "Hi"));
     assert_well_formed_turn(&transcript, "turn_1");
     assert_eq!(
@@ -463,6 +455,9 @@ fn a_message_without_words_just_ends() {
         json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_missing"}),
         json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_null","text":null}),
         json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_blank","text":" \n\t"}),
+        // Zero-width space, BOM, a bidi mark and NUL: nothing anyone said.
+        json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_invisible",
+               "text":"\u{200B}\u{FEFF}\u{200E}\u{0}"}),
     ];
     for event in &events {
         let turn_id = event["turn_id"].as_str().unwrap_or_default();

@@ -173,11 +173,7 @@ fn stream(events: Vec<String>) -> GeminiReply {
         .enumerate()
         .map(|(i, e)| (if i == 0 { Duration::ZERO } else { CHUNK_GAP }, e))
         .collect();
-    GeminiReply::Stream {
-        events,
-        framing: Framing::Lf,
-        then: StreamEnd::Close,
-    }
+    gemini_fixtures::stream(events)
 }
 
 fn responder(

@@ -96,17 +96,13 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
     let (gemini, worker) = start_with_tools(&tools);
     let call = r#"{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_1"}, "thoughtSignature": "c2lnbmF0dXJl"}"#;
     let trailing = r#"{"text": "", "thoughtSignature": "ZW5k"}"#;
-    gemini.push(GeminiReply::Stream {
-        events: vec![
-            (Duration::ZERO, parts_chunk(&format!("[{call}]"), None)),
-            (
-                Duration::from_millis(20),
-                parts_chunk(&format!("[{trailing}]"), Some("STOP")),
-            ),
-        ],
-        framing: Framing::Lf,
-        then: StreamEnd::Close,
-    });
+    gemini.push(gemini_fixtures::stream(vec![
+        (Duration::ZERO, parts_chunk(&format!("[{call}]"), None)),
+        (
+            Duration::from_millis(20),
+            parts_chunk(&format!("[{trailing}]"), Some("STOP")),
+        ),
+    ]));
     gemini.push(reply(&["It is open until seven."], Duration::ZERO));
 
     let transcript = checked_turn(&worker, "conv_tools", "t1", "Is the Paris shop open?");
@@ -201,25 +197,12 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
 // Failures, timeouts, end_call, redelivery and barge-in against real loopback endpoints.
 // ---------------------------------------------------------------------------------------------
 
-/// One model round that only calls: `parts` (a JSON array) then `STOP`, in one event.
-fn call_round(parts: &str) -> GeminiReply {
-    GeminiReply::Stream {
-        events: vec![(
-            Duration::ZERO,
-            gemini_fixtures::parts_chunk(parts, Some("STOP")),
-        )],
-        framing: Framing::Lf,
-        then: StreamEnd::Close,
-    }
-}
-
 /// A round that ends without any part, as 2.5-flash-lite sometimes answers a tool result.
 fn empty_round() -> GeminiReply {
-    GeminiReply::Stream {
-        events: vec![(Duration::ZERO, gemini_fixtures::finish_only_chunk("STOP"))],
-        framing: Framing::Lf,
-        then: StreamEnd::Close,
-    }
+    gemini_fixtures::stream(vec![(
+        Duration::ZERO,
+        gemini_fixtures::finish_only_chunk("STOP"),
+    )])
 }
 
 /// A worker whose `TOOLS` is `tools`, with the tool signing secret set.
@@ -232,7 +215,7 @@ fn start_with_tools(tools: &str) -> (MockGemini, Worker) {
 
 /// Queues a model round that only calls (`parts`, a JSON array), then one that says `said`.
 fn push_call_then_reply(gemini: &MockGemini, parts: &str, said: &[&str]) {
-    gemini.push(call_round(parts));
+    gemini.push(gemini_fixtures::call_round(parts));
     gemini.push(gemini_fixtures::reply(said, Duration::ZERO));
 }
 
@@ -334,7 +317,7 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
     worker.wait_for_log(r#""name":"shop_hours","round":1"#, TURN_TIMEOUT);
 
     // Unreachable, and the model then says nothing twice: the caller still hears a sentence.
-    gemini.push(call_round(
+    gemini.push(gemini_fixtures::call_round(
         r#"[{"functionCall": {"name": "stock", "args": {"city": "Lyon"}}}]"#,
     ));
     gemini.push(empty_round());
@@ -520,7 +503,7 @@ fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
     let hanging = endpoint(|| MockReply::Hang);
     let tools = format!("[{}]", shop_hours_at(&hanging, r#", "timeout_ms": 3000"#));
     let (gemini, worker) = start_with_tools(&tools);
-    gemini.push(call_round(
+    gemini.push(gemini_fixtures::call_round(
         r#"[{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_cut"}, "thoughtSignature": "c2ln"}]"#,
     ));
     let mut stream = open_webhook(&worker, &message("conv_cut", "t1", "Hours in Paris?"));
@@ -730,23 +713,19 @@ fn gemini_3_accepts_every_follow_up_because_signatures_are_sent_back() {
             r#"[{{"functionCall": {{"name": "{name}", "args": {{"city": "Oslo"}}, "id": "{id}"}}{signature}}}]"#
         )
     };
-    let parallel = GeminiReply::Stream {
-        events: vec![
-            (
-                Duration::ZERO,
-                parts_chunk(&call("shop_hours", "fc_a", Some("c2lnQQ==")), None),
-            ),
-            (
-                Duration::from_millis(10),
-                parts_chunk(&call("stock", "fc_b", None), Some("STOP")),
-            ),
-        ],
-        framing: Framing::Lf,
-        then: StreamEnd::Close,
-    };
+    let parallel = gemini_fixtures::stream(vec![
+        (
+            Duration::ZERO,
+            parts_chunk(&call("shop_hours", "fc_a", Some("c2lnQQ==")), None),
+        ),
+        (
+            Duration::from_millis(10),
+            parts_chunk(&call("stock", "fc_b", None), Some("STOP")),
+        ),
+    ]);
     let gemini = MockGemini::start_requiring_signatures(vec![
         parallel,
-        call_round(&call("stock", "fc_c", Some("c2lnQw=="))),
+        gemini_fixtures::call_round(&call("stock", "fc_c", Some("c2lnQw=="))),
         reply(&["Open until six, and in stock."], Duration::ZERO),
         reply(&["You are welcome."], Duration::ZERO),
     ]);

@@ -52,3 +52,11 @@ pub fn clean_for_speech(text: &str) -> String {
     spoken.push_str(&filter.finish());
     spoken
 }
+
+/// Whether the caller's `text` holds anything at all: not only whitespace, control characters
+/// and invisible ones (zero-width, bidi marks, a BOM, U+FFFD, emoji joiners). A message of
+/// nothing else is a turn without words, not a question for the model.
+pub fn says_something(text: &str) -> bool {
+    text.chars()
+        .any(|c| !c.is_whitespace() && !chars::is_unspeakable(c) && !chars::is_emoji_part(c))
+}

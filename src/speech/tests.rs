@@ -394,3 +394,22 @@ fn long_adversarial_replies_stay_linear() {
         assert_eq!(spoken, clean_for_speech(input));
     }
 }
+
+#[test]
+fn only_invisible_characters_say_nothing() {
+    let table = [
+        ("Hi", true),
+        ("👍", true),
+        ("?", true),
+        ("\u{200B}hi\u{200B}", true),
+        ("", false),
+        (" \t\n", false),
+        ("\u{200B}\u{FEFF}\u{200E}", false),
+        ("\u{0}\u{7}\u{1B}\u{7F}", false),
+        ("\u{202E}\u{2066}\u{FFFD}", false),
+        ("\u{200D}\u{FE0F}", false),
+    ];
+    for (text, expected) in table {
+        assert_eq!(says_something(text), expected, "{text:?}");
+    }
+}

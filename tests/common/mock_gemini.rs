@@ -388,11 +388,23 @@ pub mod gemini_fixtures {
                 (delay, text_chunk(p, (i == last).then_some("STOP")))
             })
             .collect();
+        stream(events)
+    }
+
+    /// A stream of `events` (delay before each, its data JSON), LF framing, body closed after
+    /// the last.
+    pub fn stream(events: Vec<(Duration, String)>) -> GeminiReply {
         GeminiReply::Stream {
             events,
             framing: Framing::Lf,
             then: StreamEnd::Close,
         }
+    }
+
+    /// One model round that only calls: `parts` (a JSON array of `functionCall` parts) then
+    /// `STOP`, in one event.
+    pub fn call_round(parts: &str) -> GeminiReply {
+        stream(vec![(Duration::ZERO, parts_chunk(parts, Some("STOP")))])
     }
 
     /// The text the Wyoming fixture's deltas concatenate to.
