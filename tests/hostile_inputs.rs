@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use layercode_gemini_worker::signature;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 const LIMIT: usize = 1024 * 1024;
