@@ -642,8 +642,9 @@ impl Store {
         self.in_flight.borrow_mut().remove(turn_id);
     }
 
-    /// Stores what the caller heard of a turn, unless the turn was already settled (for example
-    /// by a later message's interruption context, which wins: it says what was really heard).
+    /// Stores what the caller heard of a turn, unless its reply is no longer pending: a later
+    /// message's interruption context may have stored it already, and wins (it says what was
+    /// really heard).
     pub fn finish_turn(
         &self,
         turn_id: &str,
@@ -654,7 +655,7 @@ impl Store {
             // Erased (or expired) while the turn ran: a late reply must not bring it back.
             return Ok(());
         }
-        // Only a pending placeholder is settled here: if the next message already applied
+        // Only a pending placeholder is written here: if the next message already applied
         // its interruption context, what the user heard wins over what we sent.
         let cursor = self.sql.exec(
             "UPDATE messages SET text = ?, status = ? \

@@ -293,7 +293,7 @@ where
 {
     let mut turn = Turn::new(speaker, clock, hangup, limits);
     let ending = turn.reply(model, limits).await;
-    turn.settle(ending).await
+    turn.conclude(ending).await
 }
 
 /// Why the model's part of the turn stopped early; `Gone` means the caller left.
@@ -423,7 +423,7 @@ impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
     }
 
     /// Turns how the reply stopped into the outcome, apologising for failures.
-    async fn settle(mut self, result: Result<(), Stop>) -> TurnOutcome {
+    async fn conclude(mut self, result: Result<(), Stop>) -> TurnOutcome {
         let ending = match result {
             Ok(()) => Ending::Complete,
             Err(Stop::Gone) => Ending::Interrupted,

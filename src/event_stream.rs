@@ -126,7 +126,8 @@ impl Speaker for EventStream {
     }
 }
 
-/// Whether `promise` resolves (rather than rejects or stalls past `STALLED_WRITE`).
+/// Whether `promise` resolves (rather than rejects or stalls past `STALLED_WRITE`). "Settle"
+/// keeps its JavaScript meaning throughout: a promise or future completes, either way.
 async fn settles_ok(promise: Promise) -> bool {
     within(STALLED_WRITE, JsFuture::from(promise))
         .await
