@@ -61,11 +61,6 @@ impl EventStream {
         Ok((stream, response))
     }
 
-    /// Whether the client is still reading.
-    pub fn connected(&self) -> bool {
-        self.connected
-    }
-
     /// Completes when the client goes away, even while nothing is being written: the request
     /// is aborted (workerd signals a disconnect since compatibility date 2026-11-17) or the
     /// response body is cancelled.
