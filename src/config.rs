@@ -256,8 +256,13 @@ impl Config {
 
     /// Reads the configuration from the Worker's bindings.
     pub fn from_env(env: &worker::Env) -> Config {
-        Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+        Config::from_lookup(env_lookup(env))
     }
+}
+
+/// A setting's raw value from the Worker's bindings (`[vars]`, `.dev.vars` and secrets alike).
+pub fn env_lookup(env: &worker::Env) -> impl Fn(&str) -> Option<String> + '_ {
+    |name| env.var(name).ok().map(|v| v.to_string())
 }
 
 /// The retention period in milliseconds (`0` = keep forever). A value that does not parse as a

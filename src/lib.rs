@@ -75,7 +75,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 fn health(env: &Env) -> Result<Response, AppError> {
     let tools = config::Config::from_env(env).tools_report();
     let settings: serde_json::Map<String, serde_json::Value> =
-        config::present_settings(|name| env.var(name).ok().map(|v| v.to_string()))
+        config::present_settings(config::env_lookup(env))
             .into_iter()
             .map(|(name, present)| (name.to_string(), present.into()))
             .collect();
