@@ -13,16 +13,14 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use worker::{
-    AbortController, AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit,
-    RequestRedirect, Response,
-};
+use worker::{AbortController, AbortSignal, Env, Fetch, Request, Response};
 
 use crate::body;
 use crate::config::{AllowedOrigins, Config, LAYERCODE_API_KEY};
 use crate::deadline::within;
 use crate::error::{json_response, AppError};
 use crate::redact::redact;
+use crate::upstream::json_post;
 
 /// Browser requests are tiny; anything bigger is refused.
 pub const MAX_AUTHORIZE_BODY_BYTES: usize = 64 * 1024;
@@ -210,7 +208,7 @@ pub struct UpstreamAnswer {
 /// Calls Layercode and reads its whole answer, headers and body within one deadline (504
 /// past it).
 async fn exchange(url: &str, api_key: &str, body: &str) -> Result<UpstreamAnswer, AppError> {
-    let request = upstream_request(url, api_key, body)?;
+    let request = json_post(url, ("authorization", &format!("Bearer {api_key}")), body)?;
     let controller = AbortController::default();
     let answer = within(UPSTREAM_TIMEOUT, read_answer(request, &controller.signal())).await;
     match answer {
@@ -221,25 +219,6 @@ async fn exchange(url: &str, api_key: &str, body: &str) -> Result<UpstreamAnswer
             Err(AppError::UpstreamTimeout)
         }
     }
-}
-
-fn upstream_request(url: &str, api_key: &str, body: &str) -> Result<Request, AppError> {
-    let headers = Headers::new();
-    // The runtime's error could quote the key, and an internal error's detail is logged.
-    headers
-        .set("authorization", &format!("Bearer {api_key}"))
-        .map_err(|_| AppError::Internal("LAYERCODE_API_KEY is not a valid header value".into()))?;
-    headers.set("content-type", "application/json")?;
-    // Compression buys nothing for a small JSON answer, and a body that merely claims to be
-    // gzip is one more way for the call to fail.
-    headers.set("accept-encoding", "identity")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()))
-        // Following a redirect would send the Bearer key wherever it points.
-        .with_redirect(RequestRedirect::Manual);
-    Ok(Request::new_with_init(url, &init)?)
 }
 
 async fn read_answer(request: Request, signal: &AbortSignal) -> Result<UpstreamAnswer, AppError> {

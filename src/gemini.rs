@@ -17,16 +17,14 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-use worker::{
-    AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response,
-};
+use worker::{AbortSignal, ByteStream, Fetch, Response};
 
 use crate::engine::{self, Failure, Finish, FunctionCall, ModelStep, OpenError, Piece, ToolStep};
 use crate::history::{HistoryMessage, Role};
 use crate::lossy_json::replace_lone_surrogates;
 use crate::redact::redact;
 use crate::sse::SseDecoder;
+use crate::upstream::json_post;
 
 /// Caps a spoken reply; the system prompt asks for far less.
 const MAX_OUTPUT_TOKENS: u32 = 1024;
@@ -349,21 +347,9 @@ pub async fn send(
     body: &str,
     signal: &AbortSignal,
 ) -> worker::Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    // The header keeps the key out of URLs and therefore out of logs.
-    headers.set("x-goog-api-key", api_key)?;
-    // An encoding we can always read: the stream is small and latency-bound, and a body that
-    // merely claims to be gzip is one more way for a turn to fail.
-    headers.set("accept-encoding", "identity")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()))
-        // Following a redirect would send the key and the prompt wherever it points; the 3xx
-        // comes back as a non-200 answer, which fails the turn.
-        .with_redirect(RequestRedirect::Manual);
-    let request = Request::new_with_init(url, &init)?;
+    // The header keeps the key out of URLs and therefore out of logs. A redirect comes back as
+    // a non-200 answer, which fails the turn.
+    let request = json_post(url, ("x-goog-api-key", api_key), body)?;
     Fetch::Request(request).send_with_signal(signal).await
 }
 

@@ -29,6 +29,7 @@ pub mod speech;
 pub mod sse;
 pub mod tools;
 pub mod turn;
+pub mod upstream;
 
 use worker::{event, Context, Env, Method, Request, Response};
 
