@@ -40,7 +40,6 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
     }
     // Only now is the body trusted enough to parse.
     let event = events::parse(&raw).map_err(AppError::BadRequest)?;
-    let internal = |e: worker::Error| AppError::Internal(e.to_string());
 
     // Turns run in the conversation's Durable Object, next to its history.
     let forward = |conversation_id: &str, route: Route| {
@@ -51,23 +50,21 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
     match event {
         WebhookEvent::Message(message) if !speech::says_something(&message.text) => {
             log_event("message", Some(&message.conversation_id), "no_words");
-            end_turn_without_reply(message.turn_id, caller.clone()).map_err(internal)
+            Ok(end_turn_without_reply(message.turn_id, caller.clone())?)
         }
-        WebhookEvent::Message(message) => forward(&message.conversation_id, Route::Message)
-            .await
-            .map_err(internal),
-        WebhookEvent::SessionStart(start) => forward(&start.conversation_id, Route::SessionStart)
-            .await
-            .map_err(internal),
+        WebhookEvent::Message(message) => {
+            Ok(forward(&message.conversation_id, Route::Message).await?)
+        }
+        WebhookEvent::SessionStart(start) => {
+            Ok(forward(&start.conversation_id, Route::SessionStart).await?)
+        }
         WebhookEvent::Data(data) => {
             let reply = handle_data(&data);
             log_event("data", data.conversation_id.as_deref(), "ok");
-            json_response(200, &reply.to_string()).map_err(internal)
+            Ok(json_response(200, &reply.to_string())?)
         }
         WebhookEvent::SessionEnd(end) => {
-            let response = forward(&end.conversation_id, Route::SessionEnd)
-                .await
-                .map_err(internal)?;
+            let response = forward(&end.conversation_id, Route::SessionEnd).await?;
             if response.status_code() != 200 {
                 return Err(AppError::Internal("session.end was not recorded".into()));
             }
@@ -78,11 +75,11 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
             // Recording results arrive here; fetching the recording would happen in the
             // background (it needs LAYERCODE_API_KEY), which this backend does not do yet.
             log_event("session.update", update.conversation_id.as_deref(), "ok");
-            json_response(200, r#"{"status":"ok"}"#).map_err(internal)
+            Ok(json_response(200, r#"{"status":"ok"}"#)?)
         }
         WebhookEvent::Unknown { kind } => {
             log_event(&kind, None, "ignored_unknown_type");
-            json_response(200, r#"{"status":"ignored"}"#).map_err(internal)
+            Ok(json_response(200, r#"{"status":"ignored"}"#)?)
         }
     }
 }

@@ -13,16 +13,14 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use worker::{
-    AbortController, AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit,
-    RequestRedirect, Response,
-};
+use worker::{AbortController, AbortSignal, Env, Fetch, Request, Response};
 
 use crate::body;
 use crate::config::{AllowedOrigins, Config, LAYERCODE_API_KEY};
 use crate::deadline::within;
 use crate::error::{json_response, AppError};
 use crate::redact::redact;
+use crate::upstream::json_post;
 
 /// Browser requests are tiny; anything bigger is refused.
 pub const MAX_AUTHORIZE_BODY_BYTES: usize = 64 * 1024;
@@ -45,19 +43,23 @@ enum FieldType {
     Object,
 }
 
-/// Handles `POST /authorize`; every answer, error or not, carries the CORS headers.
-pub async fn handle(mut req: Request, env: Env) -> worker::Result<Response> {
+/// Handles `POST /authorize`. Every answer, error or not, carries the CORS headers, so this
+/// route turns its own errors into responses (with [`AppError::to_response`], like the router).
+pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
     let config = Config::from_env(&env);
     let origin = req.headers().get("origin").ok().flatten();
-    let response = match authorize(&mut req, &config, origin.as_deref()).await {
-        Ok(response) => response,
-        Err(error) => error.to_response()?,
-    };
-    with_cors(response, origin.as_deref(), &config.allowed_origins)
+    let response = authorize(&mut req, &config, origin.as_deref())
+        .await
+        .or_else(|error| error.to_response())?;
+    Ok(with_cors(
+        response,
+        origin.as_deref(),
+        &config.allowed_origins,
+    )?)
 }
 
 /// Handles the CORS preflight `OPTIONS /authorize`.
-pub fn preflight(req: &Request, env: &Env) -> worker::Result<Response> {
+pub fn preflight(req: &Request, env: &Env) -> Result<Response, AppError> {
     let config = Config::from_env(env);
     let origin = req.headers().get("origin").ok().flatten();
     let Some(origin) = origin else {
@@ -65,7 +67,7 @@ pub fn preflight(req: &Request, env: &Env) -> worker::Result<Response> {
     };
     let Some(allowed) = config.allowed_origins.allow(&origin) else {
         let forbidden = AppError::Forbidden("origin not allowed".to_string()).to_response()?;
-        return with_cors(forbidden, None, &config.allowed_origins);
+        return Ok(with_cors(forbidden, None, &config.allowed_origins)?);
     };
     let mut response = Response::empty()?.with_status(204);
     let headers = response.headers_mut();
@@ -108,7 +110,7 @@ async fn authorize(
     );
     let answer = exchange(&url, api_key, &forwarded.to_string()).await?;
     let body = browser_body(&answer, api_key)?;
-    json_response(answer.status, &body).map_err(|e| AppError::Internal(e.to_string()))
+    Ok(json_response(answer.status, &body)?)
 }
 
 /// Whether a request with this `Origin` header may be served: none (not a browser), the
@@ -206,7 +208,7 @@ pub struct UpstreamAnswer {
 /// Calls Layercode and reads its whole answer, headers and body within one deadline (504
 /// past it).
 async fn exchange(url: &str, api_key: &str, body: &str) -> Result<UpstreamAnswer, AppError> {
-    let request = upstream_request(url, api_key, body)?;
+    let request = json_post(url, ("authorization", &format!("Bearer {api_key}")), body)?;
     let controller = AbortController::default();
     let answer = within(UPSTREAM_TIMEOUT, read_answer(request, &controller.signal())).await;
     match answer {
@@ -217,29 +219,6 @@ async fn exchange(url: &str, api_key: &str, body: &str) -> Result<UpstreamAnswer
             Err(AppError::UpstreamTimeout)
         }
     }
-}
-
-fn upstream_request(url: &str, api_key: &str, body: &str) -> Result<Request, AppError> {
-    let internal = |e: worker::Error| AppError::Internal(e.to_string());
-    let headers = Headers::new();
-    headers
-        .set("authorization", &format!("Bearer {api_key}"))
-        .map_err(internal)?;
-    headers
-        .set("content-type", "application/json")
-        .map_err(internal)?;
-    // Compression buys nothing for a small JSON answer, and a body that merely claims to be
-    // gzip is one more way for the call to fail.
-    headers
-        .set("accept-encoding", "identity")
-        .map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()))
-        // Following a redirect would send the Bearer key wherever it points.
-        .with_redirect(RequestRedirect::Manual);
-    Request::new_with_init(url, &init).map_err(internal)
 }
 
 async fn read_answer(request: Request, signal: &AbortSignal) -> Result<UpstreamAnswer, AppError> {

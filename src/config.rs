@@ -6,18 +6,33 @@
 
 use crate::tools::{self, ToolEntry};
 
+// Every setting's name, written once: `Config::from_lookup` reads these constants, and
+// `SETTING_NAMES` lists them all (a test checks that the two agree).
+
 /// Names of the five secrets. Their values are never logged or returned.
 pub const LAYERCODE_WEBHOOK_SECRET: &str = "LAYERCODE_WEBHOOK_SECRET";
 pub const LAYERCODE_API_KEY: &str = "LAYERCODE_API_KEY";
 pub const GOOGLE_GENERATIVE_AI_API_KEY: &str = "GOOGLE_GENERATIVE_AI_API_KEY";
 pub const CONVERSATIONS_API_KEY: &str = "CONVERSATIONS_API_KEY";
+/// Signs every HTTP tool call (`x-tool-signature`).
+pub const TOOLS_SIGNING_SECRET: &str = "TOOLS_SIGNING_SECRET";
 
+pub const GEMINI_MODEL: &str = "GEMINI_MODEL";
+pub const GEMINI_API_BASE_URL: &str = "GEMINI_API_BASE_URL";
+pub const LAYERCODE_API_BASE_URL: &str = "LAYERCODE_API_BASE_URL";
+pub const GEMINI_TIMEOUT_MS: &str = "GEMINI_TIMEOUT_MS";
+pub const TURN_MAX_MS: &str = "TURN_MAX_MS";
+pub const REPLY_MAX_CHARS: &str = "REPLY_MAX_CHARS";
+pub const LAYERCODE_AGENT_ID: &str = "LAYERCODE_AGENT_ID";
+pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
+pub const SYSTEM_PROMPT: &str = "SYSTEM_PROMPT";
+pub const WELCOME_MESSAGE: &str = "WELCOME_MESSAGE";
 /// How long an idle conversation is kept, in days (`0` keeps it forever).
 pub const CONVERSATION_TTL_DAYS: &str = "CONVERSATION_TTL_DAYS";
 /// For testing: the same in seconds (fractions allowed); wins over the days when set.
 pub const CONVERSATION_TTL_SECONDS: &str = "CONVERSATION_TTL_SECONDS";
-/// Signs every HTTP tool call (`x-tool-signature`).
-pub const TOOLS_SIGNING_SECRET: &str = "TOOLS_SIGNING_SECRET";
+pub const TOOLS: &str = "TOOLS";
+pub const MAX_TOOL_ROUNDS: &str = "MAX_TOOL_ROUNDS";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
 pub const SETTING_NAMES: [&str; 19] = [
@@ -26,20 +41,20 @@ pub const SETTING_NAMES: [&str; 19] = [
     GOOGLE_GENERATIVE_AI_API_KEY,
     CONVERSATIONS_API_KEY,
     TOOLS_SIGNING_SECRET,
-    "GEMINI_MODEL",
-    "GEMINI_API_BASE_URL",
-    "LAYERCODE_API_BASE_URL",
-    "GEMINI_TIMEOUT_MS",
-    "TURN_MAX_MS",
-    "REPLY_MAX_CHARS",
-    "LAYERCODE_AGENT_ID",
-    "ALLOWED_ORIGINS",
-    "SYSTEM_PROMPT",
-    "WELCOME_MESSAGE",
+    GEMINI_MODEL,
+    GEMINI_API_BASE_URL,
+    LAYERCODE_API_BASE_URL,
+    GEMINI_TIMEOUT_MS,
+    TURN_MAX_MS,
+    REPLY_MAX_CHARS,
+    LAYERCODE_AGENT_ID,
+    ALLOWED_ORIGINS,
+    SYSTEM_PROMPT,
+    WELCOME_MESSAGE,
     CONVERSATION_TTL_DAYS,
     CONVERSATION_TTL_SECONDS,
-    "TOOLS",
-    "MAX_TOOL_ROUNDS",
+    TOOLS,
+    MAX_TOOL_ROUNDS,
 ];
 
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
@@ -173,42 +188,42 @@ impl Config {
                 .unwrap_or_default(),
             layercode_api_key: non_empty(LAYERCODE_API_KEY),
             gemini_api_key: non_empty(GOOGLE_GENERATIVE_AI_API_KEY),
-            gemini_model: non_empty("GEMINI_MODEL")
+            gemini_model: non_empty(GEMINI_MODEL)
                 .map(|m| m.trim_start_matches("models/").to_string())
                 .unwrap_or_else(|| DEFAULT_GEMINI_MODEL.to_string()),
             gemini_api_base_url: trim_slash(base_url(
-                "GEMINI_API_BASE_URL",
+                GEMINI_API_BASE_URL,
                 DEFAULT_GEMINI_API_BASE_URL,
             )),
             layercode_api_base_url: trim_slash(base_url(
-                "LAYERCODE_API_BASE_URL",
+                LAYERCODE_API_BASE_URL,
                 DEFAULT_LAYERCODE_API_BASE_URL,
             )),
             gemini_timeout_ms: number(
-                "GEMINI_TIMEOUT_MS",
+                GEMINI_TIMEOUT_MS,
                 DEFAULT_GEMINI_TIMEOUT_MS,
                 (MIN_TIMEOUT_MS, MAX_TIMEOUT_MS),
             ),
-            turn_max_ms: number("TURN_MAX_MS", DEFAULT_TURN_MAX_MS, TURN_MS_RANGE),
+            turn_max_ms: number(TURN_MAX_MS, DEFAULT_TURN_MAX_MS, TURN_MS_RANGE),
             reply_max_chars: usize::try_from(number(
-                "REPLY_MAX_CHARS",
+                REPLY_MAX_CHARS,
                 DEFAULT_REPLY_MAX_CHARS,
                 REPLY_CHARS_RANGE,
             ))
             .unwrap_or(usize::MAX),
-            layercode_agent_id: non_empty("LAYERCODE_AGENT_ID"),
-            allowed_origins: AllowedOrigins::parse(&get("ALLOWED_ORIGINS").unwrap_or_default()),
-            system_prompt: non_empty("SYSTEM_PROMPT")
+            layercode_agent_id: non_empty(LAYERCODE_AGENT_ID),
+            allowed_origins: AllowedOrigins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
+            system_prompt: non_empty(SYSTEM_PROMPT)
                 .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
             // Unset: the default greeting. Set but empty: deliberately silent.
-            welcome_message: get("WELCOME_MESSAGE")
+            welcome_message: get(WELCOME_MESSAGE)
                 .unwrap_or_else(|| DEFAULT_WELCOME_MESSAGE.to_string()),
             conversations_api_key: non_empty(CONVERSATIONS_API_KEY),
             conversation_ttl_ms: conversation_ttl_ms(&lookup),
-            tools: tools::parse(&get("TOOLS").unwrap_or_default()),
+            tools: tools::parse(&get(TOOLS).unwrap_or_default()),
             tools_signing_secret: non_empty(TOOLS_SIGNING_SECRET),
             max_tool_rounds: u32::try_from(number(
-                "MAX_TOOL_ROUNDS",
+                MAX_TOOL_ROUNDS,
                 DEFAULT_MAX_TOOL_ROUNDS,
                 TOOL_ROUNDS_RANGE,
             ))
@@ -241,8 +256,13 @@ impl Config {
 
     /// Reads the configuration from the Worker's bindings.
     pub fn from_env(env: &worker::Env) -> Config {
-        Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+        Config::from_lookup(env_lookup(env))
     }
+}
+
+/// A setting's raw value from the Worker's bindings (`[vars]`, `.dev.vars` and secrets alike).
+pub fn env_lookup(env: &worker::Env) -> impl Fn(&str) -> Option<String> + '_ {
+    |name| env.var(name).ok().map(|v| v.to_string())
 }
 
 /// The retention period in milliseconds (`0` = keep forever). A value that does not parse as a
@@ -473,6 +493,21 @@ mod tests {
         let any = config(&[("ALLOWED_ORIGINS", "*")]).allowed_origins;
         assert_eq!(any.allow("https://x.example"), Some("*".to_string()));
         assert_eq!(AllowedOrigins::None.allow("https://a.example"), None);
+    }
+
+    #[test]
+    fn every_setting_read_is_listed_and_every_listed_one_is_read() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_string());
+            None
+        });
+        let mut asked = asked.into_inner();
+        asked.sort();
+        asked.dedup();
+        let mut listed: Vec<String> = SETTING_NAMES.iter().map(|n| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(asked, listed);
     }
 
     #[test]

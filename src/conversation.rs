@@ -357,7 +357,7 @@ impl DurableObject for Conversation {
 
     async fn alarm(&self) -> worker::Result<Response> {
         let activity = self.store.activity()?;
-        let decision = retention::decide(now_ms(), self.config.conversation_ttl_ms, activity);
+        let decision = retention::decide(unix_ms(), self.config.conversation_ttl_ms, activity);
         let action = match decision {
             Decision::KeepForever => {
                 self.store.alarm.armed.set(false);
@@ -481,7 +481,7 @@ pub fn welcome_key(turn_id: Option<&str>, session_id: Option<&str>) -> String {
         (Some(turn_id), _) => format!("welcome:{turn_id}"),
         (None, Some(session_id)) => format!("welcome:session:{session_id}"),
         // Nothing identifies this delivery, so nothing can tell a redelivery apart.
-        (None, None) => format!("welcome:at:{}", now_ms()),
+        (None, None) => format!("welcome:at:{}", unix_ms()),
     }
 }
 
@@ -587,7 +587,7 @@ impl Store {
                 ],
             )?;
         }
-        let now = now_ms();
+        let now = unix_ms();
         self.sql.exec(
             "INSERT INTO messages (turn_id, role, text, status, created_at_ms) \
              VALUES (?, 'user', ?, 'complete', ?), (?, 'assistant', '', 'pending', ?)",
@@ -649,8 +649,9 @@ impl Store {
         self.in_flight.borrow_mut().remove(turn_id);
     }
 
-    /// Stores what the caller heard of a turn, unless the turn was already settled (for example
-    /// by a later message's interruption context, which wins: it says what was really heard).
+    /// Stores what the caller heard of a turn, unless its reply is no longer pending: a later
+    /// message's interruption context may have stored it already, and wins (it says what was
+    /// really heard).
     pub fn finish_turn(
         &self,
         turn_id: &str,
@@ -661,7 +662,7 @@ impl Store {
             // Erased (or expired) while the turn ran: a late reply must not bring it back.
             return Ok(());
         }
-        // Only a pending placeholder is settled here: if the next message already applied
+        // Only a pending placeholder is written here: if the next message already applied
         // its interruption context, what the user heard wins over what we sent.
         let cursor = self.sql.exec(
             "UPDATE messages SET text = ?, status = ? \
@@ -670,7 +671,7 @@ impl Store {
         )?;
         // Drain the cursor so the statement has run.
         let _ = cursor.to_array::<serde_json::Value>()?;
-        self.record_activity(now_ms())
+        self.record_activity(unix_ms())
     }
 
     /// Stores the greeting spoken at `session.start` as an assistant turn; false if this
@@ -685,9 +686,9 @@ impl Store {
             self.sql.exec(
                 "INSERT INTO messages (turn_id, role, text, status, created_at_ms) \
                  VALUES (?, 'assistant', ?, 'complete', ?)",
-                vec![turn_id.into(), text.into(), now_ms().into()],
+                vec![turn_id.into(), text.into(), unix_ms().into()],
             )?;
-            self.record_activity(now_ms())?;
+            self.record_activity(unix_ms())?;
         }
         Ok(!duplicate)
     }
@@ -709,10 +710,10 @@ impl Store {
                 s.recording_status.clone().into(),
                 s.started_at.clone().into(),
                 s.ended_at.clone().into(),
-                now_ms().into(),
+                unix_ms().into(),
             ],
         )?;
-        self.record_activity(now_ms())
+        self.record_activity(unix_ms())
     }
 
     /// Creates the tables unless this instance already knows they exist.
@@ -875,6 +876,8 @@ impl Store {
     }
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, as stored (SQLite integers are `i64`). Not the engine's
+/// `Clock::now_ms`, which is on any monotonic origin.
+fn unix_ms() -> i64 {
     i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)
 }

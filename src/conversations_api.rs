@@ -46,8 +46,7 @@ pub async fn handle(req: Request, env: Env) -> Result<Response, AppError> {
             return Err(e);
         }
     };
-    let store =
-        ConversationClient::new(&env, &id).map_err(|e| AppError::Internal(e.to_string()))?;
+    let store = ConversationClient::new(&env, &id)?;
     let result = match req.method() {
         Method::Delete => erase(&store).await,
         _ => read(&store, &id).await,
@@ -62,33 +61,20 @@ pub async fn handle(req: Request, env: Env) -> Result<Response, AppError> {
 }
 
 async fn read(store: &ConversationClient, id: &str) -> Result<Response, AppError> {
-    let transcript = store
-        .read()
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .ok_or(AppError::ConversationNotFound)?;
+    let transcript = store.read().await?.ok_or(AppError::ConversationNotFound)?;
     let body = serde_json::to_string(&TranscriptBody::new(id, &transcript))
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let mut response = json_response(200, &body).map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut response = json_response(200, &body)?;
     // Personal data: no cache may keep a copy.
-    response
-        .headers_mut()
-        .set("cache-control", "no-store")
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    response.headers_mut().set("cache-control", "no-store")?;
     Ok(response)
 }
 
 async fn erase(store: &ConversationClient) -> Result<Response, AppError> {
-    let erased = store
-        .erase()
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    if !erased {
+    if !store.erase().await? {
         return Err(AppError::ConversationNotFound);
     }
-    Response::empty()
-        .map(|r| r.with_status(204))
-        .map_err(|e| AppError::Internal(e.to_string()))
+    Ok(Response::empty()?.with_status(204))
 }
 
 /// The body of `GET /conversations/{id}`.

@@ -7,7 +7,7 @@
 //! * retry: once a retryable failure happened before anything was spoken, and only while the
 //!   silence deadline leaves room (the model module says *whether* a failure is retryable);
 //! * silence: the caller never waits longer than `Limits::silence_ms` between two things heard;
-//!   only speech moves that deadline, not chunks that carry nothing speakable;
+//!   only speech moves that deadline, not pieces that carry nothing speakable;
 //! * the speech filter between the model's text and the speaker;
 //! * barge-in: the speaker refusing a write, or hanging up while we wait, ends the turn at once;
 //! * the ending: one [`Ending`] from which the stored status, the apology and the log derive.
@@ -92,7 +92,7 @@ pub enum Failure {
     /// The body broke off with a network error.
     Network,
     /// An event's JSON could not be read.
-    UnreadableChunk,
+    UnreadableEvent,
     /// The stream carried an error object.
     StreamError,
     /// The prompt was blocked (`promptFeedback.blockReason`).
@@ -118,7 +118,8 @@ impl Failure {
             Failure::NoBody => "no_body".into(),
             Failure::Timeout => "timeout".into(),
             Failure::Network => "network".into(),
-            Failure::UnreadableChunk => "unreadable_chunk".into(),
+            // The label predates the name; kept so that log queries keep matching.
+            Failure::UnreadableEvent => "unreadable_chunk".into(),
             Failure::StreamError => "stream_error".into(),
             Failure::Blocked => "blocked".into(),
             Failure::IncompleteStream => "incomplete_stream".into(),
@@ -292,7 +293,7 @@ where
 {
     let mut turn = Turn::new(speaker, clock, hangup, limits);
     let ending = turn.reply(model, limits).await;
-    turn.settle(ending).await
+    turn.conclude(ending).await
 }
 
 /// Why the model's part of the turn stopped early; `Gone` means the caller left.
@@ -422,7 +423,7 @@ impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
     }
 
     /// Turns how the reply stopped into the outcome, apologising for failures.
-    async fn settle(mut self, result: Result<(), Stop>) -> TurnOutcome {
+    async fn conclude(mut self, result: Result<(), Stop>) -> TurnOutcome {
         let ending = match result {
             Ok(()) => Ending::Complete,
             Err(Stop::Gone) => Ending::Interrupted,
@@ -481,7 +482,7 @@ fn ends_sentence(spoken: &str) -> bool {
 /// Waits on the model while watching the deadlines and the caller hanging up.
 ///
 /// One timer serves many waits: it is re-armed only when it fires early because speech moved
-/// the silence deadline since it was set, so a fast stream costs no timer per chunk.
+/// the silence deadline since it was set, so a fast stream costs no timer per piece.
 struct Waiter<'a, C: Clock, H> {
     clock: &'a C,
     hangup: Pin<Box<H>>,

@@ -1,6 +1,9 @@
 //! One error type for every request path, mapped to `{"error": "..."}` responses in one place.
+//!
+//! A runtime failure (`worker::Error`) becomes [`AppError::Internal`] through `?`; its detail is
+//! logged once, by [`AppError::to_response`], and never reaches the response body.
 
-use worker::Response;
+use worker::{console_error, Response};
 
 /// Everything that can end a request before a stream has started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +43,15 @@ pub enum AppError {
     UpstreamUnreachable,
     /// The upstream did not answer in time.
     UpstreamTimeout,
-    /// A failure of our own (storage, runtime); the detail goes to the log only.
+    /// A failure of our own (storage, runtime); the detail goes to the log only, never to the
+    /// body. It must hold no secret and no user speech.
     Internal(String),
+}
+
+impl From<worker::Error> for AppError {
+    fn from(error: worker::Error) -> Self {
+        AppError::Internal(error.to_string())
+    }
 }
 
 impl AppError {
@@ -100,8 +110,13 @@ impl AppError {
         serde_json::json!({ "error": self.message() }).to_string()
     }
 
-    /// The HTTP response for this error.
+    /// The HTTP response for this error. Every error becomes a response here, so this is
+    /// where an internal failure's detail is logged, once.
     pub fn to_response(&self) -> worker::Result<Response> {
+        if let AppError::Internal(detail) = self {
+            let line = serde_json::json!({ "event": "error", "status": 500, "detail": detail });
+            console_error!("{line}");
+        }
         let mut response = json_response(self.status(), &self.body())?;
         if *self == AppError::InvalidApiKey {
             // RFC 6750: tells the client which credentials the route takes.

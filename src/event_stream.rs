@@ -61,11 +61,6 @@ impl EventStream {
         Ok((stream, response))
     }
 
-    /// Whether the client is still reading.
-    pub fn connected(&self) -> bool {
-        self.connected
-    }
-
     /// Completes when the client goes away, even while nothing is being written: the request
     /// is aborted (workerd signals a disconnect since compatibility date 2026-11-17) or the
     /// response body is cancelled.
@@ -126,7 +121,8 @@ impl Speaker for EventStream {
     }
 }
 
-/// Whether `promise` resolves (rather than rejects or stalls past `STALLED_WRITE`).
+/// Whether `promise` resolves (rather than rejects or stalls past `STALLED_WRITE`). "Settle"
+/// keeps its JavaScript meaning throughout: a promise or future completes, either way.
 async fn settles_ok(promise: Promise) -> bool {
     within(STALLED_WRITE, JsFuture::from(promise))
         .await

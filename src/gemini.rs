@@ -1,8 +1,10 @@
 //! Google Gemini over `streamGenerateContent?alt=sse`: building a request that is always valid,
-//! reading the streamed chunks, and classifying failures.
+//! reading the streamed events (each one `GenerateContentResponse`), and classifying failures.
 //!
-//! Request building and chunk parsing are pure (tested natively); `connect` and `ChunkReader`
-//! are the thin runtime layer over the Workers fetch API.
+//! Request building and event parsing are pure (tested natively); `send` and `EventReader`
+//! are the thin runtime layer over the Workers fetch API. ("Chunk" is kept for what it means in
+//! the Streams API and the SSE decoder: a piece of the body's bytes, cut wherever the network
+//! cut it.)
 
 use std::collections::VecDeque;
 
@@ -15,16 +17,14 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-use worker::{
-    AbortSignal, ByteStream, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response,
-};
+use worker::{AbortSignal, ByteStream, Fetch, Response};
 
 use crate::engine::{self, Failure, Finish, FunctionCall, ModelStep, OpenError, Piece, ToolStep};
 use crate::history::{HistoryMessage, Role};
 use crate::lossy_json::replace_lone_surrogates;
 use crate::redact::redact;
 use crate::sse::SseDecoder;
+use crate::upstream::json_post;
 
 /// Caps a spoken reply; the system prompt asks for far less.
 const MAX_OUTPUT_TOKENS: u32 = 1024;
@@ -148,7 +148,7 @@ pub fn build_contents(history: &[HistoryMessage]) -> Vec<Value> {
         .collect()
 }
 
-/// Token counts Gemini reports (the last chunk's are the totals).
+/// Token counts Gemini reports (the last event's are the totals).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
@@ -158,9 +158,9 @@ pub struct Usage {
     pub thoughts_token_count: Option<u64>,
 }
 
-/// What one streamed chunk says.
+/// What one event of the stream says.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Chunk {
+pub struct ResponseEvent {
     /// New text (a delta), thoughts excluded.
     pub text: String,
     pub finish_reason: Option<String>,
@@ -206,7 +206,7 @@ impl UpstreamError {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ResponseChunk {
+struct RawResponseEvent {
     #[serde(default)]
     candidates: Vec<Candidate>,
     prompt_feedback: Option<PromptFeedback>,
@@ -251,40 +251,40 @@ struct ErrorEnvelope {
 
 /// Parses the JSON of one `data:` event. A lone surrogate escape (half an emoji) costs that
 /// character, not the reply. `api_key` is redacted from any error code.
-pub fn parse_chunk(data: &str, api_key: &str) -> Result<Chunk, String> {
+pub fn parse_event(data: &str, api_key: &str) -> Result<ResponseEvent, String> {
     let json = replace_lone_surrogates(data.as_bytes());
-    let raw: ResponseChunk =
-        serde_json::from_slice(&json).map_err(|e| format!("unreadable chunk: {e}"))?;
-    let mut chunk = Chunk {
+    let raw: RawResponseEvent =
+        serde_json::from_slice(&json).map_err(|e| format!("unreadable event: {e}"))?;
+    let mut event = ResponseEvent {
         usage: raw.usage_metadata,
-        ..Chunk::default()
+        ..ResponseEvent::default()
     };
     if let Some(error) = raw.error {
         let http_status = error
             .code
             .and_then(|c| u16::try_from(c).ok())
             .unwrap_or(500);
-        chunk.error = Some(sanitise(http_status, error, api_key));
-        return Ok(chunk);
+        event.error = Some(sanitise(http_status, error, api_key));
+        return Ok(event);
     }
     if raw.candidates.is_empty() {
-        chunk.block_reason = raw.prompt_feedback.and_then(|f| f.block_reason);
+        event.block_reason = raw.prompt_feedback.and_then(|f| f.block_reason);
     }
     if let Some(candidate) = raw.candidates.into_iter().next() {
-        chunk.finish_reason = candidate.finish_reason;
+        event.finish_reason = candidate.finish_reason;
         let parts = candidate.content.map(|c| c.parts).unwrap_or_default();
         for part in &parts {
             let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
             if let (false, Some(text)) = (thought, part.get("text").and_then(Value::as_str)) {
-                chunk.text.push_str(text);
+                event.text.push_str(text);
             }
             if let Some(call) = part.get("functionCall").and_then(function_call) {
-                chunk.calls.push(call);
+                event.calls.push(call);
             }
         }
-        chunk.parts = parts;
+        event.parts = parts;
     }
-    Ok(chunk)
+    Ok(event)
 }
 
 fn function_call(call: &Value) -> Option<FunctionCall> {
@@ -347,26 +347,14 @@ pub async fn send(
     body: &str,
     signal: &AbortSignal,
 ) -> worker::Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    // The header keeps the key out of URLs and therefore out of logs.
-    headers.set("x-goog-api-key", api_key)?;
-    // An encoding we can always read: the stream is small and latency-bound, and a body that
-    // merely claims to be gzip is one more way for a turn to fail.
-    headers.set("accept-encoding", "identity")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()))
-        // Following a redirect would send the key and the prompt wherever it points; the 3xx
-        // comes back as a non-200 answer, which fails the turn.
-        .with_redirect(RequestRedirect::Manual);
-    let request = Request::new_with_init(url, &init)?;
+    // The header keeps the key out of URLs and therefore out of logs. A redirect comes back as
+    // a non-200 answer, which fails the turn.
+    let request = json_post(url, ("x-goog-api-key", api_key), body)?;
     Fetch::Request(request).send_with_signal(signal).await
 }
 
 /// Reads a streaming response event by event.
-pub struct ChunkReader {
+pub struct EventReader {
     bytes: ByteStream,
     decoder: SseDecoder,
     ready: VecDeque<String>,
@@ -383,9 +371,9 @@ pub enum StreamItem {
     Oversized,
 }
 
-impl ChunkReader {
+impl EventReader {
     pub fn new(response: &mut Response) -> worker::Result<Self> {
-        Ok(ChunkReader {
+        Ok(EventReader {
             bytes: response.stream()?,
             decoder: SseDecoder::new(),
             ready: VecDeque::new(),
@@ -521,7 +509,7 @@ impl engine::Model for GeminiModel {
                 retryable,
             });
         }
-        match ChunkReader::new(&mut response) {
+        match EventReader::new(&mut response) {
             Ok(reader) => Ok(GeminiStream {
                 reader,
                 api_key: self.api_key.clone(),
@@ -544,7 +532,7 @@ impl engine::Model for GeminiModel {
 
 /// One streamed Gemini reply, read piece by piece.
 pub struct GeminiStream {
-    reader: ChunkReader,
+    reader: EventReader,
     api_key: String,
     report: Rc<RefCell<CallReport>>,
     /// The parts and calls received so far.
@@ -569,16 +557,16 @@ impl engine::ReplyStream for GeminiStream {
             }
             Ok(StreamItem::Event(data)) => data,
         };
-        let chunk = parse_chunk(&data, &self.api_key).map_err(|_| Failure::UnreadableChunk)?;
+        let event = parse_event(&data, &self.api_key).map_err(|_| Failure::UnreadableEvent)?;
         let mut report = self.report.borrow_mut();
-        if chunk.usage.is_some() {
-            report.usage = chunk.usage;
+        if event.usage.is_some() {
+            report.usage = event.usage;
         }
-        if let Some(error) = chunk.error {
+        if let Some(error) = event.error {
             report.error = Some(error.for_log());
             return Err(Failure::StreamError);
         }
-        if let Some(reason) = chunk.block_reason {
+        if let Some(reason) = event.block_reason {
             let reason = code(&reason, &self.api_key);
             report.error = Some(format!(
                 "BLOCKED: {}",
@@ -587,11 +575,11 @@ impl engine::ReplyStream for GeminiStream {
             return Err(Failure::Blocked);
         }
         drop(report);
-        self.step.parts.extend(chunk.parts);
-        self.step.calls.extend(chunk.calls);
+        self.step.parts.extend(event.parts);
+        self.step.calls.extend(event.calls);
         Ok(Some(Piece {
-            text: chunk.text,
-            finish: chunk.finish_reason.map(|reason| Finish {
+            text: event.text,
+            finish: event.finish_reason.map(|reason| Finish {
                 policy: is_policy_stop(&reason),
                 reason,
             }),
@@ -735,31 +723,31 @@ mod tests {
     }
 
     #[test]
-    fn chunk_text_finish_and_usage_are_read() {
-        let chunk = parse_chunk(
+    fn event_text_finish_and_usage_are_read() {
+        let event = parse_event(
             r#"{"candidates": [{"content": {"parts": [{"text": " is **Cheyenne**.\n"}],"role": "model"},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 7,"candidatesTokenCount": 10,"totalTokenCount": 17},"modelVersion": "gemini-3.1-flash-lite"}"#,
             "",
         )
         .unwrap();
-        assert_eq!(chunk.text, " is **Cheyenne**.\n");
-        assert_eq!(chunk.finish_reason.as_deref(), Some("STOP"));
-        assert_eq!(chunk.usage.unwrap().total_token_count, Some(17));
+        assert_eq!(event.text, " is **Cheyenne**.\n");
+        assert_eq!(event.finish_reason.as_deref(), Some("STOP"));
+        assert_eq!(event.usage.unwrap().total_token_count, Some(17));
     }
 
     #[test]
     fn thoughts_and_empty_parts_are_skipped() {
-        let chunk = parse_chunk(
+        let event = parse_event(
             r#"{"candidates":[{"content":{"parts":[{"text":"plan…","thought":true},{"text":""},{"text":"Hello"}]}}]}"#,
             "",
         )
         .unwrap();
-        assert_eq!(chunk.text, "Hello");
-        assert_eq!(chunk.finish_reason, None);
+        assert_eq!(event.text, "Hello");
+        assert_eq!(event.finish_reason, None);
     }
 
     #[test]
-    fn final_chunk_without_parts_and_candidate_without_content_are_fine() {
-        let last = parse_chunk(
+    fn final_event_without_parts_and_candidate_without_content_are_fine() {
+        let last = parse_event(
             r#"{"candidates":[{"content":{"role":"model"},"finishReason":"STOP"}]}"#,
             "",
         )
@@ -769,29 +757,29 @@ mod tests {
             ("", Some("STOP"))
         );
         let recitation =
-            parse_chunk(r#"{"candidates":[{"finishReason":"RECITATION"}]}"#, "").unwrap();
+            parse_event(r#"{"candidates":[{"finishReason":"RECITATION"}]}"#, "").unwrap();
         assert_eq!(recitation.finish_reason.as_deref(), Some("RECITATION"));
     }
 
     #[test]
     fn blocked_prompt_is_reported() {
-        let chunk = parse_chunk(
+        let event = parse_event(
             r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[]},"usageMetadata":{"promptTokenCount":5}}"#,
             "",
         )
         .unwrap();
-        assert_eq!(chunk.block_reason.as_deref(), Some("SAFETY"));
-        assert_eq!(chunk.text, "");
+        assert_eq!(event.block_reason.as_deref(), Some("SAFETY"));
+        assert_eq!(event.text, "");
     }
 
     #[test]
     fn error_inside_the_stream_is_reported_as_codes() {
-        let chunk = parse_chunk(
+        let event = parse_event(
             r#"{"error":{"code":503,"message":"overloaded for key AIzaSECRET","status":"UNAVAILABLE"}}"#,
             "AIzaSECRET",
         )
         .unwrap();
-        let error = chunk.error.unwrap();
+        let error = event.error.unwrap();
         assert_eq!(
             error,
             UpstreamError {
@@ -806,20 +794,20 @@ mod tests {
 
     #[test]
     fn calls_and_every_part_are_kept_verbatim() {
-        let chunk = parse_chunk(
+        let event = parse_event(
             r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Checking."},{"functionCall":{"name":"shop_hours","args":{"city":"Paris"},"id":"fc_1"},"thoughtSignature":"c2ln"},{"functionCall":{"name":"end_call"}},{"text":"","thoughtSignature":"ZW5k"}]},"finishReason":"STOP"}]}"#,
             "",
         )
         .unwrap();
-        assert_eq!(chunk.text, "Checking.");
-        assert_eq!(chunk.parts.len(), 4);
+        assert_eq!(event.text, "Checking.");
+        assert_eq!(event.parts.len(), 4);
         assert_eq!(
-            chunk.parts[3],
+            event.parts[3],
             json!({"text": "", "thoughtSignature": "ZW5k"})
         );
-        assert_eq!(chunk.parts[1]["thoughtSignature"], "c2ln");
+        assert_eq!(event.parts[1]["thoughtSignature"], "c2ln");
         assert_eq!(
-            chunk.calls,
+            event.calls,
             vec![
                 FunctionCall {
                     id: Some("fc_1".into()),
@@ -889,18 +877,18 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_surrogate_escape_costs_one_character_not_the_chunk() {
-        let chunk = parse_chunk(
+    fn a_lone_surrogate_escape_costs_one_character_not_the_event() {
+        let event = parse_event(
             r#"{"candidates":[{"content":{"parts":[{"text":"Smile \ud83d, \ud83d\ude00 \ude00"}]}}]}"#,
             "",
         )
         .unwrap();
-        assert_eq!(chunk.text, "Smile \u{FFFD}, 😀 \u{FFFD}");
+        assert_eq!(event.text, "Smile \u{FFFD}, 😀 \u{FFFD}");
     }
 
     #[test]
-    fn unreadable_chunks_are_errors() {
-        assert!(parse_chunk("not json", "").is_err());
+    fn unreadable_events_are_errors() {
+        assert!(parse_event("not json", "").is_err());
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //!
 //! This file only routes; each concern lives in its own module (see README "Architecture").
 
+// No unwrap, expect or panic in the worker: a panic aborts the wasm instance and every request
+// it was serving. Unit tests may (`clippy.toml`). Denied here rather than in a Cargo.toml
+// `[lints]` table, which would apply to every target: the integration tests and the bench share
+// `tests/common`, whose helpers panic by design to fail a test.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod agent;
 pub mod authorize;
 pub mod body;
@@ -23,6 +29,7 @@ pub mod speech;
 pub mod sse;
 pub mod tools;
 pub mod turn;
+pub mod upstream;
 
 #[cfg(test)]
 #[path = "../tests/common/rng.rs"]
@@ -32,33 +39,48 @@ use worker::{event, Context, Env, Method, Request, Response};
 
 use crate::error::{json_response, AppError};
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Get, "/health") => health(&env),
-        (Method::Post, "/agent" | "/api/agent") => {
-            agent::handle(req, env).await.or_else(|e| e.to_response())
+/// What a path names; each path is listed here once, the methods each takes are in `fetch`.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Health,
+    Agent,
+    Authorize,
+    Conversations,
+}
+
+impl Endpoint {
+    fn of(path: &str) -> Option<Endpoint> {
+        match path {
+            "/health" => Some(Endpoint::Health),
+            "/agent" | "/api/agent" => Some(Endpoint::Agent),
+            "/authorize" | "/api/authorize" => Some(Endpoint::Authorize),
+            p if p.starts_with(conversations_api::PATH_PREFIX) => Some(Endpoint::Conversations),
+            _ => None,
         }
-        (Method::Post, "/authorize" | "/api/authorize") => authorize::handle(req, env).await,
-        (Method::Options, "/authorize" | "/api/authorize") => authorize::preflight(&req, &env),
-        (_, p) if p.starts_with(conversations_api::PATH_PREFIX) => {
-            conversations_api::handle(req, env)
-                .await
-                .or_else(|e| e.to_response())
-        }
-        (_, "/health" | "/agent" | "/api/agent" | "/authorize" | "/api/authorize") => {
-            AppError::MethodNotAllowed.to_response()
-        }
-        _ => AppError::NotFound.to_response(),
     }
 }
 
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let answer = match (Endpoint::of(&req.path()), req.method()) {
+        (Some(Endpoint::Health), Method::Get) => health(&env),
+        (Some(Endpoint::Agent), Method::Post) => agent::handle(req, env).await,
+        (Some(Endpoint::Authorize), Method::Post) => authorize::handle(req, env).await,
+        (Some(Endpoint::Authorize), Method::Options) => authorize::preflight(&req, &env),
+        // Every method: the API answers 404 while it is off, before looking at the method.
+        (Some(Endpoint::Conversations), _) => conversations_api::handle(req, env).await,
+        (Some(_), _) => Err(AppError::MethodNotAllowed),
+        (None, _) => Err(AppError::NotFound),
+    };
+    // The one place where an error becomes its response.
+    answer.or_else(|error| error.to_response())
+}
+
 /// Liveness, which settings are present (never their values), and what `TOOLS` declares.
-fn health(env: &Env) -> worker::Result<Response> {
+fn health(env: &Env) -> Result<Response, AppError> {
     let tools = config::Config::from_env(env).tools_report();
     let settings: serde_json::Map<String, serde_json::Value> =
-        config::present_settings(|name| env.var(name).ok().map(|v| v.to_string()))
+        config::present_settings(config::env_lookup(env))
             .into_iter()
             .map(|(name, present)| (name.to_string(), present.into()))
             .collect();
@@ -68,5 +90,5 @@ fn health(env: &Env) -> worker::Result<Response> {
         "settings": settings,
         "tools": tools,
     });
-    json_response(200, &body.to_string())
+    Ok(json_response(200, &body.to_string())?)
 }

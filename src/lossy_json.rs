@@ -3,7 +3,7 @@
 //! `JSON.stringify` escapes a lone surrogate (a string sliced in the middle of an emoji or a
 //! math letter) as `\udXXX`, and models do the same. serde_json rejects the whole document for
 //! it; we would rather keep the document and lose the half character. Used on Layercode's
-//! webhook bodies (after the signature check on the raw bytes) and on Gemini's chunks.
+//! webhook bodies (after the signature check on the raw bytes) and on the events of Gemini's stream.
 
 use std::borrow::Cow;
 

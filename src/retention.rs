@@ -30,8 +30,9 @@ pub struct Activity {
     pub pending_since_ms: Option<i64>,
 }
 
-/// Decides what a firing alarm does, at `now_ms`, with a retention period of `ttl_ms`.
-pub fn decide(now_ms: i64, ttl_ms: u64, activity: Activity) -> Decision {
+/// Decides what a firing alarm does, at `now_unix_ms` (milliseconds since the Unix epoch), with
+/// a retention period of `ttl_ms`.
+pub fn decide(now_unix_ms: i64, ttl_ms: u64, activity: Activity) -> Decision {
     if ttl_ms == 0 {
         return Decision::KeepForever;
     }
@@ -40,7 +41,7 @@ pub fn decide(now_ms: i64, ttl_ms: u64, activity: Activity) -> Decision {
         // Nothing to keep (already erased, or a delivery repeated after the erase).
         return Decision::Erase;
     };
-    let idle_ms = now_ms.saturating_sub(last_active_ms).max(0);
+    let idle_ms = now_unix_ms.saturating_sub(last_active_ms).max(0);
     if idle_ms < ttl_ms {
         return Decision::CheckAgainIn(ttl_ms - idle_ms);
     }
@@ -48,7 +49,7 @@ pub fn decide(now_ms: i64, ttl_ms: u64, activity: Activity) -> Decision {
     // off: its reply would otherwise land in an erased conversation and be lost.
     let turn_in_flight = activity
         .pending_since_ms
-        .is_some_and(|since| now_ms.saturating_sub(since) < ABANDONED_TURN_MS);
+        .is_some_and(|since| now_unix_ms.saturating_sub(since) < ABANDONED_TURN_MS);
     if turn_in_flight {
         return Decision::CheckAgainIn(ttl_ms);
     }

@@ -461,7 +461,7 @@ fn each_turn_logs_one_line_without_speech_or_secrets() {
 }
 
 #[test]
-fn every_barge_in_settles_its_turn_and_logs_no_errors() {
+fn every_barge_in_stores_its_turn_and_logs_no_errors() {
     // Regression: after a client disconnect, workerd sometimes left the SSE write pending and
     // then cancelled the turn as hung, so about one barge-in in three lost its stored reply and
     // its log line.

@@ -95,7 +95,7 @@ fn retention_lines(worker: &Worker, action: &str) -> usize {
         .count()
 }
 
-fn now_ms() -> i64 {
+fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -236,7 +236,7 @@ fn a_turn_outlasting_the_period_is_never_lost_to_the_alarm() {
 
 #[test]
 fn get_lists_messages_and_sessions_in_order() {
-    let started_ms = now_ms();
+    let started_ms = unix_ms();
     let (gemini, worker) = start_with(|o| o);
     spoken_turn(&worker, &session_start("conv_read", "turn_w"));
     spoken_turn(&worker, &message("conv_read", "turn_1", "Hello"));
@@ -284,7 +284,7 @@ fn get_lists_messages_and_sessions_in_order() {
     assert!(
         times
             .iter()
-            .all(|t| *t >= started_ms - 1000 && *t <= now_ms() + 1000),
+            .all(|t| *t >= started_ms - 1000 && *t <= unix_ms() + 1000),
         "epoch milliseconds of this run: {times:?} (start {started_ms})"
     );
     let session = body["sessions"][0].as_object_mut().expect("one session");

@@ -1,12 +1,12 @@
 //! `sse::SseDecoder` gives the same payloads and the same `finish()` leftover however the body
-//! is split into network chunks, and never panics; `gemini::parse_chunk` never panics on any
+//! is split into network chunks, and never panics; `gemini::parse_event` never panics on any
 //! payload (nor `gemini::classify_error` on any leftover).
 //!
 //! Input layout: byte 0 low 3 bits = `n`, the next `n` bytes are chunk sizes (used cyclically; 0
 //! is an empty chunk), the rest is the response body. `n = 0` feeds it in one-byte chunks.
 #![no_main]
 
-use layercode_gemini_worker::gemini::{classify_error, parse_chunk};
+use layercode_gemini_worker::gemini::{classify_error, parse_event};
 use layercode_gemini_worker::sse::SseDecoder;
 use libfuzzer_sys::fuzz_target;
 
@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(decoder.finish(), expected_rest);
 
     for payload in &expected {
-        let _ = parse_chunk(payload, "k");
+        let _ = parse_event(payload, "k");
     }
     if let Some(leftover) = &leftover {
         let _ = classify_error(500, leftover, "k");

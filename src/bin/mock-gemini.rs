@@ -213,11 +213,11 @@ fn in_words(value: &serde_json::Value) -> String {
 
 /// One SSE event carrying the call part, finishing the round.
 fn stream_call(mut stream: TcpStream, part: serde_json::Value) -> std::io::Result<()> {
-    let chunk = serde_json::json!({
+    let response = serde_json::json!({
         "candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": "STOP"}],
         "modelVersion": "mock-gemini"
     });
-    let event = format!("data: {chunk}\n\n");
+    let event = format!("data: {response}\n\n");
     stream.write_all(
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
           transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
@@ -267,8 +267,9 @@ fn stream_reply(mut stream: TcpStream, reply: &str) -> std::io::Result<()> {
         if i + 1 == words.len() {
             candidate["finishReason"] = "STOP".into();
         }
-        let chunk = serde_json::json!({ "candidates": [candidate], "modelVersion": "mock-gemini" });
-        let event = format!("data: {chunk}\n\n");
+        let response =
+            serde_json::json!({ "candidates": [candidate], "modelVersion": "mock-gemini" });
+        let event = format!("data: {response}\n\n");
         // A write error means the worker hung up (barge-in): stop quietly.
         if write!(stream, "{:x}\r\n{event}\r\n", event.len()).is_err() {
             return Ok(());

@@ -471,7 +471,7 @@ fn the_caller_waits_at_most_the_silence_limit_for_the_apology() {
 }
 
 #[test]
-fn chunks_with_nothing_speakable_do_not_hold_off_the_apology() {
+fn pieces_with_nothing_speakable_do_not_hold_off_the_apology() {
     let mut steps = vec![];
     for _ in 0..20 {
         steps.push(Step::Text(500, ""));

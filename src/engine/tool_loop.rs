@@ -167,7 +167,7 @@ where
     let ending = turn
         .reply_with_tools(model, limits, tools, tool_limits, &mut log)
         .await;
-    let mut outcome = turn.settle(ending).await;
+    let mut outcome = turn.conclude(ending).await;
     outcome.tools = log;
     outcome
 }

@@ -2,7 +2,7 @@
 //!
 //! Blocking I/O on the calling thread is enough: one turn is in flight at a time. ureq's
 //! per-read timeout is the turn timeout, so a stream that goes silent fails instead of hanging,
-//! and dropping an [`EventStream`] mid-body closes the connection, which is exactly how
+//! and dropping a [`ReplyReader`] mid-body closes the connection, which is exactly how
 //! Layercode signals barge-in to the backend.
 
 use std::collections::VecDeque;
@@ -136,7 +136,7 @@ impl Backend {
     }
 
     /// Sends `session.start` or `message` and opens the SSE reply.
-    pub fn open_stream(&self, event: &Value) -> Result<EventStream, ClientError> {
+    pub fn open_reply(&self, event: &Value) -> Result<ReplyReader, ClientError> {
         let response = self.post(event)?;
         let content_type = response
             .headers()
@@ -151,7 +151,7 @@ impl Backend {
                 text.chars().take(200).collect::<String>()
             )));
         }
-        Ok(EventStream {
+        Ok(ReplyReader {
             reader: response.into_body().into_reader(),
             decoder: SseDecoder::new(),
             ready: VecDeque::new(),
@@ -284,7 +284,7 @@ impl ReplyEvent {
 }
 
 /// An open SSE reply. Dropping it closes the connection.
-pub struct EventStream {
+pub struct ReplyReader {
     reader: BodyReader<'static>,
     decoder: SseDecoder,
     /// Decoded payloads not yet handed out (one read can complete several events).
@@ -293,7 +293,7 @@ pub struct EventStream {
     read_timeout: Duration,
 }
 
-impl EventStream {
+impl ReplyReader {
     /// The next event; Ok(None) at the end of the body. Blocks until one arrives or the
     /// per-read timeout passes (then `ClientError::Timeout`).
     pub fn next_event(&mut self) -> Result<Option<ReplyEvent>, ClientError> {

@@ -124,16 +124,16 @@ impl Heard {
         }
     }
 
-    /// Adds a streamed chunk. Returns the part of it to show the user (all of it, or the part
+    /// Adds a piece of the streamed reply's text. Returns the part of it to show the user (all of it, or the part
     /// up to the end of the limit-th word) and whether the user barges in now.
-    pub fn push(&mut self, chunk: &str) -> (String, bool) {
+    pub fn push(&mut self, piece: &str) -> (String, bool) {
         if self.interrupted {
             return (String::new(), true);
         }
         let start = self.text.len();
-        self.text.push_str(chunk);
+        self.text.push_str(piece);
         let Some(end) = self.limit.and_then(|n| end_of_word(&self.text, n)) else {
-            return (chunk.to_string(), false);
+            return (piece.to_string(), false);
         };
         let shown = self.text.get(start..end).unwrap_or_default().to_string();
         self.text.truncate(end);
@@ -188,12 +188,12 @@ pub fn unix_ms() -> u64 {
 mod tests {
     use super::*;
 
-    /// Feeds chunks to a `Heard` with a limit; returns what was shown and the heard text.
-    fn cut(limit: usize, chunks: &[&str]) -> (String, bool, String) {
+    /// Feeds pieces to a `Heard` with a limit; returns what was shown and the heard text.
+    fn cut(limit: usize, pieces: &[&str]) -> (String, bool, String) {
         let mut heard = Heard::new(Some(limit));
         let mut shown = String::new();
-        for chunk in chunks {
-            let (part, stop) = heard.push(chunk);
+        for piece in pieces {
+            let (part, stop) = heard.push(piece);
             shown.push_str(&part);
             if stop {
                 break;
@@ -208,12 +208,12 @@ mod tests {
             cut(3, &["One", " two,", " three.", " four", " five"]),
             ("One two, three.".into(), true, "One two, three.".into())
         );
-        // Several words in one chunk: only up to the third is shown.
+        // Several words in one piece: only up to the third is shown.
         assert_eq!(
             cut(3, &["Well, this is  a long one."]),
             ("Well, this is".into(), true, "Well, this is".into())
         );
-        // A word split across chunks is one word; whitespace is normalised in text_heard.
+        // A word split across pieces is one word; whitespace is normalised in text_heard.
         assert_eq!(
             cut(2, &["He", "llo\n", "  wor", "ld ", "again"]),
             ("Hello\n  world".into(), true, "Hello world".into())

@@ -51,7 +51,7 @@ pub fn run(
     // Whether anything is on the reply's line yet, and whether a data line was shown last.
     let (mut shown_any, mut after_data) = (false, false);
 
-    let ending = match backend.open_stream(event) {
+    let ending = match backend.open_reply(event) {
         Err(e) => {
             let ending = Ending::Failed(failure(&e));
             fatal = e.is_fatal().then_some(e);
