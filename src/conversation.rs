@@ -250,8 +250,13 @@ impl ConversationClient {
                 response.status_code()
             )));
         }
-        response.json().await
+        response.json().await.map_err(unreadable_transcript)
     }
+}
+
+/// serde's message can quote a value, here a caller's words: it must not reach the log.
+fn unreadable_transcript(_: worker::Error) -> worker::Error {
+    worker::Error::RustError("the conversation store's transcript did not parse".into())
 }
 
 // ---------------------------------------------------------------------------------------------
