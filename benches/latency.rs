@@ -15,6 +15,8 @@
 //!
 //! `main` measures (`measure`), checks (`check`), then reports (`report`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

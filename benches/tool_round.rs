@@ -12,6 +12,8 @@
 //! * `cargo bench --bench tool_round`: `TOOL_BENCH_TURNS` (default 100) turns of each kind.
 //! * `cargo test --all-targets` runs a smoke run of 3 of each that checks every turn.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -1,5 +1,7 @@
 //! `POST /authorize`: the session-key proxy, against the real worker and a mock Layercode API.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod common;
 use common::*;
 

@@ -1,6 +1,8 @@
 //! Tests of the test harness itself: signing, the HTTP/SSE client, both mocks, and one start/stop
 //! of the real worker under `wrangler dev`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod common;
 use common::*;
 

@@ -2,6 +2,8 @@
 //! (under `wrangler dev`, Gemini mocked) and the tests read what it printed and its exit code.
 //! Needs the built worker (`sh scripts/build.sh`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod common;
 use common::*;
 

@@ -4,6 +4,8 @@
 //! Each integration test file says `mod common; use common::*;`.
 // Each test binary uses a different subset of the harness (and of these re-exports).
 #![allow(dead_code, unused_imports)]
+// Test helpers fail by panicking, with the reason; the worker itself may not (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gzip;
 pub mod http;
