@@ -85,8 +85,8 @@ fn cases() -> Vec<Case> {
             name: "error inside the stream after some words",
             replies: vec![stream_of(
                 vec![
-                    text_chunk("The answer is", None),
-                    error_chunk(500, "INTERNAL", "An internal error has occurred."),
+                    text_event("The answer is", None),
+                    error_event(500, "INTERNAL", "An internal error has occurred."),
                 ],
                 StreamEnd::Close,
             )],
@@ -96,7 +96,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "blocked prompt",
             replies: vec![stream_of(
-                vec![blocked_prompt_chunk("SAFETY")],
+                vec![blocked_prompt_event("SAFETY")],
                 StreamEnd::Close,
             )],
             heard: APOLOGY_BEFORE.into(),
@@ -105,7 +105,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "safety stop with no text",
             replies: vec![stream_of(
-                vec![finish_only_chunk("SAFETY")],
+                vec![finish_only_event("SAFETY")],
                 StreamEnd::Close,
             )],
             heard: APOLOGY_BEFORE.into(),
@@ -114,7 +114,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "a reply of punctuation only is nothing heard",
             replies: vec![stream_of(
-                vec![text_chunk("…...", Some("STOP"))],
+                vec![text_event("…...", Some("STOP"))],
                 StreamEnd::Close,
             )],
             heard: format!("…... {APOLOGY_BEFORE}"),
@@ -124,8 +124,8 @@ fn cases() -> Vec<Case> {
             name: "a safety stop after half a sentence ends with a close",
             replies: vec![stream_of(
                 vec![
-                    text_chunk("The recipe needs", None),
-                    finish_only_chunk("SAFETY"),
+                    text_event("The recipe needs", None),
+                    finish_only_event("SAFETY"),
                 ],
                 StreamEnd::Close,
             )],
@@ -135,7 +135,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "body ends without finishReason (truncated)",
             replies: vec![stream_of(
-                vec![text_chunk("Half a", None)],
+                vec![text_event("Half a", None)],
                 StreamEnd::Close,
             )],
             heard: format!("Half a {APOLOGY_MID}"),
@@ -150,7 +150,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "silence mid-stream longer than GEMINI_TIMEOUT_MS",
             replies: vec![stream_of(
-                vec![text_chunk("Let me think", None)],
+                vec![text_event("Let me think", None)],
                 StreamEnd::Hang,
             )],
             heard: format!("Let me think {APOLOGY_MID}"),

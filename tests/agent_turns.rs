@@ -54,7 +54,7 @@ fn reply_streams_while_gemini_is_still_writing() {
         transcript.header("cache-control"),
         Some("no-cache, no-transform")
     );
-    // The mock sends the last chunk 2 × 400 ms after the first: the first words must have
+    // The mock sends the last event 2 × 400 ms after the first: the first words must have
     // arrived well before it, i.e. nothing waits for the model to finish.
     let first = transcript.events[0].at;
     let last = transcript.events[3].at;
@@ -402,9 +402,9 @@ fn gemini_sse_is_parsed_whatever_the_network_chunking() {
 #[test]
 fn multibyte_text_split_inside_characters_arrives_intact() {
     let (gemini, _layercode, worker) = start();
-    let chunk =
-        gemini_fixtures::text_chunk("Café au lait, s'il vous plaît — 日本語もOK.", Some("STOP"));
-    let bytes = format!("data: {chunk}\r\n\r\n").into_bytes();
+    let event =
+        gemini_fixtures::text_event("Café au lait, s'il vous plaît — 日本語もOK.", Some("STOP"));
+    let bytes = format!("data: {event}\r\n\r\n").into_bytes();
     gemini.push(gemini_fixtures::raw_split(&bytes, 1, Duration::ZERO));
     let transcript = stream_webhook(&worker, &message("conv_utf8", "turn_1", "Say something"));
     assert_eq!(

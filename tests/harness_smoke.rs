@@ -199,7 +199,7 @@ fn gemini_default_reply_is_a_valid_stream() {
         t.events[0].raw,
         format!(
             "data: {}\n\n",
-            gemini_fixtures::text_chunk(DEFAULT_GEMINI_TEXT, Some("STOP"))
+            gemini_fixtures::text_event(DEFAULT_GEMINI_TEXT, Some("STOP"))
         )
     );
     assert_eq!(t.error, None);
@@ -244,10 +244,10 @@ fn gemini_stream_events_arrive_incrementally() {
 fn gemini_crlf_framing_is_kept_raw() {
     let gemini = MockGemini::start();
     let events = vec![
-        (Duration::ZERO, gemini_fixtures::text_chunk("a", None)),
+        (Duration::ZERO, gemini_fixtures::text_event("a", None)),
         (
             Duration::ZERO,
-            gemini_fixtures::finish_only_chunk("MAX_TOKENS"),
+            gemini_fixtures::finish_only_event("MAX_TOKENS"),
         ),
     ];
     gemini.push(GeminiReply::Stream {
@@ -294,7 +294,7 @@ fn event_time_is_when_the_frame_completed() {
     let gemini = MockGemini::start();
     let frame = format!(
         "data: {}\n\n",
-        gemini_fixtures::text_chunk("x", Some("STOP"))
+        gemini_fixtures::text_event("x", Some("STOP"))
     );
     let (head, rest) = frame.split_at(10);
     let pieces = vec![
@@ -348,33 +348,33 @@ fn gemini_error_statuses_use_googles_body() {
 
 #[test]
 fn gemini_fixture_shapes() {
-    let chunk: serde_json::Value =
-        serde_json::from_str(&gemini_fixtures::text_chunk("Hi \"there\"\n", None)).unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(&gemini_fixtures::text_event("Hi \"there\"\n", None)).unwrap();
     assert_eq!(
-        chunk["candidates"][0]["content"]["parts"][0]["text"],
+        event["candidates"][0]["content"]["parts"][0]["text"],
         "Hi \"there\"\n"
     );
-    assert_eq!(chunk["candidates"][0]["content"]["role"], "model");
-    assert!(chunk["candidates"][0].get("finishReason").is_none());
-    assert!(chunk["usageMetadata"].get("candidatesTokenCount").is_none());
+    assert_eq!(event["candidates"][0]["content"]["role"], "model");
+    assert!(event["candidates"][0].get("finishReason").is_none());
+    assert!(event["usageMetadata"].get("candidatesTokenCount").is_none());
     assert_eq!(
-        chunk["usageMetadata"]["promptTokensDetails"][0]["modality"],
+        event["usageMetadata"]["promptTokensDetails"][0]["modality"],
         "TEXT"
     );
-    assert!(chunk["modelVersion"].is_string() && chunk["responseId"].is_string());
+    assert!(event["modelVersion"].is_string() && event["responseId"].is_string());
 
     let last: serde_json::Value =
-        serde_json::from_str(&gemini_fixtures::text_chunk("a b", Some("STOP"))).unwrap();
+        serde_json::from_str(&gemini_fixtures::text_event("a b", Some("STOP"))).unwrap();
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
     assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 2);
 
     let blocked: serde_json::Value =
-        serde_json::from_str(&gemini_fixtures::blocked_prompt_chunk("SAFETY")).unwrap();
+        serde_json::from_str(&gemini_fixtures::blocked_prompt_event("SAFETY")).unwrap();
     assert_eq!(blocked["promptFeedback"]["blockReason"], "SAFETY");
     assert!(blocked.get("candidates").is_none());
 
     let err: serde_json::Value =
-        serde_json::from_str(&gemini_fixtures::error_chunk(500, "INTERNAL", "boom")).unwrap();
+        serde_json::from_str(&gemini_fixtures::error_event(500, "INTERNAL", "boom")).unwrap();
     assert_eq!(
         err,
         serde_json::json!({"error": {"code": 500, "message": "boom", "status": "INTERNAL"}})
@@ -394,7 +394,7 @@ fn gemini_fixture_shapes() {
 #[test]
 fn hanging_stream_then_client_disconnect() {
     let gemini = MockGemini::start();
-    let events = vec![(Duration::ZERO, gemini_fixtures::text_chunk("partial", None))];
+    let events = vec![(Duration::ZERO, gemini_fixtures::text_event("partial", None))];
     gemini.push(GeminiReply::Stream {
         events,
         framing: Framing::Lf,
@@ -415,7 +415,7 @@ fn hanging_stream_then_client_disconnect() {
 fn truncated_chunked_body_is_reported() {
     // The mock is dropped mid-stream: the chunked body ends without its terminating chunk.
     let gemini = MockGemini::start();
-    let events = vec![(Duration::ZERO, gemini_fixtures::text_chunk("partial", None))];
+    let events = vec![(Duration::ZERO, gemini_fixtures::text_event("partial", None))];
     gemini.push(GeminiReply::Stream {
         events,
         framing: Framing::Lf,

@@ -311,10 +311,10 @@ fn gemini_errors_are_logged_as_codes_never_as_their_message() {
         body: status_body.to_string(),
     });
     gemini.push(gemini_fixtures::stream(vec![
-        (Duration::ZERO, text_chunk("Let me see.", None)),
+        (Duration::ZERO, text_event("Let me see.", None)),
         (
             Duration::ZERO,
-            error_chunk(500, "INTERNAL", &format!("failed on '{quoted}'")),
+            error_event(500, "INTERNAL", &format!("failed on '{quoted}'")),
         ),
     ]));
     let unframed =
@@ -375,7 +375,7 @@ fn a_redirect_from_gemini_is_an_apology_and_never_followed() {
 }
 
 /// Item 15: control, bidi and zero-width characters and U+FFFD never reach text-to-speech, and
-/// a chunk with a lone surrogate escape (`\ud83d` without its pair) is read, not fatal.
+/// an event with a lone surrogate escape (`\ud83d` without its pair) is read, not fatal.
 #[test]
 fn unspeakable_characters_never_reach_text_to_speech() {
     use gemini_fixtures::*;
@@ -386,9 +386,9 @@ fn unspeakable_characters_never_reach_text_to_speech() {
                    \u{2066}x\u{2069} zero\u{200b}width\u{feff} bad\u{fffd}byte.";
     let lone_surrogate = r#"{"candidates": [{"content": {"parts": [{"text": " Smile \ud83d now."}],"role": "model"}}]}"#;
     gemini.push(gemini_fixtures::stream(vec![
-        (Duration::ZERO, text_chunk(hostile, None)),
+        (Duration::ZERO, text_event(hostile, None)),
         (Duration::ZERO, lone_surrogate.to_string()),
-        (Duration::ZERO, text_chunk(" Bye.", Some("STOP"))),
+        (Duration::ZERO, text_event(" Bye.", Some("STOP"))),
     ]));
     let transcript = stream_webhook(&worker, &message("conv_controls", "turn_1", "Hi"));
     assert_well_formed_turn(&transcript, "turn_1");

@@ -32,10 +32,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The worker's history window (src/history.rs), re-stated for the independent model.
 const WINDOW_MAX_MESSAGES: usize = 40;
 const WINDOW_MAX_CHARS: usize = 24_000;
-/// Gap between the mock's reply chunks, so a barge-in lands while Gemini is still writing.
-const CHUNK_GAP: Duration = Duration::from_millis(15);
+/// Gap between the mock's reply events, so a barge-in lands while Gemini is still writing.
+const EVENT_GAP: Duration = Duration::from_millis(15);
 /// How long the worker may take to log every turn after the last client finished.
-const LOG_SETTLE: Duration = Duration::from_secs(30);
+const LOG_DEADLINE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
 // The plan: what each turn of each conversation does.
@@ -50,9 +50,9 @@ enum Fault {
     Http503ThenOk,
     /// 429 on both attempts: the caller hears the apology, which is stored as the reply.
     Http429Twice,
-    /// Two text chunks, then an error event inside the stream.
+    /// Two text events, then an error event inside the stream.
     MidStreamError,
-    /// Every text chunk, but no `finishReason`, then the body ends.
+    /// Every text event, but no `finishReason`, then the body ends.
     NoFinishReason,
 }
 
@@ -134,8 +134,8 @@ fn user_text(c: usize, t: usize, fault: Fault) -> String {
     format!("c{c} t{t} fault={} what do you think?", fault.tag())
 }
 
-/// The model's reply for a turn, as streamed chunks. Plain words, so the speech filter passes
-/// them unchanged and each chunk becomes exactly one `response.tts`.
+/// The model's reply for a turn, as streamed events. Plain words, so the speech filter passes
+/// them unchanged and each event becomes exactly one `response.tts`.
 fn reply_parts(c: usize, t: usize) -> Vec<String> {
     vec![
         format!("Reply to c{c} t{t}."),
@@ -173,7 +173,7 @@ fn stream(events: Vec<String>) -> GeminiReply {
     let events = events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| (if i == 0 { Duration::ZERO } else { CHUNK_GAP }, e))
+        .map(|(i, e)| (if i == 0 { Duration::ZERO } else { EVENT_GAP }, e))
         .collect();
     gemini_fixtures::stream(events)
 }
@@ -181,7 +181,7 @@ fn stream(events: Vec<String>) -> GeminiReply {
 fn responder(
     attempts: Arc<Mutex<HashMap<(usize, usize), usize>>>,
 ) -> impl Fn(&RecordedRequest) -> GeminiReply + Send + Sync + 'static {
-    use gemini_fixtures::{error_chunk, error_reply, text_chunk};
+    use gemini_fixtures::{error_event, error_reply, text_event};
     move |request| {
         let Some((c, t, fault)) = request_tag(request) else {
             // The checks below report the untagged request.
@@ -200,7 +200,7 @@ fn responder(
                 parts
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| text_chunk(p, (i == last).then_some("STOP")))
+                    .map(|(i, p)| text_event(p, (i == last).then_some("STOP")))
                     .collect(),
             )
         };
@@ -218,12 +218,12 @@ fn responder(
                 "Resource has been exhausted (e.g. check quota).",
             ),
             (Fault::MidStreamError, _) => stream(vec![
-                text_chunk(&parts[0], None),
-                text_chunk(&parts[1], None),
-                error_chunk(500, "INTERNAL", "An internal error has occurred."),
+                text_event(&parts[0], None),
+                text_event(&parts[1], None),
+                error_event(500, "INTERNAL", "An internal error has occurred."),
             ]),
             (Fault::NoFinishReason, _) => {
-                stream(parts.iter().map(|p| text_chunk(p, None)).collect())
+                stream(parts.iter().map(|p| text_event(p, None)).collect())
             }
         }
     }
@@ -645,7 +645,7 @@ fn soak_concurrent_conversations_keep_exact_history() {
             })
             .collect()
     };
-    let deadline = Instant::now() + LOG_SETTLE;
+    let deadline = Instant::now() + LOG_DEADLINE;
     let mut lines = turn_lines(&worker.logs());
     while !shortfall(&lines).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -86,7 +86,7 @@ const TOOL_SECRET: &str = "tool_signing_secret_for_tests";
 
 #[test]
 fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
-    use gemini_fixtures::{parts_chunk, reply};
+    use gemini_fixtures::{parts_event, reply};
     let endpoint = endpoint(|| {
         json_reply(
             200,
@@ -99,10 +99,10 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
     let call = r#"{"functionCall": {"name": "shop_hours", "args": {"city": "Paris"}, "id": "fc_1"}, "thoughtSignature": "c2lnbmF0dXJl"}"#;
     let trailing = r#"{"text": "", "thoughtSignature": "ZW5k"}"#;
     gemini.push(gemini_fixtures::stream(vec![
-        (Duration::ZERO, parts_chunk(&format!("[{call}]"), None)),
+        (Duration::ZERO, parts_event(&format!("[{call}]"), None)),
         (
             Duration::from_millis(20),
-            parts_chunk(&format!("[{trailing}]"), Some("STOP")),
+            parts_event(&format!("[{trailing}]"), Some("STOP")),
         ),
     ]));
     gemini.push(reply(&["It is open until seven."], Duration::ZERO));
@@ -203,7 +203,7 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
 fn empty_round() -> GeminiReply {
     gemini_fixtures::stream(vec![(
         Duration::ZERO,
-        gemini_fixtures::finish_only_chunk("STOP"),
+        gemini_fixtures::finish_only_event("STOP"),
     )])
 }
 
@@ -706,7 +706,7 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
 /// second signed round, then words; every follow-up is accepted, and so is the next turn.
 #[test]
 fn gemini_3_accepts_every_follow_up_because_signatures_are_sent_back() {
-    use gemini_fixtures::{missing_signature, parts_chunk, reply};
+    use gemini_fixtures::{missing_signature, parts_event, reply};
     let call = |name: &str, id: &str, signature: Option<&str>| {
         let signature = signature
             .map(|s| format!(r#", "thoughtSignature": "{s}""#))
@@ -718,11 +718,11 @@ fn gemini_3_accepts_every_follow_up_because_signatures_are_sent_back() {
     let parallel = gemini_fixtures::stream(vec![
         (
             Duration::ZERO,
-            parts_chunk(&call("shop_hours", "fc_a", Some("c2lnQQ==")), None),
+            parts_event(&call("shop_hours", "fc_a", Some("c2lnQQ==")), None),
         ),
         (
             Duration::from_millis(10),
-            parts_chunk(&call("stock", "fc_b", None), Some("STOP")),
+            parts_event(&call("stock", "fc_b", None), Some("STOP")),
         ),
     ]);
     let gemini = MockGemini::start_requiring_signatures(vec![

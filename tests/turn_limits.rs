@@ -1,5 +1,5 @@
 //! The caller's wait and the turn itself are bounded, under the real runtime: a stream of
-//! chunks with nothing speakable does not hold off the apology, an endless stream is cut at
+//! events with nothing speakable does not hold off the apology, an endless stream is cut at
 //! `TURN_MAX_MS` and a long reply at `REPLY_MAX_CHARS`, each with a short spoken close, and what
 //! the caller heard is what the next request carries.
 
@@ -43,12 +43,12 @@ fn stored_reply(gemini: &MockGemini, worker: &Worker, conversation: &str) -> Str
 }
 
 #[test]
-fn chunks_with_nothing_speakable_do_not_keep_the_caller_waiting() {
-    use gemini_fixtures::text_chunk;
+fn events_with_nothing_speakable_do_not_keep_the_caller_waiting() {
+    use gemini_fixtures::text_event;
     let (gemini, worker) = start();
-    // An empty, a whitespace and a markdown-only chunk every 400 ms, for 12 s.
+    // An empty, a whitespace and a markdown-only event every 400 ms, for 12 s.
     let speechless = (0..30)
-        .map(|i| text_chunk(["", "  ", "**"][i % 3], None))
+        .map(|i| text_event(["", "  ", "**"][i % 3], None))
         .collect();
     gemini.push(every(400, speechless));
     let transcript = stream_webhook(&worker, &message("conv_speechless", "t1", "Hello?"));
@@ -57,7 +57,7 @@ fn chunks_with_nothing_speakable_do_not_keep_the_caller_waiting() {
     let apology_at = transcript.events[0].at;
     assert!(
         apology_at < Duration::from_millis(3000),
-        "apology after {apology_at:?}, not held off by the chunks"
+        "apology after {apology_at:?}, not held off by the events"
     );
     assert!(gemini.client_disconnected(0, TURN_TIMEOUT));
     let line = worker.wait_for_log("\"turn_id\":\"t1\"", TURN_TIMEOUT);
@@ -66,9 +66,9 @@ fn chunks_with_nothing_speakable_do_not_keep_the_caller_waiting() {
 
 #[test]
 fn an_endless_stream_is_cut_at_the_turn_limit() {
-    use gemini_fixtures::text_chunk;
+    use gemini_fixtures::text_event;
     let (gemini, worker) = start();
-    let endless = (0..300).map(|_| text_chunk("and ", None)).collect();
+    let endless = (0..300).map(|_| text_event("and ", None)).collect();
     gemini.push(every(100, endless));
     let transcript = stream_webhook(&worker, &message("conv_endless", "t1", "Go on"));
     assert_well_formed_turn(&transcript, "t1");
@@ -86,10 +86,10 @@ fn an_endless_stream_is_cut_at_the_turn_limit() {
 
 #[test]
 fn a_reply_past_the_length_cap_is_cut_at_a_word() {
-    use gemini_fixtures::text_chunk;
+    use gemini_fixtures::text_event;
     let (gemini, worker) = start();
     let words = (0..60)
-        .map(|i| text_chunk(&format!("word{i} "), None))
+        .map(|i| text_event(&format!("word{i} "), None))
         .collect();
     gemini.push(every(5, words));
     let transcript = stream_webhook(&worker, &message("conv_long", "t1", "Talk"));

@@ -28,14 +28,14 @@ fn encoded(pieces: Vec<Vec<u8>>) -> GeminiReply {
 
 #[test]
 fn a_gzip_labelled_gemini_body_costs_only_its_own_turn() {
-    use gemini_fixtures::text_chunk;
+    use gemini_fixtures::text_event;
     let gemini = MockGemini::start();
     let layercode = MockLayercode::start();
     let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
     let cases = [
         (
             "valid gzip is decoded",
-            encoded(vec![gzip(&sse_event(&text_chunk(
+            encoded(vec![gzip(&sse_event(&text_event(
                 "Hello there.",
                 Some("STOP"),
             )))]),
@@ -43,12 +43,12 @@ fn a_gzip_labelled_gemini_body_costs_only_its_own_turn() {
         ),
         (
             "labelled gzip, body not gzip",
-            encoded(vec![sse_event(&text_chunk("Hello there.", Some("STOP")))]),
+            encoded(vec![sse_event(&text_event("Hello there.", Some("STOP")))]),
             APOLOGY_BEFORE.to_string(),
         ),
         (
             "gzip corrupt after the first event, in the same network chunk",
-            encoded(vec![gzip_corrupt_after(&sse_event(&text_chunk(
+            encoded(vec![gzip_corrupt_after(&sse_event(&text_event(
                 "The answer is",
                 None,
             )))]),
@@ -57,7 +57,7 @@ fn a_gzip_labelled_gemini_body_costs_only_its_own_turn() {
         (
             "gzip corrupt after the first event, in a later network chunk",
             encoded(vec![
-                gzip_start(&sse_event(&text_chunk("The answer is", None))),
+                gzip_start(&sse_event(&text_event("The answer is", None))),
                 CORRUPT_BLOCK.to_vec(),
             ]),
             format!("The answer is {APOLOGY_MID}"),

@@ -179,9 +179,9 @@ pub mod gemini_fixtures {
     use super::{Framing, GeminiReply, StreamEnd};
     use std::time::Duration;
 
-    /// `modelVersion` in every fixture chunk.
+    /// `modelVersion` in every fixture event.
     pub const MODEL_VERSION: &str = "gemini-2.5-flash-lite";
-    /// `responseId` in every fixture chunk.
+    /// `responseId` in every fixture event.
     pub const RESPONSE_ID: &str = "mockResp0000000000000001";
     const PROMPT_TOKENS: usize = 7;
 
@@ -218,10 +218,10 @@ pub mod gemini_fixtures {
         )
     }
 
-    /// One streamed chunk exactly in Google's shape: `candidates[0].content.parts[0].text`, role
+    /// One streamed event exactly in Google's shape: `candidates[0].content.parts[0].text`, role
     /// `model`, `usageMetadata`, `modelVersion`, `responseId`; with `finishReason` (and the
     /// candidate token counts) when given.
-    pub fn text_chunk(text: &str, finish_reason: Option<&str>) -> String {
+    pub fn text_event(text: &str, finish_reason: Option<&str>) -> String {
         let content = format!(
             r#""content": {{"parts": [{{"text": {}}}],"role": "model"}}"#,
             quote(text)
@@ -240,9 +240,9 @@ pub mod gemini_fixtures {
         )
     }
 
-    /// A chunk with any parts (a JSON array: function calls with `thoughtSignature`s,
+    /// An event with any parts (a JSON array: function calls with `thoughtSignature`s,
     /// signature-only empty text parts…), with `finishReason` when given.
-    pub fn parts_chunk(parts: &str, finish_reason: Option<&str>) -> String {
+    pub fn parts_event(parts: &str, finish_reason: Option<&str>) -> String {
         let finish = finish_reason
             .map(|r| format!(r#","finishReason": {}"#, quote(r)))
             .unwrap_or_default();
@@ -253,8 +253,8 @@ pub mod gemini_fixtures {
         )
     }
 
-    /// A final chunk without parts: `"content": {"role": "model"}` plus `finishReason`.
-    pub fn finish_only_chunk(reason: &str) -> String {
+    /// A final event without parts: `"content": {"role": "model"}` plus `finishReason`.
+    pub fn finish_only_event(reason: &str) -> String {
         format!(
             r#"{{"candidates": [{{"content": {{"role": "model"}},"finishReason": {}}}],"usageMetadata": {},{}}}"#,
             quote(reason),
@@ -264,7 +264,7 @@ pub mod gemini_fixtures {
     }
 
     /// A blocked prompt: `promptFeedback.blockReason` (+ safety ratings) and no `candidates`.
-    pub fn blocked_prompt_chunk(reason: &str) -> String {
+    pub fn blocked_prompt_event(reason: &str) -> String {
         let ratings = [
             "HARASSMENT",
             "HATE_SPEECH",
@@ -291,7 +291,7 @@ pub mod gemini_fixtures {
     }
 
     /// An error delivered inside the stream: `{"error": {"code", "message", "status"}}`.
-    pub fn error_chunk(code: u16, status: &str, message: &str) -> String {
+    pub fn error_event(code: u16, status: &str, message: &str) -> String {
         format!(
             r#"{{"error": {{"code": {code},"message": {},"status": {}}}}}"#,
             quote(message),
@@ -376,7 +376,7 @@ pub mod gemini_fixtures {
         )
     }
 
-    /// A complete successful stream: one chunk per part (the first at once, then `gap` apart),
+    /// A complete successful stream: one event per part (the first at once, then `gap` apart),
     /// the last carrying `finishReason: STOP`; LF framing; body closed.
     pub fn reply(parts: &[&str], gap: Duration) -> GeminiReply {
         let last = parts.len().saturating_sub(1);
@@ -385,7 +385,7 @@ pub mod gemini_fixtures {
             .enumerate()
             .map(|(i, p)| {
                 let delay = if i == 0 { Duration::ZERO } else { gap };
-                (delay, text_chunk(p, (i == last).then_some("STOP")))
+                (delay, text_event(p, (i == last).then_some("STOP")))
             })
             .collect();
         stream(events)
@@ -404,7 +404,7 @@ pub mod gemini_fixtures {
     /// One model round that only calls: `parts` (a JSON array of `functionCall` parts) then
     /// `STOP`, in one event.
     pub fn call_round(parts: &str) -> GeminiReply {
-        stream(vec![(Duration::ZERO, parts_chunk(parts, Some("STOP")))])
+        stream(vec![(Duration::ZERO, parts_event(parts, Some("STOP")))])
     }
 
     /// The text the Wyoming fixture's deltas concatenate to.
