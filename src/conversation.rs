@@ -99,45 +99,6 @@ pub struct StartWrites {
     interrupted: Option<(i64, String)>,
 }
 
-/// What is kept of a `session.end` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionSummary {
-    pub session_id: String,
-    pub transcript_messages: i64,
-    pub duration_ms: Option<f64>,
-    pub transcription_seconds: Option<f64>,
-    pub tts_seconds: Option<f64>,
-    pub latency: Option<f64>,
-    pub recording_status: Option<String>,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-}
-
-impl SessionSummary {
-    pub fn from_event(event: &SessionEnd) -> Self {
-        let as_text = |v: &Option<serde_json::Value>| {
-            v.as_ref().map(|v| match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-        };
-        SessionSummary {
-            session_id: event.session_id.clone().unwrap_or_default(),
-            transcript_messages: event
-                .transcript
-                .as_ref()
-                .map_or(0, |t| i64::try_from(t.len()).unwrap_or(i64::MAX)),
-            duration_ms: event.duration,
-            transcription_seconds: event.transcription_duration_seconds,
-            tts_seconds: event.tts_duration_seconds,
-            latency: event.latency,
-            recording_status: event.recording_status.clone(),
-            started_at: as_text(&event.started_at),
-            ended_at: as_text(&event.ended_at),
-        }
-    }
-}
-
 /// One stored message, as the conversations API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
@@ -149,9 +110,8 @@ pub struct StoredMessage {
     pub created_at_ms: i64,
 }
 
-/// One recorded `session.end`, as the conversations API returns it: [`SessionSummary`]'s
-/// fields and when it was recorded. Spelled out rather than `#[serde(flatten)]`ed, which costs
-/// 4.4 KB of the gzipped wasm budget.
+/// One recorded `session.end`: what is kept of the event and when it was recorded, as stored
+/// and as the conversations API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub session_id: String,
@@ -165,6 +125,33 @@ pub struct SessionRecord {
     pub ended_at: Option<String>,
     /// When the event was recorded, in milliseconds since the Unix epoch.
     pub recorded_at_ms: i64,
+}
+
+impl SessionRecord {
+    /// What is kept of a `session.end` event recorded at `recorded_at_ms`.
+    pub fn from_event(event: &SessionEnd, recorded_at_ms: i64) -> Self {
+        let as_text = |v: &Option<serde_json::Value>| {
+            v.as_ref().map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        };
+        SessionRecord {
+            session_id: event.session_id.clone().unwrap_or_default(),
+            transcript_messages: event
+                .transcript
+                .as_ref()
+                .map_or(0, |t| i64::try_from(t.len()).unwrap_or(i64::MAX)),
+            duration_ms: event.duration,
+            transcription_seconds: event.transcription_duration_seconds,
+            tts_seconds: event.tts_duration_seconds,
+            latency: event.latency,
+            recording_status: event.recording_status.clone(),
+            started_at: as_text(&event.started_at),
+            ended_at: as_text(&event.ended_at),
+            recorded_at_ms,
+        }
+    }
 }
 
 /// Everything stored for a conversation: messages in the order they were spoken (replies still
@@ -351,7 +338,7 @@ impl DurableObject for Conversation {
                 turn::start_welcome(store, self.config.clone(), start, signal)
             }
             (Route::SessionEnd, WebhookEvent::SessionEnd(end)) => {
-                match store.end_session(&SessionSummary::from_event(&end)) {
+                match store.end_session(&SessionRecord::from_event(&end, unix_ms())) {
                     Ok(()) => Response::from_json(&serde_json::json!({ "status": "ok" })),
                     Err(e) => Response::error(format!("storage error: {e}"), 500),
                 }
@@ -699,7 +686,7 @@ impl Store {
     }
 
     /// Records that a session (connection) ended, with its metrics.
-    pub fn end_session(&self, s: &SessionSummary) -> worker::Result<()> {
+    pub fn end_session(&self, s: &SessionRecord) -> worker::Result<()> {
         self.ensure_schema()?;
         self.sql.exec(
             "INSERT OR REPLACE INTO sessions (session_id, transcript_messages, duration_ms, \
@@ -715,10 +702,10 @@ impl Store {
                 s.recording_status.clone().into(),
                 s.started_at.clone().into(),
                 s.ended_at.clone().into(),
-                unix_ms().into(),
+                s.recorded_at_ms.into(),
             ],
         )?;
-        self.record_activity(unix_ms())
+        self.record_activity(s.recorded_at_ms)
     }
 
     /// Creates the tables unless this instance already knows they exist.
