@@ -239,7 +239,8 @@ async fn read_answer(request: Request, signal: &AbortSignal) -> Result<UpstreamA
 }
 
 /// What the browser gets for Layercode's answer: a 2xx JSON object with the API key redacted,
-/// or an error. A redirect and a 2xx that is not JSON are 502: neither is a session key.
+/// or an error. A redirect, a 2xx that is not JSON and one without a `client_session_key` are
+/// 502: none of them is a session.
 pub fn browser_body(answer: &UpstreamAnswer, api_key: &str) -> Result<String, AppError> {
     match answer.status {
         200..=299 => success_body(answer, api_key),
@@ -262,6 +263,15 @@ fn success_body(answer: &UpstreamAnswer, api_key: &str) -> Result<String, AppErr
         Ok(value @ Value::Object(_)) => value,
         _ => return Err(not_json),
     };
+    // A 2xx the browser SDK cannot start a session with is Layercode's failure, not a success.
+    if value["client_session_key"]
+        .as_str()
+        .is_none_or(str::is_empty)
+    {
+        return Err(AppError::UpstreamInvalid(
+            "Layercode answered without a client_session_key",
+        ));
+    }
     let redacted = redact_strings(&value, api_key);
     if redacted != value {
         return Ok(redacted.to_string());
@@ -515,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn redirects_and_successes_that_are_not_json_are_502() {
+    fn redirects_and_successes_that_are_not_sessions_are_502() {
         let not_json = "Layercode answered with a body that is not JSON";
         let cases = [
             (
@@ -535,6 +545,23 @@ mod tests {
             (answer(200, "application/json", ""), not_json),
             (answer(200, "application/json", "[1]"), not_json),
             (answer(201, "application/json", "\"key\""), not_json),
+            // JSON, but no session in it (one example backend answers errors with a 200).
+            (
+                answer(
+                    200,
+                    "application/json",
+                    r#"{"error":"insufficient balance"}"#,
+                ),
+                "Layercode answered without a client_session_key",
+            ),
+            (
+                answer(200, "application/json", r#"{"client_session_key":""}"#),
+                "Layercode answered without a client_session_key",
+            ),
+            (
+                answer(200, "application/json", r#"{"client_session_key":7}"#),
+                "Layercode answered without a client_session_key",
+            ),
             (
                 UpstreamAnswer {
                     content_type: None,
@@ -564,9 +591,12 @@ mod tests {
             assert_eq!(value["client_session_key"], "lc_sess");
             assert!(redacted.contains("Bearer [redacted]"), "{redacted}");
         }
-        let key_as_name = r#"{"sk_1":true}"#;
+        let key_as_name = r#"{"client_session_key":"lc_sess","sk_1":true}"#;
         let redacted = browser_body(&answer(200, "application/json", key_as_name), "sk_1").unwrap();
-        assert_eq!(redacted, r#"{"[redacted]":true}"#);
+        assert_eq!(
+            redacted,
+            r#"{"[redacted]":true,"client_session_key":"lc_sess"}"#
+        );
     }
 
     #[test]

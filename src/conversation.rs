@@ -237,12 +237,13 @@ impl ConversationClient {
                 response.status_code()
             )));
         }
-        response.json().await.map_err(unreadable_transcript)
+        let text = response.text().await?;
+        serde_json::from_str(&text).map_err(|_| unreadable_transcript())
     }
 }
 
 /// serde's message can quote a value, here a caller's words: it must not reach the log.
-fn unreadable_transcript(_: worker::Error) -> worker::Error {
+fn unreadable_transcript() -> worker::Error {
     worker::Error::RustError("the conversation store's transcript did not parse".into())
 }
 

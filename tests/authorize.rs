@@ -489,6 +489,29 @@ fn an_upstream_success_that_is_not_json_is_502() {
     }
 }
 
+/// A 2xx JSON answer with no session in it (an error object with a 200, an empty key) is not a
+/// session the browser SDK can start: 502, as for a body that is not JSON.
+#[test]
+fn an_upstream_success_without_a_session_key_is_502() {
+    let (layercode, worker) = start_with(|o| o);
+    for body in [
+        r#"{"error":"insufficient balance"}"#,
+        r#"{"client_session_key":"","conversation_id":"c"}"#,
+    ] {
+        layercode.push(LayercodeReply::Raw {
+            status: 200,
+            content_type: "application/json".to_string(),
+            body: body.to_string(),
+        });
+        let response = authorize(&worker, BROWSER_BODY);
+        assert_eq!(response.status, 502, "{body}: {}", response.text());
+        assert_eq!(
+            error_of(&response),
+            "Layercode answered without a client_session_key"
+        );
+    }
+}
+
 /// Issue 11 item 14: a success body echoing the API key is redacted before the browser sees it.
 #[test]
 fn an_upstream_success_echoing_the_key_is_redacted() {
