@@ -35,6 +35,7 @@ use crate::history::{
     WINDOW_MAX_CHARS, WINDOW_MAX_MESSAGES,
 };
 use crate::retention::{self, Activity, Decision};
+use crate::tools::memory::{PastCall, REMEMBERED_CALLS};
 use crate::turn;
 
 /// The Durable Object binding in `wrangler.toml`.
@@ -275,6 +276,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     started_at TEXT,
     ended_at TEXT,
     recorded_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tool_calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    turn_id TEXT NOT NULL,
+    call TEXT NOT NULL
 );";
 
 /// One conversation: its rows, and the turns that read and write them.
@@ -665,6 +671,49 @@ impl Store {
         // Drain the cursor so the statement has run.
         let _ = cursor.to_array::<serde_json::Value>()?;
         self.record_activity(unix_ms())
+    }
+
+    /// The latest tool calls of earlier turns, oldest first (see `tools::memory`).
+    pub fn past_tool_calls(&self) -> worker::Result<Vec<PastCall>> {
+        if !self.has_schema()? {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(REMEMBERED_CALLS).unwrap_or(i64::MAX);
+        let json: Vec<JsonRows> = self
+            .sql
+            .exec(
+                "SELECT json_group_array(json(call)) AS rows FROM \
+                 (SELECT call FROM tool_calls ORDER BY seq DESC LIMIT ?)",
+                vec![limit.into()],
+            )?
+            .to_array()?;
+        let mut calls: Vec<PastCall> = match json.first() {
+            Some(json) => serde_json::from_str(&json.rows)?,
+            None => Vec::new(),
+        };
+        calls.reverse();
+        Ok(calls)
+    }
+
+    /// Keeps a finished turn's tool calls for later turns; only the latest few are ever read,
+    /// so older ones are dropped.
+    pub fn remember_tool_calls(&self, turn_id: &str, calls: &[PastCall]) -> worker::Result<()> {
+        if calls.is_empty() || !self.has_schema()? {
+            // Nothing to keep, or erased while the turn ran.
+            return Ok(());
+        }
+        for call in calls {
+            self.sql.exec(
+                "INSERT INTO tool_calls (turn_id, call) VALUES (?, ?)",
+                vec![turn_id.into(), serde_json::to_string(call)?.into()],
+            )?;
+        }
+        let keep = i64::try_from(REMEMBERED_CALLS).unwrap_or(i64::MAX);
+        self.sql.exec(
+            "DELETE FROM tool_calls WHERE seq <= (SELECT MAX(seq) FROM tool_calls) - ?",
+            vec![keep.into()],
+        )?;
+        Ok(())
     }
 
     /// Stores the greeting spoken at `session.start` as an assistant turn; false if this

@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod http;
+pub mod memory;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -25,6 +25,7 @@ use crate::events::{Message, SessionStart};
 use crate::gemini::{self, CallReport, GeminiModel, GeminiStream};
 use crate::history::HistoryMessage;
 use crate::speech::clean_for_speech;
+use crate::tools::memory::{self, PastCall};
 use crate::tools::{self, http::HttpTool, TurnTools};
 
 /// Starts a `message` turn and returns its SSE response immediately.
@@ -97,6 +98,16 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         error: None,
     }));
 
+    // What the model did with tools in earlier turns (their rounds are not replayed).
+    let past_calls = match &store {
+        Some(store) if !config.tool_entries().is_empty() => {
+            store.past_tool_calls().unwrap_or_else(|e| {
+                log.storage_error = Some(format!("past_tool_calls: {e}"));
+                Vec::new()
+            })
+        }
+        _ => Vec::new(),
+    };
     let sent = store.as_ref().map(|store| store.track(&message.turn_id));
     let mut speaker = Recorder {
         stream: &mut stream,
@@ -118,17 +129,13 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         (Some(_), Some(api_key)) => {
             let start = start.clone();
             let on_sent = move || start.borrow_mut().commit();
-            let turn = (message.conversation_id.as_str(), message.turn_id.as_str());
-            reply(
-                &config,
-                api_key,
-                &history,
-                turn,
-                &mut speaker,
-                &clock,
-                on_sent,
-            )
-            .await
+            let asked = Asked {
+                conversation_id: &message.conversation_id,
+                turn_id: &message.turn_id,
+                history: &history,
+                past_calls: &past_calls,
+            };
+            reply(&config, api_key, asked, &mut speaker, &clock, on_sent).await
         }
     };
     start.borrow_mut().commit();
@@ -144,17 +151,29 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         {
             log.storage_error = Some(format!("finish_turn: {e}"));
         }
+        let calls = memory::past_calls(&outcome.tools);
+        if let Err(e) = store.remember_tool_calls(&message.turn_id, &calls) {
+            log.storage_error = Some(format!("remember_tool_calls: {e}"));
+        }
     }
     log.emit(&outcome, &report, &clock);
 }
 
-/// Streams Gemini's reply for `history` through the engine; with tools configured, through
-/// the engine's tool loop. `turn` is (conversation id, turn id).
+/// What a turn asks the model.
+struct Asked<'a> {
+    conversation_id: &'a str,
+    turn_id: &'a str,
+    history: &'a [HistoryMessage],
+    /// Tool calls of earlier turns (see `tools::memory`); used only with tools configured.
+    past_calls: &'a [PastCall],
+}
+
+/// Streams Gemini's reply through the engine; with tools configured, through the engine's tool
+/// loop, reminding the model of its past calls.
 async fn reply(
     config: &Config,
     api_key: &str,
-    history: &[HistoryMessage],
-    turn: (&str, &str),
+    asked: Asked<'_>,
     speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
     on_sent: impl FnOnce() + 'static,
@@ -169,8 +188,8 @@ async fn reply(
     );
     let entries = config.tool_entries();
     let (outcome, model) = if entries.is_empty() {
-        let body =
-            gemini::request_body(&config.system_prompt, &config.gemini_model, history).to_string();
+        let body = gemini::request_body(&config.system_prompt, &config.gemini_model, asked.history)
+            .to_string();
         let mut model =
             GeminiModel::new(url, api_key.to_string(), body, controller.signal()).on_sent(on_sent);
         let outcome = engine::run(&mut model, speaker, clock, hangup, limits).await;
@@ -181,15 +200,15 @@ async fn reply(
             Box::new(HttpTool::new(spec.clone(), secret.clone()))
         });
         let body = gemini::request_body_with_tools(
-            &config.system_prompt,
+            &memory::prompt_with_calls(&config.system_prompt, asked.past_calls),
             &config.gemini_model,
-            history,
+            asked.history,
             tools::declarations(&registry),
         );
         let tools = TurnTools {
             registry,
-            conversation_id: turn.0.to_string(),
-            turn_id: turn.1.to_string(),
+            conversation_id: asked.conversation_id.to_string(),
+            turn_id: asked.turn_id.to_string(),
         };
         let mut model = GeminiModel::new(
             url,

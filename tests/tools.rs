@@ -193,6 +193,36 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
     assert!(line.contains(r#""outcome":"done""#), "{line}");
     let logs = worker.logs();
     assert!(!logs.contains("19:00") && !logs.contains("Paris"), "{logs}");
+
+    // The next turn's request does not replay the rounds, but reminds the model of the call.
+    let next = checked_turn(&worker, "conv_tools", "t2", "Thanks.");
+    assert_eq!(next.tts_text(), DEFAULT_GEMINI_TEXT);
+    let third = gemini.wait_for_requests(3, TURN_TIMEOUT)[2].json();
+    assert!(!third.to_string().contains("\"functionCall\""), "{third}");
+    let note = past_calls_note(&third);
+    assert_eq!(
+        note,
+        vec![r#"- shop_hours {"city":"Paris"} -> {"output":{"open":true,"until":"19:00"}}"#]
+    );
+    assert!(
+        !worker.logs().contains("19:00"),
+        "the result reached the log"
+    );
+}
+
+/// The lines of the system instruction's note on earlier tool calls (`tools::memory`).
+fn past_calls_note(request: &serde_json::Value) -> Vec<String> {
+    let prompt = request["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    let start = prompt
+        .find("Tools you called earlier in this conversation")
+        .unwrap_or_else(|| panic!("no note on earlier tool calls in {prompt:?}"));
+    prompt[start..]
+        .lines()
+        .filter(|line| line.starts_with("- "))
+        .map(str::to_string)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,9 +558,10 @@ fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
     assert!(line.contains(r#""name":"shop_hours","round":1"#), "{line}");
     assert_eq!(hanging.requests().len(), 1, "the call was not retried");
 
-    // Tool steps are not stored across turns: the next request holds plain text turns only
+    // Tool rounds are not replayed in later turns: the next request holds plain text turns only
     // (what was spoken of the interrupted turn), so no call is left without its answer and no
-    // signature is needed.
+    // signature is needed. The model is reminded of the call, cut off by the caller, so that it
+    // does not simply make it again.
     let asked_before = gemini.requests().len();
     let next = checked_turn(&worker, "conv_cut", "t2", "Never mind.");
     assert_eq!(next.tts_text(), DEFAULT_GEMINI_TEXT);
@@ -556,6 +587,12 @@ fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
         hanging.requests().len(),
         1,
         "the next turn did not call the tool"
+    );
+    let note = past_calls_note(&request.json());
+    assert_eq!(note.len(), 1, "{note:?}");
+    assert!(
+        note[0].starts_with(r#"- shop_hours {"city":"Paris"} -> {"error":"#),
+        "{note:?}"
     );
 }
 
