@@ -25,7 +25,7 @@ use worker::wasm_bindgen_futures::spawn_local;
 use worker::web_sys::{self, AbortSignal};
 use worker::{
     console_error, console_log, durable_object, DurableObject, Env, Method, Request, RequestInit,
-    Response, SqlStorage, State,
+    Response, SqlStorage, SqlStorageValue, State,
 };
 
 use crate::config::Config;
@@ -679,18 +679,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let limit = i64::try_from(REMEMBERED_CALLS).unwrap_or(i64::MAX);
-        let json: Vec<JsonRows> = self
-            .sql
-            .exec(
-                "SELECT json_group_array(json(call)) AS rows FROM \
-                 (SELECT call FROM tool_calls ORDER BY seq DESC LIMIT ?)",
-                vec![limit.into()],
-            )?
-            .to_array()?;
-        let mut calls: Vec<PastCall> = match json.first() {
-            Some(json) => serde_json::from_str(&json.rows)?,
-            None => Vec::new(),
-        };
+        let mut calls: Vec<PastCall> = self.json_rows(
+            "SELECT json_group_array(json(call)) AS rows FROM \
+             (SELECT call FROM tool_calls ORDER BY seq DESC LIMIT ?)",
+            vec![limit.into()],
+        )?;
         calls.reverse();
         Ok(calls)
     }
@@ -859,21 +852,12 @@ impl Store {
     ) -> worker::Result<Vec<HistoryMessage>> {
         let limit = i64::try_from(WINDOW_MAX_MESSAGES + 1).unwrap_or(i64::MAX);
         let heard_seq = heard.map_or(-1, |(seq, _)| *seq);
-        // SQLite writes the rows as one JSON text: one value to cross into wasm and one
-        // serde_json parse, instead of a JS object per row converted field by field.
-        let json: Vec<JsonRows> = self
-            .sql
-            .exec(
-                "SELECT json_group_array(json_object('seq', seq, 'role', role, 'text', text)) \
-                 AS rows FROM (SELECT seq, role, text FROM messages \
-                 WHERE text != '' OR seq = ? ORDER BY seq DESC LIMIT ?)",
-                vec![heard_seq.into(), limit.into()],
-            )?
-            .to_array()?;
-        let mut rows: Vec<MessageRow> = match json.first() {
-            Some(json) => serde_json::from_str(&json.rows)?,
-            None => Vec::new(),
-        };
+        let mut rows: Vec<MessageRow> = self.json_rows(
+            "SELECT json_group_array(json_object('seq', seq, 'role', role, 'text', text)) \
+             AS rows FROM (SELECT seq, role, text FROM messages \
+             WHERE text != '' OR seq = ? ORDER BY seq DESC LIMIT ?)",
+            vec![heard_seq.into(), limit.into()],
+        )?;
         rows.sort_by_key(|row| row.seq);
         let messages = rows
             .into_iter()
@@ -909,6 +893,21 @@ impl Store {
     /// Whether a turn is still running in this object.
     pub fn is_running(&self, turn_id: &str) -> bool {
         self.in_flight.borrow().contains_key(turn_id)
+    }
+
+    /// The rows of a query that builds them as one JSON array in a column `rows`
+    /// (`json_group_array`): one value to cross into wasm and one serde_json parse, instead of
+    /// a JS object per row converted field by field.
+    fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> worker::Result<Vec<T>> {
+        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.to_array()?;
+        match json.first() {
+            Some(json) => Ok(serde_json::from_str(&json.rows)?),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {
