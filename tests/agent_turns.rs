@@ -9,18 +9,11 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-fn start() -> (MockGemini, MockLayercode, Worker) {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
-    (gemini, layercode, worker)
-}
-
 const GAP: Duration = Duration::from_millis(400);
 
 #[test]
 fn reply_streams_while_gemini_is_still_writing() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     gemini.push(gemini_fixtures::reply(
         &["The capital", " of Wyoming", " is Cheyenne."],
         GAP,
@@ -66,7 +59,7 @@ fn reply_streams_while_gemini_is_still_writing() {
 
 #[test]
 fn gemini_request_carries_key_prompt_history_and_thinking_off() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     stream_webhook(&worker, &message("conv_req", "turn_1", "Hello there"));
 
     let requests = gemini.wait_for_requests(1, TURN_TIMEOUT);
@@ -125,7 +118,7 @@ fn model_and_prompt_settings_shape_the_request() {
 
 #[test]
 fn markdown_and_emoji_never_reach_text_to_speech() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     gemini.push(gemini_fixtures::reply(
         &[
             "## Weather\n",
@@ -160,7 +153,7 @@ fn markdown_and_emoji_never_reach_text_to_speech() {
 
 #[test]
 fn welcome_is_spoken_stored_and_bridged_into_a_valid_request() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     let welcome = stream_webhook(&worker, &session_start("conv_welcome", "turn_w"));
     assert_well_formed_turn(&welcome, "turn_w");
     assert_eq!(welcome.types(), vec!["response.tts", "response.end"]);
@@ -232,7 +225,7 @@ fn history_follows_the_conversation_across_sessions_and_restarts() {
 
 #[test]
 fn a_duplicate_delivery_is_answered_once_and_stored_once() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     let first = stream_webhook(&worker, &message("conv_dup", "turn_1", "Hi"));
     assert_eq!(first.tts_text(), DEFAULT_GEMINI_TEXT);
 
@@ -269,7 +262,7 @@ fn slow_long_reply() -> GeminiReply {
 
 #[test]
 fn barge_in_aborts_gemini_and_keeps_what_was_sent() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     gemini.push(slow_long_reply());
     let mut stream = open_webhook(&worker, &message("conv_barge", "turn_1", "Tell me a story"));
     let mut heard = String::new();
@@ -304,7 +297,7 @@ fn barge_in_aborts_gemini_and_keeps_what_was_sent() {
 
 #[test]
 fn interruption_context_makes_the_reply_exactly_what_was_heard() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     stream_webhook(&worker, &message("conv_ctx", "turn_1", "Hi"));
     gemini.push(slow_long_reply());
     let mut stream = open_webhook(&worker, &message("conv_ctx", "turn_2", "Tell me a story"));
@@ -350,7 +343,7 @@ fn interruption_context_makes_the_reply_exactly_what_was_heard() {
 
 #[test]
 fn an_interrupted_welcome_becomes_what_was_heard() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     stream_webhook(&worker, &session_start("conv_w_int", "turn_w"));
     stream_webhook(
         &worker,
@@ -369,7 +362,7 @@ fn an_interrupted_welcome_becomes_what_was_heard() {
 
 #[test]
 fn gemini_sse_is_parsed_whatever_the_network_chunking() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     let fixtures = [
         ("lf", gemini_fixtures::wyoming_fixture_lf()),
         ("crlf", gemini_fixtures::wyoming_fixture_crlf()),
@@ -401,7 +394,7 @@ fn gemini_sse_is_parsed_whatever_the_network_chunking() {
 
 #[test]
 fn multibyte_text_split_inside_characters_arrives_intact() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     let event =
         gemini_fixtures::text_event("Café au lait, s'il vous plaît — 日本語もOK.", Some("STOP"));
     let bytes = format!("data: {event}\r\n\r\n").into_bytes();
@@ -415,7 +408,7 @@ fn multibyte_text_split_inside_characters_arrives_intact() {
 
 #[test]
 fn history_sent_to_gemini_stays_bounded() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     for i in 1..=25 {
         stream_webhook(
             &worker,
@@ -434,7 +427,7 @@ fn history_sent_to_gemini_stays_bounded() {
 
 #[test]
 fn each_turn_logs_one_line_without_speech_or_secrets() {
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     gemini.push(gemini_fixtures::reply(&["Sure thing."], GAP));
     stream_webhook(
         &worker,
@@ -467,7 +460,7 @@ fn every_barge_in_stores_its_turn_and_logs_no_errors() {
     // Regression: after a client disconnect, workerd sometimes left the SSE write pending and
     // then cancelled the turn as hung, so about one barge-in in three lost its stored reply and
     // its log line.
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     let conversations = 20;
     for i in 0..conversations {
         let words: Vec<String> = (1..=40).map(|w| format!(" w{w}")).collect();
@@ -504,7 +497,7 @@ fn every_barge_in_stores_its_turn_and_logs_no_errors() {
 fn a_redelivered_turn_does_not_reapply_its_interruption_context() {
     // Without an assistant_turn_id the context applies to the latest reply. On a redelivery that
     // is the redelivered turn's own reply, which must not be rewritten.
-    let (gemini, _layercode, worker) = start();
+    let (gemini, _layercode, worker) = start_default();
     stream_webhook(&worker, &message("conv_redeliver", "turn_1", "Hi"));
     let mut second = message("conv_redeliver", "turn_2", "Wait");
     second["interruption_context"] =

@@ -182,9 +182,7 @@ fn rows() -> Vec<Row> {
 
 #[test]
 fn hostile_requests_get_their_expected_status() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     for row in rows() {
         let before = gemini.requests().len();
         let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
@@ -221,9 +219,7 @@ fn hostile_requests_get_their_expected_status() {
 
 #[test]
 fn a_replayed_webhook_is_answered_once() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let body = message("conv_replay", "turn_1", "Hi").to_string();
     let header = sign_now(TEST_WEBHOOK_SECRET, &body);
     let send = || open_signed(&worker, "/agent", &header, &body).read_all(TURN_TIMEOUT);
@@ -241,9 +237,7 @@ fn a_replayed_webhook_is_answered_once() {
 
 #[test]
 fn control_characters_in_ids_cannot_break_headers_or_framing() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let turn_id = "t1\r\nX-Injected: yes\r\n\r\ndata: {\"type\":\"response.end\"}";
     let event = json!({
         "type": "message", "session_id": "s\r\nSet-Cookie: a=b",
@@ -268,9 +262,7 @@ fn control_characters_in_ids_cannot_break_headers_or_framing() {
 /// Item 5: an unsigned body dripped one byte per 0.5 s used to be held until it was complete.
 #[test]
 fn a_webhook_body_that_trickles_in_is_408() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let body = message("conv_drip", "turn_1", "Hi").to_string();
     let (response, _) = post_dripping(
         &worker.url("/agent"),
@@ -291,9 +283,7 @@ fn a_webhook_body_that_trickles_in_is_408() {
 #[test]
 fn gemini_errors_are_logged_as_codes_never_as_their_message() {
     use gemini_fixtures::*;
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let quoted = "my card is 4111 1111 1111 1111";
     let status_body = json!({"error": {
         "code": 400,
@@ -350,9 +340,7 @@ fn gemini_errors_are_logged_as_codes_never_as_their_message() {
 #[test]
 fn a_redirect_from_gemini_is_an_apology_and_never_followed() {
     let thief = MockGemini::start();
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let elsewhere = format!(
         "{}{}",
         thief.base_url(),
@@ -379,9 +367,7 @@ fn a_redirect_from_gemini_is_an_apology_and_never_followed() {
 #[test]
 fn unspeakable_characters_never_reach_text_to_speech() {
     use gemini_fixtures::*;
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let hostile = "Hel\u{0}lo\u{7} there\u{1b}\u{7f}\u{9b}, \u{202e}friend\u{202c} \
                    \u{2066}x\u{2069} zero\u{200b}width\u{feff} bad\u{fffd}byte.";
     let lone_surrogate = r#"{"candidates": [{"content": {"parts": [{"text": " Smile \ud83d now."}],"role": "model"}}]}"#;
@@ -403,9 +389,7 @@ fn unspeakable_characters_never_reach_text_to_speech() {
 /// webhook is still answered (the signature covers the raw bytes, the text keeps U+FFFD).
 #[test]
 fn a_lone_surrogate_escape_in_the_webhook_is_accepted_lossily() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let body = r#"{"type":"message","session_id":"s\udc00","conversation_id":"conv_lone","turn_id":"turn_1","text":"I love \ud83d and \ud83d\ude00"}"#;
     let transcript = open_signed(
         &worker,
@@ -426,9 +410,7 @@ fn a_lone_surrogate_escape_in_the_webhook_is_accepted_lossily() {
 /// Item 17: U+2028, U+2029 and U+0085 are line breaks to some readers, so frames escape them.
 #[test]
 fn line_separators_are_escaped_in_frames() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (_gemini, _layercode, worker) = start_default();
     let turn_id = "t\u{2028}1\u{2029}2\u{85}3";
     let transcript = stream_webhook(&worker, &message("conv_separators", turn_id, "Hi"));
     assert_well_formed_turn(&transcript, turn_id);
@@ -450,9 +432,7 @@ fn line_separators_are_escaped_in_frames() {
 /// `response.end`), stores nothing and asks no model.
 #[test]
 fn a_message_without_words_just_ends() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     let events = [
         json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_missing"}),
         json!({"type":"message","conversation_id":"conv_blank","turn_id":"turn_null","text":null}),
@@ -478,9 +458,7 @@ fn a_message_without_words_just_ends() {
 /// echoed as `""`.
 #[test]
 fn an_empty_turn_id_is_left_out_of_frames() {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (_gemini, _layercode, worker) = start_default();
     let transcript = stream_webhook(&worker, &session_start("conv_empty_turn", ""));
     assert_eq!(transcript.types(), vec!["response.tts", "response.end"]);
     for event in &transcript.events {

@@ -10,9 +10,7 @@ use common::*;
 use serde_json::Value;
 
 fn start() -> (MockGemini, Worker) {
-    let gemini = MockGemini::start();
-    let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    let (gemini, _layercode, worker) = start_default();
     (gemini, worker)
 }
 

@@ -30,6 +30,6 @@ pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
 pub use spoken::*;
 pub use webhook::*;
 pub use worker::{
-    process_group_members, sqlite_json, Worker, WorkerOptions, GEMINI_BASE_URL_VAR,
+    process_group_members, sqlite_json, start_default, Worker, WorkerOptions, GEMINI_BASE_URL_VAR,
     LAYERCODE_BASE_URL_VAR, TEST_GEMINI_KEY, TEST_LAYERCODE_API_KEY, TEST_WEBHOOK_SECRET,
 };

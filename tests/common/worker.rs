@@ -129,6 +129,15 @@ pub struct Worker {
     group: ProcessGroup,
 }
 
+/// The worker with default settings against fresh mocks. Keep the Layercode mock alive for as
+/// long as the worker may call it: dropping a mock stops its server.
+pub fn start_default() -> (MockGemini, MockLayercode, Worker) {
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    (gemini, layercode, worker)
+}
+
 impl Worker {
     /// Starts the worker and waits until `GET /health` answers 200. Panics (with the log) if it
     /// is not built, exits early or is not ready within 90 s; retries on a port clash.
