@@ -30,6 +30,8 @@ mod measure;
 mod report;
 #[path = "latency/servers.rs"]
 mod servers;
+#[path = "latency/stats.rs"]
+mod stats;
 
 use measure::Scale;
 use servers::{Runtime, Workers};

@@ -16,9 +16,12 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "latency/stats.rs"]
+mod stats;
 
 use common::mock_server::{json_reply, MockReply, MockServer};
 use common::*;
+use stats::pct;
 use std::time::{Duration, Instant};
 
 const TOOL_SECRET: &str = "tool_round_bench_secret";
@@ -161,14 +164,6 @@ fn tool_turn(
         call_to_tool: ms(call_sent, t.received_at),
         answer_to_follow_up: ms(answered, g[1].received_at),
     }
-}
-
-/// Nearest-rank percentile.
-fn pct(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
 }
 
 fn report(plain: &[f64], tool: &[ToolSample], turns: usize) -> String {

@@ -5,6 +5,7 @@ use super::measure::{
     long_cpu_late, long_late, ms, LongRun, Measurements, PhaseRun, Round, TurnSample, LONG_EARLY,
 };
 use super::servers::{Runtime, Target, WorkerKind};
+use super::stats::pct;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
@@ -681,17 +682,6 @@ pub fn write_raw(path: &str, m: &Measurements) {
 // ---------------------------------------------------------------------------------------------
 // Numbers and tables
 // ---------------------------------------------------------------------------------------------
-
-/// Nearest-rank percentile; NaN for no data.
-pub fn pct(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
 
 /// The middle value (the mean of the two middle ones for an even count); NaN for no data.
 pub fn median(values: &[f64]) -> f64 {
