@@ -27,7 +27,7 @@ pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
     // Aborts when Layercode disconnects (compatibility date 2026-11-17 and later).
     let caller = req.inner().signal();
     let header = req.headers().get("layercode-signature").ok().flatten();
-    let now_secs = worker::Date::now().as_millis() / 1000;
+    let now_secs = worker::js_sys::Date::now() as u64 / 1000;
     if let Err(reason) = signature::verify(
         header.as_deref(),
         &raw,

@@ -26,7 +26,18 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, Ap
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(AppError::PayloadTooLarge { limit_bytes: limit });
     }
-    within(BODY_READ_TIMEOUT, read_up_to(req, limit))
+    let read = async {
+        match declared {
+            // The length is known and allowed: one read of the whole body (a stream read
+            // costs a promise and a copy per chunk). The runtime ends the body at that length.
+            Some(_) => req
+                .bytes()
+                .await
+                .map_err(|e| AppError::BadRequest(format!("unreadable body: {e}"))),
+            None => read_up_to(req, limit).await,
+        }
+    };
+    within(BODY_READ_TIMEOUT, read)
         .await
         .unwrap_or(Err(AppError::RequestTimeout {
             limit_secs: BODY_READ_TIMEOUT.as_secs(),

@@ -4,6 +4,9 @@
 //! in production; the Worker runtime exposes all of them as string bindings, so one lookup
 //! function serves all three. Parsing is pure (`Config::from_lookup`) so it is tested natively.
 
+use std::cell::OnceCell;
+use std::rc::Rc;
+
 use crate::tools::{self, ToolEntry};
 
 // Every setting's name, written once: `Config::from_lookup` reads these constants, and
@@ -254,10 +257,19 @@ impl Config {
         })
     }
 
-    /// Reads the configuration from the Worker's bindings.
-    pub fn from_env(env: &worker::Env) -> Config {
-        Config::from_lookup(env_lookup(env))
+    /// The configuration from the Worker's bindings, read once per isolate: bindings are fixed
+    /// for an isolate's life (a new deployment or `wrangler dev` reload starts a new one), and
+    /// reading them costs several calls into JS per setting, on every request otherwise.
+    pub fn from_env(env: &worker::Env) -> Rc<Config> {
+        ISOLATE_CONFIG.with(|cached| {
+            Rc::clone(cached.get_or_init(|| Rc::new(Config::from_lookup(env_lookup(env)))))
+        })
     }
+}
+
+thread_local! {
+    /// See [`Config::from_env`]. A wasm instance has one thread: this is one per isolate.
+    static ISOLATE_CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
 }
 
 /// A setting's raw value from the Worker's bindings (`[vars]`, `.dev.vars` and secrets alike).

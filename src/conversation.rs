@@ -298,7 +298,7 @@ impl DurableObject for Conversation {
         // No schema here: the tables are created by the first write (`Store::ensure_schema`).
         let sql = state.storage().sql();
         let state = Rc::new(state);
-        let config = Rc::new(Config::from_env(&env));
+        let config = Config::from_env(&env);
         let alarm = Rc::new(RetentionAlarm {
             state: Rc::clone(&state),
             ttl_ms: config.conversation_ttl_ms,
@@ -920,5 +920,6 @@ impl Store {
 /// Milliseconds since the Unix epoch, as stored (SQLite integers are `i64`). Not the engine's
 /// `Clock::now_ms`, which is on any monotonic origin.
 fn unix_ms() -> i64 {
-    i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)
+    // `Date.now()`, not `new Date()`: no object per call.
+    worker::js_sys::Date::now() as i64
 }

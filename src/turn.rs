@@ -382,7 +382,9 @@ struct WorkerClock;
 
 impl Clock for WorkerClock {
     fn now_ms(&self) -> u64 {
-        worker::Date::now().as_millis()
+        // `Date.now()` rather than `worker::Date::now()`, which builds a `Date` per call (a
+        // turn asks about twenty times).
+        worker::js_sys::Date::now() as u64
     }
 
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
