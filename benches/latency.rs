@@ -78,6 +78,31 @@ fn smoke_scale() -> Scale {
     }
 }
 
+/// The contract's floor (benches/contract) in bare workerd, with the same checks, so that the
+/// reference BENCHMARKS.md compares against keeps working; the variants with history must send it.
+fn smoke_contract_floor() {
+    let scale = || Scale {
+        runtimes: vec![Runtime::Bare],
+        ..smoke_scale()
+    };
+    for (variant, keeps_history) in [("hop", false), ("hop_sql", true), ("rpc_sql", true)] {
+        let m = measure::run(scale(), &Workers::contract_floor(variant));
+        check::check(&m);
+        // 3 turns of one conversation: the third request holds at least the 2 earlier user
+        // messages and its own (a reply is stored as the turn ends, which may race the next).
+        let most = m.gemini.values().map(|g| g.messages).max().unwrap_or(0);
+        if keeps_history {
+            assert!(
+                most >= 3,
+                "contract floor {variant} sent no history: {most}"
+            );
+        } else {
+            assert_eq!(most, 1, "contract floor {variant} sent history");
+        }
+        println!("contract floor {variant}: smoke passed");
+    }
+}
+
 fn env_number(name: &str) -> Option<usize> {
     let value = std::env::var(name).ok()?;
     Some(
@@ -112,6 +137,9 @@ fn main() {
     check::check(&measurements);
     let text = report::render(&measurements);
     println!("{text}");
+    if !full {
+        smoke_contract_floor();
+    }
     if full {
         let dir = workers.repo.join("target/bench");
         if fs::create_dir_all(&dir).is_ok() {

@@ -159,7 +159,8 @@ pub struct Measurements {
     pub long: Vec<LongRun>,
     pub probes: Vec<Probe>,
     pub startups: Vec<Startups>,
-    pub wasm: (u64, u64),
+    /// (raw, gzip -9) bytes; `None` when ours is plain JS.
+    pub wasm: Option<(u64, u64)>,
     /// By turn tag.
     pub gemini: HashMap<String, GeminiSide>,
     /// Our worker's own `ms_to_first_tts` log field, by turn id.
@@ -211,7 +212,7 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
         long: Vec::new(),
         probes: Vec::new(),
         startups: Vec::new(),
-        wasm: machine::wasm_sizes(&workers.ours_wasm()),
+        wasm: workers.ours_wasm().map(|wasm| machine::wasm_sizes(&wasm)),
         gemini: HashMap::new(),
         logged_ms_to_first_tts: HashMap::new(),
         scale,

@@ -620,15 +620,16 @@ fn startup_table(m: &Measurements) -> Table {
             ),
         ]);
     }
-    let (raw, gz) = m.wasm;
-    t.row(&[
-        "Wasm size raw".into(),
-        format!("{:.1} KB ({raw} B)", raw as f64 / 1024.0),
-    ]);
-    t.row(&[
-        "Wasm size gzip -9 (budget 300 KB)".into(),
-        format!("{:.1} KB ({gz} B)", gz as f64 / 1024.0),
-    ]);
+    if let Some((raw, gz)) = m.wasm {
+        t.row(&[
+            "Wasm size raw".into(),
+            format!("{:.1} KB ({raw} B)", raw as f64 / 1024.0),
+        ]);
+        t.row(&[
+            "Wasm size gzip -9 (budget 300 KB)".into(),
+            format!("{:.1} KB ({gz} B)", gz as f64 / 1024.0),
+        ]);
+    }
     t
 }
 

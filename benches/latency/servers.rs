@@ -112,13 +112,24 @@ impl Workers {
             }),
             None => repo.clone(),
         };
-        for file in ["wrangler.toml", "build/index.js", "build/index_bg.wasm"] {
-            assert!(
-                ours_dir.join(file).is_file(),
-                "{} is missing (run sh scripts/build.sh there)",
-                ours_dir.join(file).display()
-            );
-        }
+        Workers::with_ours(repo, ours_dir)
+    }
+
+    /// Ours is the contract's floor in plain JS, `benches/contract/<variant>`.
+    pub fn contract_floor(variant: &str) -> Workers {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let ours_dir = repo.join("benches/contract").join(variant);
+        Workers::with_ours(repo, ours_dir)
+    }
+
+    fn with_ours(repo: PathBuf, ours_dir: PathBuf) -> Workers {
+        // A Rust build (`build/index.js` and its wasm) or plain JS, like benches/contract/.
+        let main = main_module(&ours_dir.join("wrangler.toml"));
+        assert!(
+            ours_dir.join(&main).is_file(),
+            "{} is missing (run sh scripts/build.sh there)",
+            ours_dir.join(&main).display()
+        );
         let workers = Workers { repo, ours_dir };
         let (ours, floor) = (
             compatibility_date(&workers.config(WorkerKind::Ours)),
@@ -139,19 +150,31 @@ impl Workers {
         }
     }
 
-    pub fn ours_wasm(&self) -> PathBuf {
-        self.ours_dir.join("build/index_bg.wasm")
+    /// Ours' wasm, unless ours is plain JS (the contract's floor).
+    pub fn ours_wasm(&self) -> Option<PathBuf> {
+        Some(self.ours_dir.join("build/index_bg.wasm")).filter(|wasm| wasm.is_file())
     }
+}
+
+/// The `main = "…"` of a wrangler.toml, relative to it.
+fn main_module(wrangler_toml: &Path) -> String {
+    toml_value(wrangler_toml, "main")
 }
 
 /// The `compatibility_date = "…"` line of a wrangler.toml.
 fn compatibility_date(wrangler_toml: &Path) -> String {
+    toml_value(wrangler_toml, "compatibility_date")
+}
+
+/// A top-level `key = "value"` of a wrangler.toml (the first line that sets it).
+fn toml_value(wrangler_toml: &Path, key: &str) -> String {
+    let prefix = format!("{key} = ");
     fs::read_to_string(wrangler_toml)
         .unwrap_or_else(|e| panic!("read {}: {e}", wrangler_toml.display()))
         .lines()
-        .find_map(|l| l.strip_prefix("compatibility_date = "))
+        .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.trim().trim_matches('"').to_string())
-        .unwrap_or_else(|| panic!("no compatibility_date in {}", wrangler_toml.display()))
+        .unwrap_or_else(|| panic!("no {key} in {}", wrangler_toml.display()))
 }
 
 /// A running server of one target. Stops (whole process group) on drop.
