@@ -124,7 +124,7 @@ impl Workers {
 
     fn with_ours(repo: PathBuf, ours_dir: PathBuf) -> Workers {
         // A Rust build (`build/index.js` and its wasm) or plain JS, like benches/contract/.
-        let main = main_module(&ours_dir.join("wrangler.toml"));
+        let main = toml_value(&ours_dir.join("wrangler.toml"), "main");
         assert!(
             ours_dir.join(&main).is_file(),
             "{} is missing (run sh scripts/build.sh there)",
@@ -154,11 +154,6 @@ impl Workers {
     pub fn ours_wasm(&self) -> Option<PathBuf> {
         Some(self.ours_dir.join("build/index_bg.wasm")).filter(|wasm| wasm.is_file())
     }
-}
-
-/// The `main = "…"` of a wrangler.toml, relative to it.
-fn main_module(wrangler_toml: &Path) -> String {
-    toml_value(wrangler_toml, "main")
 }
 
 /// The `compatibility_date = "…"` line of a wrangler.toml.
