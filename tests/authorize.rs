@@ -6,7 +6,6 @@ mod common;
 use common::*;
 
 use serde_json::{json, Value};
-use std::net::TcpListener;
 use std::time::Duration;
 
 const BROWSER_BODY: &str =
@@ -172,16 +171,8 @@ fn upstream_text_echoing_the_key_is_redacted() {
 
 #[test]
 fn an_unreachable_upstream_is_502_and_a_silent_one_504() {
-    let closed_port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let (_layercode, worker) = start_with(|o| {
-        o.var(
-            "LAYERCODE_API_BASE_URL",
-            &format!("http://127.0.0.1:{closed_port}"),
-        )
-    });
+    let closed = ClosedPort::reserve();
+    let (_layercode, worker) = start_with(|o| o.var("LAYERCODE_API_BASE_URL", &closed.url()));
     let unreachable = authorize(&worker, BROWSER_BODY);
     assert_eq!(unreachable.status, 502);
     assert_eq!(error_of(&unreachable), "upstream service unreachable");

@@ -9,7 +9,6 @@ use common::*;
 
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -335,12 +334,8 @@ fn a_wrong_secret_and_a_silent_stream_fail_clearly() {
 
 #[test]
 fn an_unreachable_backend_is_reported() {
-    // A port nobody listens on: bind one, then free it.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    let closed = ClosedPort::reserve();
+    let url = closed.url();
     let run = simulate(
         &run_dir(),
         &["hello?"],

@@ -315,11 +315,12 @@ fn call_shop_hours_in_paris(id: &str) -> String {
 #[test]
 fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_sentence() {
     let failing = endpoint(|| json_reply(500, "text/plain", "boom"));
+    let closed = ClosedPort::reserve();
     let tools = format!(
         "[{}, {}]",
         shop_hours_at(&failing, ""),
-        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-        http_tool("stock", "http://127.0.0.1:9/stock", "")
+        // Reserved and never listening: the connection is refused.
+        http_tool("stock", &format!("{}/stock", closed.url()), "")
     );
     let (gemini, worker) = start_with_tools(&tools);
 
@@ -597,7 +598,7 @@ fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
 }
 
 /// The developer mock (`src/bin/mock-gemini.rs`, what `MOCK_GEMINI=1 ./scripts/dev.sh` runs),
-/// started on a free loopback port and killed when dropped.
+/// on a port the kernel picks (`--port 0`, read back from its first line), killed when dropped.
 struct DevMock {
     child: std::process::Child,
     url: String,
@@ -605,28 +606,27 @@ struct DevMock {
 
 impl DevMock {
     fn start() -> DevMock {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mock-gemini"))
-            .args(["--port", &port.to_string()])
-            .stderr(std::process::Stdio::null())
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mock-gemini"))
+            .args(["--port", "0"])
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start mock-gemini");
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "mock-gemini did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        DevMock {
-            child,
-            url: format!("http://{addr}"),
-        }
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut first = String::new();
+        stderr
+            .read_line(&mut first)
+            .expect("read mock-gemini's first line");
+        // Keep reading, so that a full pipe never blocks the mock.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let url = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|url| url.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("mock-gemini did not say where it listens: {first:?}"))
+            .to_string();
+        DevMock { child, url }
     }
 }
 

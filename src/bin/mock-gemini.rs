@@ -30,7 +30,15 @@ fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("mock-gemini: offline Gemini stand-in on http://127.0.0.1:{port}");
+    // The bound address, not the asked one: `--port 0` lets the kernel pick a free port, and
+    // whoever started us reads it from this line.
+    match listener.local_addr() {
+        Ok(addr) => eprintln!("mock-gemini: offline Gemini stand-in on http://{addr}"),
+        Err(e) => {
+            eprintln!("mock-gemini: cannot read the bound address: {e}");
+            std::process::exit(1);
+        }
+    }
     for stream in listener.incoming().flatten() {
         thread::spawn(move || {
             if let Err(e) = serve(stream) {

@@ -7,6 +7,7 @@
 // Test helpers fail by panicking, with the reason; the worker itself may not (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod closed_port;
 pub mod gzip;
 pub mod http;
 pub mod mock_gemini;
@@ -18,6 +19,7 @@ pub mod spoken;
 pub mod webhook;
 pub mod worker;
 
+pub use closed_port::ClosedPort;
 pub use http::{
     get, post_dripping, post_json, request, try_request, tts_text, HttpResponse, SseClient,
     SseEvent, SseNext, SseTranscript,

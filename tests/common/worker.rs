@@ -11,7 +11,6 @@ use super::mock_layercode::MockLayercode;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::fs::{self, File};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -43,7 +42,6 @@ pub const PINNED_NODE: &str = "node_modules/.bin/node";
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const READY_POLL: Duration = Duration::from_millis(100);
-const START_ATTEMPTS: usize = 3;
 const SIGINT_GRACE: Duration = Duration::from_secs(10);
 const LOG_TAIL_LINES: usize = 60;
 
@@ -139,8 +137,11 @@ pub fn start_default() -> (MockGemini, MockLayercode, Worker) {
 }
 
 impl Worker {
-    /// Starts the worker and waits until `GET /health` answers 200. Panics (with the log) if it
-    /// is not built, exits early or is not ready within 90 s; retries on a port clash.
+    /// Starts the worker and returns once it has proved it is this test's own: wrangler binds a
+    /// port the kernel picks (`--port 0`, so no other process can hold it) and names it in its
+    /// ready line in this instance's log, `GET /health` there answers 200, and a request for a
+    /// path holding a token made for this start shows up in this instance's request log. Panics
+    /// (with the log) if it is not built, exits early or is not ready within 90 s.
     pub fn start(opts: WorkerOptions) -> Worker {
         let repo = repo_dir();
         if opts.config.is_none() && !repo.join("build/index.js").is_file() {
@@ -153,38 +154,28 @@ impl Worker {
             .unwrap_or_else(|| run_dir.join("state"));
         fs::create_dir_all(&persist_dir).expect("create persist dir");
         fs::write(run_dir.join("secrets.env"), dotenv(&opts.secrets)).expect("write env file");
-        for attempt in 1..=START_ATTEMPTS {
-            let port = free_port();
-            let log_path = run_dir.join(format!("wrangler-{attempt}.log"));
-            let cmd = wrangler_command(&repo, port, &run_dir, &persist_dir, &opts);
-            let mut group = ProcessGroup::spawn(
-                cmd,
-                &log_path,
-                &run_dir.with_extension(format!("{attempt}.pgid")),
-            );
-            let base_url = format!("http://127.0.0.1:{port}");
-            match wait_ready(&base_url, &mut group, &log_path) {
-                Ok(()) => {
-                    ACTIVE_LOGS.with(|l| l.borrow_mut().push(log_path.clone()));
-                    return Worker {
-                        base_url,
-                        persist_dir,
-                        run_dir,
-                        log_path,
-                        group,
-                    };
-                }
-                Err(Failure::PortClash) if attempt < START_ATTEMPTS => drop(group),
-                Err(failure) => {
-                    drop(group); // stop it before panicking so the log is complete
-                    panic!(
-                        "wrangler dev failed to start ({failure:?}):\n{}",
-                        tail(&read_log(&log_path), 200)
-                    );
+        let log_path = run_dir.join("wrangler.log");
+        let cmd = wrangler_command(&repo, &run_dir, &persist_dir, &opts);
+        let mut group = ProcessGroup::spawn(cmd, &log_path, &run_dir.with_extension("pgid"));
+        match wait_ready(&mut group, &log_path, &run_dir) {
+            Ok(base_url) => {
+                ACTIVE_LOGS.with(|l| l.borrow_mut().push(log_path.clone()));
+                Worker {
+                    base_url,
+                    persist_dir,
+                    run_dir,
+                    log_path,
+                    group,
                 }
             }
+            Err(failure) => {
+                drop(group); // stop it before panicking so the log is complete
+                panic!(
+                    "wrangler dev failed to start ({failure}):\n{}",
+                    tail(&read_log(&log_path), 200)
+                );
+            }
         }
-        unreachable!("the last attempt either returns or panics")
     }
 
     /// `base_url + path`.
@@ -397,7 +388,7 @@ pub fn new_run_dir(repo: &Path) -> PathBuf {
 fn clean_up_dead_runs(e2e: &Path) {
     for entry in fs::read_dir(e2e).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Names are `run-<test pid>-<n>` (directory) and `run-<test pid>-<n>.<attempt>.pgid`.
+        // Names are `run-<test pid>-<n>` (directory) and `run-<test pid>-<n>.pgid`.
         let owner_gone = name
             .strip_prefix("run-")
             .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
@@ -433,13 +424,6 @@ fn kill_leftover_group(pgid_file: &Path) {
     if !members.is_empty() && members.iter().all(|(_, cmd)| ours(cmd)) {
         signal_group(pgid, SIGKILL);
     }
-}
-
-/// A port that was free a moment ago. wrangler binds it itself, so there is a small race with
-/// other processes; `start` retries on "Address already in use".
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// dotenv text for wrangler's parser (dotenv 16 + dotenv-expand 12): double-quoted values in
@@ -495,13 +479,7 @@ fn write_test_config(original: &Path, run_dir: &Path) -> PathBuf {
     path
 }
 
-fn wrangler_command(
-    repo: &Path,
-    port: u16,
-    run_dir: &Path,
-    persist: &Path,
-    opts: &WorkerOptions,
-) -> Command {
+fn wrangler_command(repo: &Path, run_dir: &Path, persist: &Path, opts: &WorkerOptions) -> Command {
     let env_file = run_dir.join("secrets.env");
     let original = opts
         .config
@@ -519,8 +497,11 @@ fn wrangler_command(
             &config.to_string_lossy(),
             "--ip",
             "127.0.0.1",
+            // Port 0: workerd binds a port the kernel picks and wrangler's ready line names it.
+            // A number chosen here and handed over would be free only until someone else took
+            // it (two workers started at once were once given the same one).
             "--port",
-            &port.to_string(),
+            "0",
             "--inspector-port",
             "0",
         ])
@@ -564,36 +545,115 @@ fn wrangler_command(
     cmd
 }
 
-#[derive(Debug)]
-enum Failure {
-    PortClash,
-    Exited(String),
-    NotReady(String),
+/// What a start-up waits for, in order, polling every 100 ms, all within 90 s:
+///
+/// 1. the ready line, `Ready on http://127.0.0.1:PORT`, in this instance's own log: the port its
+///    workerd bound;
+/// 2. `GET /health` on that port answering 200;
+/// 3. the identity probe: a request for `/__harness/<token>`, a path made for this start, shows
+///    up in this instance's own request log (wrangler logs each request's method and path).
+///    Only this process writes that log, so the worker at the URL is ours.
+///
+/// Returns the base URL, or why the worker is not usable.
+fn wait_ready(group: &mut ProcessGroup, log: &Path, run_dir: &Path) -> Result<String, String> {
+    let mut wait = Wait {
+        group,
+        log,
+        deadline: Instant::now() + READY_TIMEOUT,
+    };
+    let base_url = wait.until("its ready line", |log| {
+        ready_url(log).ok_or("no ready line yet".into())
+    })?;
+    let health = format!("{base_url}/health");
+    wait.until("GET /health to answer 200", |_| {
+        match try_request("GET", &health, &[], b"", Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) => Err(format!(
+                "GET /health answered {}: {}",
+                r.status,
+                tail(&r.text(), 5)
+            )),
+            Err(e) => Err(format!("GET /health: {e}")),
+        }
+    })?;
+    let probe = format!("/__harness/{}", start_token(run_dir));
+    // Any status will do (our worker answers 404): what counts is whose log records it.
+    try_request(
+        "GET",
+        &format!("{base_url}{probe}"),
+        &[],
+        b"",
+        Duration::from_secs(5),
+    )
+    .map_err(|e| format!("GET {probe}: {e}"))?;
+    let logged = format!(" {probe} ");
+    wait.until("the identity probe in its own request log", |log| {
+        log.lines()
+            .any(|line| line.contains("[wrangler:info]") && line.contains(&logged))
+            .then_some(())
+            .ok_or(format!(
+                "{probe} not logged: the worker at {base_url} is not this one"
+            ))
+    })?;
+    Ok(base_url)
 }
 
-/// Polls `GET /health` every 100 ms until 200.
-fn wait_ready(base_url: &str, group: &mut ProcessGroup, log: &Path) -> Result<(), Failure> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let health = format!("{base_url}/health");
-    loop {
-        if read_log(log).contains("Address already in use") {
-            return Err(Failure::PortClash);
+/// Polls a start-up condition against the instance's log until it holds, the process exits or
+/// the deadline passes.
+struct Wait<'a> {
+    group: &'a mut ProcessGroup,
+    log: &'a Path,
+    deadline: Instant,
+}
+
+impl Wait<'_> {
+    fn until<T>(
+        &mut self,
+        what: &str,
+        mut step: impl FnMut(&str) -> Result<T, String>,
+    ) -> Result<T, String> {
+        loop {
+            let last = match step(&read_log(self.log)) {
+                Ok(found) => return Ok(found),
+                Err(last) => last,
+            };
+            if let Some(status) = self.group.exit_status() {
+                return Err(format!("wrangler {status} while waiting for {what}"));
+            }
+            if Instant::now() >= self.deadline {
+                return Err(format!("no {what} after {READY_TIMEOUT:?}; last: {last}"));
+            }
+            thread::sleep(READY_POLL);
         }
-        if let Some(status) = group.exit_status() {
-            return Err(Failure::Exited(status));
-        }
-        let last = match try_request("GET", &health, &[], b"", Duration::from_secs(5)) {
-            Ok(r) if r.status == 200 => return Ok(()),
-            Ok(r) => format!("GET /health answered {}: {}", r.status, tail(&r.text(), 5)),
-            Err(e) => format!("GET /health: {e}"),
-        };
-        if Instant::now() >= deadline {
-            return Err(Failure::NotReady(format!(
-                "not ready after {READY_TIMEOUT:?}; last: {last}"
-            )));
-        }
-        thread::sleep(READY_POLL);
     }
+}
+
+/// The URL in wrangler's first `Ready on http://127.0.0.1:PORT` line, once there is one.
+fn ready_url(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("Ready on http://127.0.0.1:"))?;
+    let start = line.find("http://127.0.0.1:")?;
+    let url: String = line[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let port = url.rsplit(':').next()?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(url)
+}
+
+/// A token no other start shares: this run directory's name (test process id and a counter)
+/// and the time, so a worker left over from an earlier process cannot echo it either.
+fn start_token(run_dir: &Path) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let name = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{name}-{nanos:x}")
 }
 
 // ---------------------------------------------------------------------------------------------
