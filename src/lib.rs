@@ -7,18 +7,22 @@
 // (`clippy.toml`), and the integration tests, the benches and `tests/common` allow them at
 // their top, since a test fails by panicking.
 
-pub mod agent;
-pub mod authorize;
-pub mod body;
-pub mod config;
+pub mod edge;
+
 pub mod conversation;
-pub mod conversations_api;
-pub mod deadline;
+
+pub mod turn;
+
 pub mod engine;
+
+pub mod llm;
+
+pub mod layercode;
+
+// Leaves: each imports only other leaves.
+pub mod config;
+pub mod deadline;
 pub mod error;
-pub mod event_stream;
-pub mod events;
-pub mod gemini;
 pub mod history;
 pub mod lossy_json;
 pub mod redact;
@@ -27,7 +31,6 @@ pub mod signature;
 pub mod speech;
 pub mod sse;
 pub mod tools;
-pub mod turn;
 pub mod upstream;
 
 #[cfg(test)]
@@ -36,7 +39,7 @@ mod test_rng;
 
 use worker::{event, Context, Env, Method, Request, Response};
 
-use crate::error::{json_response, AppError};
+use crate::error::AppError;
 
 /// What a path names; each path is listed here once, the methods each takes are in `fetch`.
 #[derive(Clone, Copy)]
@@ -53,7 +56,9 @@ impl Endpoint {
             "/health" => Some(Endpoint::Health),
             "/agent" | "/api/agent" => Some(Endpoint::Agent),
             "/authorize" | "/api/authorize" => Some(Endpoint::Authorize),
-            p if p.starts_with(conversations_api::PATH_PREFIX) => Some(Endpoint::Conversations),
+            p if p.starts_with(edge::conversations_api::PATH_PREFIX) => {
+                Some(Endpoint::Conversations)
+            }
             _ => None,
         }
     }
@@ -62,32 +67,15 @@ impl Endpoint {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let answer = match (Endpoint::of(&req.path()), req.method()) {
-        (Some(Endpoint::Health), Method::Get) => health(&env),
-        (Some(Endpoint::Agent), Method::Post) => agent::handle(req, env).await,
-        (Some(Endpoint::Authorize), Method::Post) => authorize::handle(req, env).await,
-        (Some(Endpoint::Authorize), Method::Options) => authorize::preflight(&req, &env),
+        (Some(Endpoint::Health), Method::Get) => edge::health::handle(&env),
+        (Some(Endpoint::Agent), Method::Post) => edge::agent::handle(req, env).await,
+        (Some(Endpoint::Authorize), Method::Post) => edge::authorize::handle(req, env).await,
+        (Some(Endpoint::Authorize), Method::Options) => edge::authorize::preflight(&req, &env),
         // Every method: the API answers 404 while it is off, before looking at the method.
-        (Some(Endpoint::Conversations), _) => conversations_api::handle(req, env).await,
+        (Some(Endpoint::Conversations), _) => edge::conversations_api::handle(req, env).await,
         (Some(_), _) => Err(AppError::MethodNotAllowed),
         (None, _) => Err(AppError::NotFound),
     };
     // The one place where an error becomes its response.
     answer.or_else(|error| error.to_response())
-}
-
-/// Liveness, which settings are present (never their values), and what `TOOLS` declares.
-fn health(env: &Env) -> Result<Response, AppError> {
-    let tools = config::Config::from_env(env).tools_report();
-    let settings: serde_json::Map<String, serde_json::Value> =
-        config::present_settings(config::env_lookup(env))
-            .into_iter()
-            .map(|(name, present)| (name.to_string(), present.into()))
-            .collect();
-    let body = serde_json::json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "settings": settings,
-        "tools": tools,
-    });
-    Ok(json_response(200, &body.to_string())?)
 }

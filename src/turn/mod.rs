@@ -20,10 +20,10 @@ use crate::conversation::{welcome_key, Begun, StartWrites, Store};
 use crate::engine::{
     self, Clock, Ending, Failure, Limits, Model, OpenError, Speaker, ToolLimits, TurnOutcome,
 };
-use crate::event_stream::EventStream;
-use crate::events::{Message, SessionStart};
-use crate::gemini::{self, CallReport, GeminiModel, GeminiStream};
 use crate::history::HistoryMessage;
+use crate::layercode::event_stream::EventStream;
+use crate::layercode::events::{Message, SessionStart};
+use crate::llm::gemini::{self, CallReport, GeminiModel, GeminiStream};
 use crate::speech::clean_for_speech;
 use crate::tools::memory::{self, PastCall};
 use crate::tools::{self, http::HttpTool, TurnTools};

@@ -29,11 +29,11 @@ use worker::{
 };
 
 use crate::config::Config;
-use crate::events::{self, InterruptionContext, SessionEnd, WebhookEvent};
 use crate::history::{
     bounded_window, heard_prefix, text_confirms, HistoryMessage, ReplyStatus, Role,
     WINDOW_MAX_CHARS, WINDOW_MAX_MESSAGES,
 };
+use crate::layercode::events::{self, InterruptionContext, SessionEnd, WebhookEvent};
 use crate::retention::{self, Activity, Decision};
 use crate::tools::memory::{PastCall, REMEMBERED_CALLS};
 use crate::turn;
