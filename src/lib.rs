@@ -14,6 +14,7 @@ pub mod conversation;
 pub mod turn;
 
 pub mod engine;
+pub mod store;
 
 pub mod llm;
 
