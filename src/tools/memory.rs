@@ -69,7 +69,7 @@ pub fn prompt_with_calls(system_prompt: &str, calls: &[PastCall]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{FunctionResponse, ToolStep};
+    use crate::llm::{FunctionResponse, ToolStep};
     use serde_json::json;
 
     fn step(calls: &[(&str, Value)], answers: &[Value]) -> ToolStep {

@@ -17,7 +17,8 @@ use std::pin::Pin;
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::{CallPlan, FunctionCall, ToolRunner};
+use crate::engine::{CallPlan, ToolRunner};
+use crate::llm::FunctionCall;
 
 /// How long an HTTP tool may take when its entry does not say.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;

@@ -16,13 +16,12 @@ use worker::web_sys::AbortSignal;
 use worker::{console_error, console_log, AbortController, Delay, Response};
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
-use crate::engine::{
-    self, Clock, Ending, Failure, Limits, Model, OpenError, Speaker, ToolLimits, TurnOutcome,
-};
+use crate::engine::{self, Clock, Ending, Limits, Speaker, ToolLimits, TurnOutcome};
 use crate::history::HistoryMessage;
 use crate::layercode::event_stream::EventStream;
 use crate::layercode::events::{Message, SessionStart};
-use crate::llm::gemini::{self, CallReport, GeminiModel, GeminiStream};
+use crate::llm::gemini::{self, GeminiModel, GeminiStream};
+use crate::llm::{CallReport, Failure, Model, OpenError};
 use crate::speech::clean_for_speech;
 use crate::store::{welcome_key, Begun, StartWrites, Store};
 use crate::tools::memory::{self, PastCall};
