@@ -1,23 +1,33 @@
 //! A Cloudflare Worker that backs Layercode voice agents with Google Gemini.
 //!
-//! This file only routes; each concern lives in its own module (see README "Architecture").
+//! This file only routes, and is the one place an error becomes a response; each concern lives
+//! in its layer's folder (see README "Architecture").
 
 // No unwrap, expect or panic in the worker: a panic aborts the wasm instance and every request
 // it was serving. Denied for every target by Cargo.toml's `[lints]`; unit tests may
 // (`clippy.toml`), and the integration tests, the benches and `tests/common` allow them at
 // their top, since a test fails by panicking.
 
+// One folder per layer, highest first; a module imports only from layers below its own
+// (README "Architecture"; enforced by tests/layers.rs).
+
+// Worker-side HTTP endpoints.
 pub mod edge;
 
+// The Durable Object: its routes, the alarm, the Worker's client of it.
 pub mod conversation;
 
+// One turn: store -> engine -> store, one log line.
 pub mod turn;
 
+// Peers, neither imports the other: the turn's logic over small traits; the conversation's SQLite.
 pub mod engine;
 pub mod store;
 
+// The model trait and the types it speaks; a folder per wire family (gemini/).
 pub mod llm;
 
+// Layercode's wire: webhook events, the SSE response writer.
 pub mod layercode;
 
 // Leaves: each imports only other leaves.

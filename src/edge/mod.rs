@@ -3,7 +3,7 @@
 //! `agent` (the signed Layercode webhook, forwarded to the conversation), `authorize` (the
 //! session-key proxy), `conversations_api` (read or erase a transcript), `health`, and `body`
 //! (bounded body reading). No SQL and no model here: turns run in the conversation's Durable
-//! Object.
+//! Object (the conversations API names the store's record types, which the object returns).
 //!
 //! May import: `conversation` and every layer below it (see `tests/layers.rs`).
 

@@ -1,7 +1,8 @@
 //! The turn engine: one spoken reply, from opening the model's stream to the last word, over
 //! three small traits (the model, the speaker, the clock) so every fault, timeout and barge-in
-//! case runs as a native test in milliseconds (see the tests below). The runtime glue in
-//! `turn.rs` plugs in Gemini, the SSE response and the Workers timers.
+//! case runs as a native test in milliseconds (`tests.rs`). The runtime glue in `turn/` plugs in
+//! Gemini, the SSE response and the Workers timers. The model's trait and the types it speaks
+//! are the model layer's (`llm`); the tool rounds are `tool_loop`, over a [`ToolRunner`].
 //!
 //! What the engine decides, and nothing else does:
 //! * retry: once a retryable failure happened before anything was spoken, and only while the
@@ -11,6 +12,9 @@
 //! * the speech filter between the model's text and the speaker;
 //! * barge-in: the speaker refusing a write, or hanging up while we wait, ends the turn at once;
 //! * the ending: one [`Ending`] from which the stored status, the apology and the log derive.
+//!
+//! May import: `llm`, `layercode` and leaves (see `tests/layers.rs`); never the store or the
+//! runtime glue above it.
 
 use std::future::Future;
 use std::pin::{pin, Pin};

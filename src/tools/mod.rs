@@ -7,6 +7,9 @@
 //! built-in, `{"builtin": "end_call"}`. A value that does not parse or breaks a rule is refused
 //! whole (one clear message for `/health` and the log): a half-understood tool list would let
 //! the model call something the deployer did not mean.
+//!
+//! A leaf: imports only other leaves (see `tests/layers.rs`). The glue that runs a turn's tools
+//! for the engine (`TurnTools`, the engine's `ToolRunner`) is in `turn/tool_runner.rs`.
 
 pub mod args;
 pub mod http;
