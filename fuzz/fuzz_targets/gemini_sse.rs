@@ -6,7 +6,7 @@
 //! is an empty chunk), the rest is the response body. `n = 0` feeds it in one-byte chunks.
 #![no_main]
 
-use layercode_gemini_worker::gemini::{classify_error, parse_event};
+use layercode_gemini_worker::llm::gemini::{classify_error, parse_event};
 use layercode_gemini_worker::sse::SseDecoder;
 use libfuzzer_sys::fuzz_target;
 

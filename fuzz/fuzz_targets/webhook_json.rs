@@ -3,7 +3,7 @@
 //! webhook handler relies on. Its `text` may be blank: that turn just gets `response.end`.
 #![no_main]
 
-use layercode_gemini_worker::events::{parse, WebhookEvent};
+use layercode_gemini_worker::layercode::events::{parse, WebhookEvent};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,6 +8,7 @@ use std::pin::pin;
 use std::task::{Context, Poll};
 
 use super::*;
+use crate::llm::{OpenError, Piece};
 
 /// Virtual milliseconds, and the wake-up times of the timers pending right now.
 #[derive(Default)]

@@ -15,8 +15,8 @@ use std::pin::pin;
 use futures::future::{join_all, select, Either};
 use serde_json::{json, Value};
 
-use super::{ends_sentence, has_words, Clock, Cut, Failure, Limits, Model, ReplyStream, Speaker};
-use super::{Stop, Turn, TurnOutcome};
+use super::{ends_sentence, has_words, Clock, Cut, Limits, Speaker, Stop, Turn, TurnOutcome};
+use crate::llm::{Failure, FunctionCall, FunctionResponse, Model, ReplyStream, ToolStep};
 
 /// Spoken when a call starts and the model has said nothing just before.
 pub const DEFAULT_FILLER: &str = "One moment.";
@@ -28,40 +28,6 @@ pub const TOOL_FALLBACK: &str = "Sorry, I couldn't finish looking that up. Could
 pub const INTERRUPTED: &str = "interrupted by the caller";
 /// The answer for a call still running when the turn ran out of time.
 pub const CANCELLED: &str = "cancelled: the turn ran out of time";
-
-/// One function call of the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionCall {
-    /// The model's id; echoed in the answer only when the model gave one.
-    pub id: Option<String>,
-    pub name: String,
-    pub args: Value,
-}
-
-/// One round of the model, as the stream delivered it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ModelStep {
-    /// Every part of the model's response, verbatim and in order (signatures, signature-only
-    /// empty text parts and thoughts included): the follow-up request must send them back so.
-    pub parts: Vec<Value>,
-    pub calls: Vec<FunctionCall>,
-}
-
-/// The answer to one call, for the follow-up request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionResponse {
-    pub name: String,
-    pub id: Option<String>,
-    /// `{"output": …}` or `{"error": "…"}`.
-    pub response: Value,
-}
-
-/// One finished tool round: what the model said and one answer per call, in call order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolStep {
-    pub model_parts: Vec<Value>,
-    pub responses: Vec<FunctionResponse>,
-}
 
 /// How one call ended, as `response.data` and the log say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +51,7 @@ impl CallStatus {
 
 /// One call, for the log line: never its arguments or result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallReport {
+pub struct ToolCallReport {
     pub round: u32,
     pub name: String,
     pub status: CallStatus,
@@ -97,7 +63,7 @@ pub struct CallReport {
 pub struct ToolLog {
     /// Model rounds run (0 for a turn without tools).
     pub rounds: u32,
-    pub calls: Vec<CallReport>,
+    pub calls: Vec<ToolCallReport>,
     /// Every tool round, each call answered (an interrupted one as such).
     pub steps: Vec<ToolStep>,
 }
@@ -341,7 +307,7 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
                 // A failed status write means the caller left; the turn's own end says so.
                 self.status(&calls[i].name, &ids[i], status.label()).await;
             }
-            log.calls.push(CallReport {
+            log.calls.push(ToolCallReport {
                 round,
                 name: calls[i].name.clone(),
                 status,

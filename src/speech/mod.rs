@@ -1,4 +1,5 @@
-//! Streaming cleanup of Gemini's markdown into plain text for text-to-speech.
+//! Streaming cleanup of Gemini's markdown into plain text for text-to-speech. A leaf: imports
+//! only other leaves (see `tests/layers.rs`).
 //!
 //! Gemini streams a reply as small text deltas and each delta goes to the TTS engine as soon as
 //! it arrives, so the first word must leave fast. The model writes markdown (`**bold**`, bullets,

@@ -16,7 +16,8 @@
 //! length, cut anywhere); an *event* is one SSE event, ended by a blank line; its *payload* is
 //! its `data` lines joined; a *frame* is the bytes of one event we send.
 //!
-//! The module does no I/O: the Worker glue hands it bytes, so it is tested natively.
+//! The module does no I/O: the Worker glue hands it bytes, so it is tested natively. A leaf:
+//! imports only other leaves (see `tests/layers.rs`).
 
 mod decode;
 mod encode;

@@ -10,8 +10,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::engine::ToolLog;
-
 /// How many of the latest calls the model is reminded of.
 pub const REMEMBERED_CALLS: usize = 8;
 /// One call's line, arguments and answer included, is cut to this many characters.
@@ -28,25 +26,6 @@ pub struct PastCall {
     pub args: Value,
     /// What the model was given as the call's answer: `{"output": …}` or `{"error": …}`.
     pub answer: Value,
-}
-
-/// The calls of a turn in the order they were made, each with the answer the model got.
-pub fn past_calls(log: &ToolLog) -> Vec<PastCall> {
-    log.steps
-        .iter()
-        .flat_map(|step| {
-            let calls = step
-                .model_parts
-                .iter()
-                .filter_map(|part| part.get("functionCall"));
-            // One answer per call, in call order (see `ToolStep`).
-            calls.zip(&step.responses).map(|(call, response)| PastCall {
-                name: response.name.clone(),
-                args: call.get("args").cloned().unwrap_or(Value::Null),
-                answer: response.response.clone(),
-            })
-        })
-        .collect()
 }
 
 /// `system_prompt`, followed by the note on `calls` (oldest first) when there are any.
@@ -69,58 +48,7 @@ pub fn prompt_with_calls(system_prompt: &str, calls: &[PastCall]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{FunctionResponse, ToolStep};
     use serde_json::json;
-
-    fn step(calls: &[(&str, Value)], answers: &[Value]) -> ToolStep {
-        ToolStep {
-            model_parts: std::iter::once(json!({"text": "One moment."}))
-                .chain(calls.iter().map(|(name, args)| {
-                    json!({"functionCall": {"name": name, "args": args}, "thoughtSignature": "s"})
-                }))
-                .collect(),
-            responses: calls
-                .iter()
-                .zip(answers)
-                .map(|((name, _), answer)| FunctionResponse {
-                    name: name.to_string(),
-                    id: None,
-                    response: answer.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn every_call_of_every_round_is_kept_with_its_answer_in_order() {
-        let log = ToolLog {
-            rounds: 3,
-            calls: Vec::new(),
-            steps: vec![
-                step(
-                    &[("hours", json!({"city": "Oslo"})), ("stock", json!({}))],
-                    &[json!({"output": "9-17"}), json!({"error": "timeout"})],
-                ),
-                step(
-                    &[("book", json!({"at": "18:00"}))],
-                    &[json!({"error": "interrupted by the caller"})],
-                ),
-            ],
-        };
-        let names: Vec<(String, Value)> = past_calls(&log)
-            .into_iter()
-            .map(|c| (c.name, c.answer))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("hours".into(), json!({"output": "9-17"})),
-                ("stock".into(), json!({"error": "timeout"})),
-                ("book".into(), json!({"error": "interrupted by the caller"})),
-            ]
-        );
-        assert_eq!(past_calls(&ToolLog::default()), Vec::new());
-    }
 
     #[test]
     fn the_prompt_lists_the_latest_calls_one_line_each() {

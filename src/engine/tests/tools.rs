@@ -12,6 +12,7 @@ use super::super::tool_loop::{
 };
 use super::super::*;
 use super::{piece, VirtualClock};
+use crate::llm::{FunctionCall, FunctionResponse, ModelStep, OpenError, Piece, ToolStep};
 
 /// One piece of a scripted round, after a delay in ms.
 #[derive(Clone)]
@@ -334,7 +335,7 @@ fn a_call_then_an_answer_speaks_a_filler_and_sends_the_parts_back_verbatim() {
     assert_eq!(played.outcome.tools.rounds, 2);
     assert_eq!(
         played.outcome.tools.calls,
-        vec![CallReport {
+        vec![ToolCallReport {
             round: 1,
             name: "shop_hours".into(),
             status: CallStatus::Done,

@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use worker::{console_log, Env, Method, Request, Response};
 
 use crate::config::Config;
-use crate::conversation::{ConversationClient, SessionRecord, StoredMessage, Transcript};
+use crate::conversation::ConversationClient;
 use crate::error::{json_response, AppError};
+use crate::store::{SessionRecord, StoredMessage, Transcript};
 
 /// Every path under this prefix belongs to this API; the rest is the conversation id.
 pub const PATH_PREFIX: &str = "/conversations/";

@@ -14,7 +14,6 @@ use worker::web_sys::{AbortSignal, TransformStream, WritableStreamDefaultWriter}
 use worker::{Response, ResponseBuilder};
 
 use crate::deadline::within;
-use crate::engine::Speaker;
 use crate::sse;
 
 /// A write the reader has not taken after this long means the reader is gone. After a client
@@ -112,12 +111,6 @@ impl EventStream {
         // readable side was cancelled, which is how a dropped request shows up here.
         self.connected = settles_ok(self.writer.write_with_chunk(&chunk)).await;
         self.connected
-    }
-}
-
-impl Speaker for EventStream {
-    async fn speak(&mut self, text: &str) -> bool {
-        self.tts(text).await
     }
 }
 

@@ -7,6 +7,9 @@
 //! built-in, `{"builtin": "end_call"}`. A value that does not parse or breaks a rule is refused
 //! whole (one clear message for `/health` and the log): a half-understood tool list would let
 //! the model call something the deployer did not mean.
+//!
+//! A leaf: imports only other leaves (see `tests/layers.rs`). The glue that runs a turn's tools
+//! for the engine (`TurnTools`, the engine's `ToolRunner`) is in `turn/tool_runner.rs`.
 
 pub mod args;
 pub mod http;
@@ -16,8 +19,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde_json::{json, Map, Value};
-
-use crate::engine::{CallPlan, FunctionCall, ToolRunner};
 
 /// How long an HTTP tool may take when its entry does not say.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
@@ -359,50 +360,6 @@ pub fn declarations(registry: &Registry) -> Vec<Value> {
         .collect()
 }
 
-/// The tools of one turn, as the engine's [`ToolRunner`]: calls are looked up in the registry
-/// and their arguments checked before anything runs.
-pub struct TurnTools {
-    pub registry: Registry,
-    pub conversation_id: String,
-    pub turn_id: String,
-}
-
-impl TurnTools {
-    fn tool(&self, name: &str) -> Result<&dyn Tool, String> {
-        self.registry
-            .get(name)
-            .ok_or_else(|| format!("there is no tool named {name}"))
-    }
-}
-
-impl ToolRunner for TurnTools {
-    fn prepare(&self, call: &FunctionCall) -> Result<CallPlan, String> {
-        let tool = self.tool(&call.name)?;
-        args::check(tool.parameters(), &call.args)?;
-        Ok(CallPlan {
-            timeout_ms: tool.timeout_ms(),
-            filler: tool.filler().map(str::to_string),
-            after_reply: tool.after_reply(),
-        })
-    }
-
-    fn call_id(&self, round: u32, index: usize) -> String {
-        format!("{}:{round}:{index}", self.turn_id)
-    }
-
-    async fn run(&self, call_id: &str, call: &FunctionCall) -> ToolResult {
-        let tool = self.tool(&call.name)?;
-        let call = ToolCall {
-            call_id: call_id.to_string(),
-            name: call.name.clone(),
-            args: call.args.clone(),
-            conversation_id: self.conversation_id.clone(),
-            turn_id: self.turn_id.clone(),
-        };
-        tool.run(&call).await
-    }
-}
-
 /// The built-in `end_call`: the agent says goodbye, then the browser app is told to hang up
 /// with `response.data` `{"action": "end_call"}` (Layercode has no hang-up event of its own).
 pub struct EndCall {
@@ -591,81 +548,6 @@ mod tests {
         assert_eq!(warnings(&with_http, false).len(), 1);
         assert!(warnings(&with_http, false)[0].contains("TOOLS_SIGNING_SECRET"));
         assert!(warnings(&[ToolEntry::EndCall], false).is_empty());
-    }
-
-    #[test]
-    fn turn_tools_check_arguments_and_pass_the_turn_to_the_tool() {
-        struct Echo(Value);
-        impl Tool for Echo {
-            fn name(&self) -> &str {
-                "echo"
-            }
-            fn description(&self) -> &str {
-                "Echoes."
-            }
-            fn parameters(&self) -> &Value {
-                &self.0
-            }
-            fn run<'a>(&'a self, call: &'a ToolCall) -> ToolFuture<'a> {
-                Box::pin(async move {
-                    Ok(json!([
-                        call.call_id,
-                        call.conversation_id,
-                        call.turn_id,
-                        call.args
-                    ]))
-                })
-            }
-            fn timeout_ms(&self) -> u64 {
-                700
-            }
-        }
-        let mut registry = Registry::default();
-        registry.add(Box::new(Echo(
-            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
-        )));
-        registry.add(Box::new(EndCall::new()));
-        let tools = TurnTools {
-            registry,
-            conversation_id: "conv".into(),
-            turn_id: "turn".into(),
-        };
-        let call = |name: &str, args: Value| FunctionCall {
-            id: None,
-            name: name.into(),
-            args,
-        };
-        assert_eq!(
-            tools.prepare(&call("echo", json!({"n": 1}))),
-            Ok(CallPlan {
-                timeout_ms: 700,
-                filler: None,
-                after_reply: None
-            })
-        );
-        assert_eq!(
-            tools.prepare(&call("echo", json!({}))),
-            Err("args.n is required".into())
-        );
-        assert_eq!(
-            tools.prepare(&call("nope", json!({}))),
-            Err("there is no tool named nope".into())
-        );
-        assert_eq!(
-            tools
-                .prepare(&call("end_call", json!({})))
-                .unwrap()
-                .after_reply,
-            Some(json!({"action": "end_call"}))
-        );
-        assert_eq!(tools.call_id(2, 1), "turn:2:1");
-        let ran =
-            futures::FutureExt::now_or_never(tools.run("id_1", &call("echo", json!({"n": 1}))));
-        assert_eq!(ran, Some(Ok(json!(["id_1", "conv", "turn", {"n": 1}]))));
-        assert_eq!(
-            declarations(&tools.registry)[0],
-            json!({"name": "echo", "description": "Echoes.", "parametersJsonSchema": tools.registry.get("echo").unwrap().parameters()})
-        );
     }
 
     #[test]

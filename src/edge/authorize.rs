@@ -15,9 +15,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use worker::{AbortController, AbortSignal, Env, Fetch, Request, Response};
 
-use crate::body;
 use crate::config::{AllowedOrigins, Config, LAYERCODE_API_KEY};
 use crate::deadline::within;
+use crate::edge::body;
 use crate::error::{json_response, AppError};
 use crate::redact::redact;
 use crate::upstream::json_post;

@@ -1,7 +1,8 @@
 //! The turn engine: one spoken reply, from opening the model's stream to the last word, over
 //! three small traits (the model, the speaker, the clock) so every fault, timeout and barge-in
-//! case runs as a native test in milliseconds (see the tests below). The runtime glue in
-//! `turn.rs` plugs in Gemini, the SSE response and the Workers timers.
+//! case runs as a native test in milliseconds (`tests.rs`). The runtime glue in `turn/` plugs in
+//! Gemini, the SSE response and the Workers timers. The model's trait and the types it speaks
+//! are the model layer's (`llm`); the tool rounds are `tool_loop`, over a [`ToolRunner`].
 //!
 //! What the engine decides, and nothing else does:
 //! * retry: once a retryable failure happened before anything was spoken, and only while the
@@ -11,6 +12,9 @@
 //! * the speech filter between the model's text and the speaker;
 //! * barge-in: the speaker refusing a write, or hanging up while we wait, ends the turn at once;
 //! * the ending: one [`Ending`] from which the stored status, the apology and the log derive.
+//!
+//! May import: `llm`, `layercode` and leaves (see `tests/layers.rs`); never the store or the
+//! runtime glue above it.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -21,12 +25,12 @@ use futures::future::poll_fn;
 use serde_json::Value;
 
 use crate::history::ReplyStatus;
+use crate::llm::{Failure, Finish, Model, ReplyStream};
 use crate::speech::SpeechFilter;
 
 mod tool_loop;
 pub use tool_loop::{
-    run_with_tools, CallPlan, CallReport, CallStatus, FunctionCall, FunctionResponse, ModelStep,
-    ToolLimits, ToolLog, ToolRunner, ToolStep,
+    run_with_tools, CallPlan, CallStatus, ToolCallReport, ToolLimits, ToolLog, ToolRunner,
 };
 
 /// Spoken when the model fails before saying anything.
@@ -55,107 +59,6 @@ impl Cut {
             Cut::Length => "length_limit",
             Cut::Policy => "policy_stop",
         }
-    }
-}
-
-/// One piece of the model's reply: a text delta, and how the model finished on the last piece.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Piece {
-    pub text: String,
-    pub finish: Option<Finish>,
-}
-
-/// The model's reason for ending its reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finish {
-    /// As the model said it (`STOP`, `SAFETY`…), for the log.
-    pub reason: String,
-    /// A content policy stopped the reply, possibly mid-sentence.
-    pub policy: bool,
-}
-
-/// Why a model call failed. Labels (for the log) come from [`Failure::label`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// No API key is configured: the model was never called.
-    MissingApiKey,
-    /// The conversation store could not begin the turn: the model was never called.
-    Storage,
-    /// The request did not reach the model (DNS, connection refused, reset before headers).
-    Unreachable,
-    /// The model answered with this non-200 HTTP status.
-    Http(u16),
-    /// The model answered 200 without a readable body.
-    NoBody,
-    /// The caller heard nothing for `Limits::silence_ms`.
-    Timeout,
-    /// The body broke off with a network error.
-    Network,
-    /// An event's JSON could not be read.
-    UnreadableEvent,
-    /// The stream carried an error object.
-    StreamError,
-    /// The prompt was blocked (`promptFeedback.blockReason`).
-    Blocked,
-    /// The body ended inside an event (or was an unframed error body).
-    IncompleteStream,
-    /// One event was larger than any real one.
-    OversizedEvent,
-    /// The body ended cleanly but without a finish reason: a cut connection looks like this.
-    Truncated,
-    /// The model finished (the reason is kept) without a single speakable word.
-    NothingSpoken,
-}
-
-impl Failure {
-    /// The `ending` label of the log line.
-    pub fn label(&self) -> String {
-        match self {
-            Failure::MissingApiKey => "missing_api_key".into(),
-            Failure::Storage => "storage_error".into(),
-            Failure::Unreachable => "unreachable".into(),
-            Failure::Http(status) => format!("http_{status}"),
-            Failure::NoBody => "no_body".into(),
-            Failure::Timeout => "timeout".into(),
-            Failure::Network => "network".into(),
-            // The label predates the name; kept so that log queries keep matching.
-            Failure::UnreadableEvent => "unreadable_chunk".into(),
-            Failure::StreamError => "stream_error".into(),
-            Failure::Blocked => "blocked".into(),
-            Failure::IncompleteStream => "incomplete_stream".into(),
-            Failure::OversizedEvent => "oversized_event".into(),
-            Failure::Truncated => "truncated".into(),
-            Failure::NothingSpoken => "nothing_spoken".into(),
-        }
-    }
-}
-
-/// A failed attempt to open the model's stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenError {
-    pub failure: Failure,
-    /// The model module's verdict: the same request may well succeed a moment later.
-    pub retryable: bool,
-}
-
-/// The model: opens one streamed reply per call.
-pub trait Model {
-    type Stream: ReplyStream;
-    /// Sends the request; `Ok` once the answer is a readable 200 stream.
-    fn open(&mut self) -> impl Future<Output = Result<Self::Stream, OpenError>>;
-    /// Makes the next `open` ask again after tool calls: the original request followed by every
-    /// step of this turn so far. `calling_allowed` false forbids further calls (the last round).
-    fn follow_up(&mut self, _steps: &[ToolStep], _calling_allowed: bool) {}
-}
-
-/// A streamed reply.
-pub trait ReplyStream {
-    /// The next piece; `Ok(None)` at the clean end of the body.
-    fn next(&mut self) -> impl Future<Output = Result<Option<Piece>, Failure>>;
-    /// Once the stream has ended: the model's parts exactly as received and the function calls
-    /// among them. A model without tools has none.
-    fn take_step(&mut self) -> ModelStep {
-        ModelStep::default()
     }
 }
 

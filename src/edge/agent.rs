@@ -6,12 +6,12 @@ use worker::wasm_bindgen_futures::spawn_local;
 use worker::web_sys::AbortSignal;
 use worker::{console_log, Env, Request, Response};
 
-use crate::body;
 use crate::config::{Config, LAYERCODE_WEBHOOK_SECRET};
 use crate::conversation::{ConversationClient, Route};
+use crate::edge::body;
 use crate::error::{json_response, AppError};
-use crate::event_stream::EventStream;
-use crate::events::{self, DataEvent, WebhookEvent};
+use crate::layercode::event_stream::EventStream;
+use crate::layercode::events::{self, DataEvent, WebhookEvent};
 use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
 use crate::speech;
 

@@ -1,32 +1,44 @@
-//! One spoken turn, run inside the conversation's Durable Object: begin it in SQL, let the turn
-//! engine speak Gemini's reply into the SSE response, store what the caller heard, log one line.
+//! One spoken turn, run inside the conversation's Durable Object: begin it in the store, let the
+//! engine speak the model's reply into the SSE response, store what the caller heard, log one
+//! line (`log`).
 //!
 //! This is the runtime glue; the decisions (retry, silence, barge-in, apology, what to store)
-//! are in `engine.rs`, where they are tested natively. The handler returns the SSE response at
-//! once and the turn runs as a task of the object, writing into the response's stream.
+//! are the engine's, where they are tested natively. The handler returns the SSE response at
+//! once and the turn runs as a task of the object, writing into the response's stream. Here the
+//! engine's traits meet the runtime: `clock` (Workers timers), `speaker` (the SSE response),
+//! `tool_runner` (the turn's tools), and Gemini as the model. `welcome` is the `session.start` turn.
+//!
+//! May import: `store`, `engine` and every layer below them (see `tests/layers.rs`).
+
+mod clock;
+mod log;
+mod speaker;
+mod tool_runner;
+mod welcome;
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
 
-use serde::Serialize;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::web_sys::AbortSignal;
-use worker::{console_error, console_log, AbortController, Delay, Response};
+use worker::{console_error, AbortController, Response};
+
+pub use welcome::start_welcome;
 
 use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
-use crate::conversation::{welcome_key, Begun, StartWrites, Store};
-use crate::engine::{
-    self, Clock, Ending, Failure, Limits, Model, OpenError, Speaker, ToolLimits, TurnOutcome,
-};
-use crate::event_stream::EventStream;
-use crate::events::{Message, SessionStart};
-use crate::gemini::{self, CallReport, GeminiModel, GeminiStream};
+use crate::engine::{self, Clock, Ending, Limits, ToolLimits, TurnOutcome};
 use crate::history::HistoryMessage;
-use crate::speech::clean_for_speech;
+use crate::layercode::event_stream::EventStream;
+use crate::layercode::events::Message;
+use crate::llm::gemini::{self, GeminiModel, GeminiStream};
+use crate::llm::{CallReport, Failure, Model, OpenError};
+use crate::store::{Begun, StartWrites, Store};
 use crate::tools::memory::{self, PastCall};
-use crate::tools::{self, http::HttpTool, TurnTools};
+use crate::tools::{self, http::HttpTool};
+use clock::WorkerClock;
+use log::TurnLog;
+use speaker::Recorder;
+use tool_runner::TurnTools;
 
 /// Starts a `message` turn and returns its SSE response immediately.
 pub fn start_message(
@@ -37,18 +49,6 @@ pub fn start_message(
 ) -> worker::Result<Response> {
     let (stream, response) = EventStream::open(Some(message.turn_id.clone()), request_signal)?;
     spawn_local(run_message(store, config, message, stream));
-    Ok(response)
-}
-
-/// Starts a `session.start` turn (the welcome message) and returns its SSE response.
-pub fn start_welcome(
-    store: Store,
-    config: Rc<Config>,
-    event: SessionStart,
-    request_signal: AbortSignal,
-) -> worker::Result<Response> {
-    let (stream, response) = EventStream::open(event.turn_id.clone(), request_signal)?;
-    spawn_local(run_welcome(store, config, event, stream));
     Ok(response)
 }
 
@@ -151,7 +151,7 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         {
             log.storage_error = Some(format!("finish_turn: {e}"));
         }
-        let calls = memory::past_calls(&outcome.tools);
+        let calls = tool_runner::past_calls(&outcome.tools);
         if let Err(e) = store.remember_tool_calls(&message.turn_id, &calls) {
             log.storage_error = Some(format!("remember_tool_calls: {e}"));
         }
@@ -291,27 +291,6 @@ async fn apologise_for(
     engine::run(&mut model, speaker, clock, std::future::pending(), limits).await
 }
 
-/// The turn's speaker: the SSE stream, keeping what was sent where the store can see it while
-/// the turn runs (an interruption context is clamped to it).
-struct Recorder<'a> {
-    stream: &'a mut EventStream,
-    sent: Rc<RefCell<String>>,
-}
-
-impl Speaker for Recorder<'_> {
-    async fn speak(&mut self, text: &str) -> bool {
-        let delivered = self.stream.tts(text).await;
-        if delivered {
-            self.sent.borrow_mut().push_str(text);
-        }
-        delivered
-    }
-
-    async fn data(&mut self, content: &serde_json::Value) -> bool {
-        self.stream.data(content).await
-    }
-}
-
 /// A model that fails at once, with a failure that is not worth a retry.
 struct Unavailable(Option<Failure>);
 
@@ -322,199 +301,5 @@ impl Model for Unavailable {
             failure: self.0.take().unwrap_or(Failure::Unreachable),
             retryable: false,
         })
-    }
-}
-
-async fn run_welcome(
-    store: Store,
-    config: Rc<Config>,
-    event: SessionStart,
-    mut stream: EventStream,
-) {
-    let clock = WorkerClock;
-    let mut log = TurnLog::new(
-        "session.start",
-        &event.conversation_id,
-        event.turn_id.as_deref(),
-        &clock,
-    );
-    let welcome = clean_for_speech(&config.welcome_message);
-    if welcome.is_empty() {
-        stream.end().await;
-        return log.emit_without_reply("silent", &clock);
-    }
-    let turn_id = welcome_key(event.turn_id.as_deref(), event.session_id.as_deref());
-    let recorded = store.record_welcome(&turn_id, &welcome);
-    match recorded {
-        Ok(false) => {
-            // A redelivered session.start: greet again rather than leave the caller in silence.
-            if stream.tts(&welcome).await {
-                log.chars_out = welcome.chars().count();
-            }
-            stream.end().await;
-            return log.emit_without_reply("redelivered", &clock);
-        }
-        Ok(true) => {}
-        // The caller should still be greeted; the log says the store failed.
-        Err(e) => log.storage_error = Some(format!("record_welcome: {e}")),
-    }
-    let first_speech_at_ms = Some(clock.now_ms());
-    let heard = stream.tts(&welcome).await;
-    stream.end().await;
-    let outcome = TurnOutcome {
-        ending: if heard {
-            Ending::Complete
-        } else {
-            Ending::Interrupted
-        },
-        spoken: if heard { welcome } else { String::new() },
-        closing: None,
-        finish_reason: None,
-        attempts: 0,
-        first_speech_at_ms,
-        tools: Default::default(),
-    };
-    log.emit(&outcome, &CallReport::default(), &clock);
-}
-
-/// Workers timers. `Date.now()` advances with I/O, which is all a turn waits on.
-struct WorkerClock;
-
-impl Clock for WorkerClock {
-    fn now_ms(&self) -> u64 {
-        // `Date.now()` rather than `worker::Date::now()`, which builds a `Date` per call (a
-        // turn asks about twenty times).
-        worker::js_sys::Date::now() as u64
-    }
-
-    fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
-        Delay::from(Duration::from_millis(ms))
-    }
-}
-
-/// The one structured log line of a turn, with the same fields for every turn. Never holds user
-/// speech or secrets.
-#[derive(Debug, Serialize)]
-struct TurnLog {
-    event: &'static str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    conversation_id: String,
-    turn_id: Option<String>,
-    /// `complete`, `cut`, `interrupted` or `failed`; `redelivered` (answered again from the
-    /// store), `redelivered_other_text` (the same turn id with other words) or `silent`.
-    outcome: &'static str,
-    /// The finish reason of a complete reply, the failure of a failed one.
-    ending: Option<String>,
-    finish_reason: Option<String>,
-    ms_to_first_tts: Option<u64>,
-    total_ms: u64,
-    gemini_status: Option<u16>,
-    gemini_attempts: u32,
-    gemini_error: Option<String>,
-    chars_out: usize,
-    interrupted: bool,
-    apology: bool,
-    prompt_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    storage_error: Option<String>,
-    /// Model rounds of a turn with tools (0 without tools).
-    tool_rounds: u32,
-    /// Each tool call: name, round, latency, outcome; never its arguments or result.
-    tool_calls: Vec<ToolCallLog>,
-    #[serde(skip)]
-    started_ms: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct ToolCallLog {
-    name: String,
-    round: u32,
-    ms: u64,
-    outcome: &'static str,
-}
-
-impl TurnLog {
-    fn new(
-        kind: &'static str,
-        conversation_id: &str,
-        turn_id: Option<&str>,
-        clock: &impl Clock,
-    ) -> Self {
-        TurnLog {
-            event: "turn",
-            kind,
-            conversation_id: conversation_id.to_string(),
-            turn_id: turn_id.map(str::to_string),
-            outcome: "complete",
-            ending: None,
-            finish_reason: None,
-            ms_to_first_tts: None,
-            total_ms: 0,
-            gemini_status: None,
-            gemini_attempts: 0,
-            gemini_error: None,
-            chars_out: 0,
-            interrupted: false,
-            apology: false,
-            prompt_tokens: None,
-            output_tokens: None,
-            storage_error: None,
-            tool_rounds: 0,
-            tool_calls: Vec::new(),
-            started_ms: clock.now_ms(),
-        }
-    }
-
-    /// A turn the model was not asked for: a redelivery or a silent welcome.
-    fn emit_without_reply(mut self, outcome: &'static str, clock: &impl Clock) {
-        self.outcome = outcome;
-        self.write(clock);
-    }
-
-    fn emit(mut self, outcome: &TurnOutcome, report: &CallReport, clock: &impl Clock) {
-        self.outcome = outcome.ending.outcome();
-        self.ending = Some(match &outcome.ending {
-            Ending::Complete => outcome.finish_reason.clone().unwrap_or_default(),
-            Ending::Interrupted => "client_disconnected".to_string(),
-            Ending::Failed(failure) => failure.label(),
-            Ending::Cut(cut) => cut.label().to_string(),
-        });
-        self.finish_reason = outcome.finish_reason.clone();
-        self.ms_to_first_tts = outcome
-            .first_speech_at_ms
-            .map(|at| at.saturating_sub(self.started_ms));
-        self.gemini_status = report.status;
-        self.gemini_attempts = report.requests;
-        self.gemini_error = report.error.clone();
-        self.chars_out = outcome.spoken.chars().count();
-        // A closing line owed but not delivered means the caller had hung up by then.
-        let closing_unheard =
-            outcome.ending.closing(&outcome.spoken).is_some() && outcome.closing.is_none();
-        self.interrupted = outcome.ending == Ending::Interrupted || closing_unheard;
-        self.apology = matches!(outcome.ending, Ending::Failed(_)) && outcome.closing.is_some();
-        self.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_token_count);
-        self.output_tokens = report.usage.as_ref().and_then(|u| u.candidates_token_count);
-        self.tool_rounds = outcome.tools.rounds;
-        self.tool_calls = outcome
-            .tools
-            .calls
-            .iter()
-            .map(|call| ToolCallLog {
-                name: call.name.clone(),
-                round: call.round,
-                ms: call.latency_ms,
-                outcome: call.status.label(),
-            })
-            .collect();
-        self.write(clock);
-    }
-
-    fn write(mut self, clock: &impl Clock) {
-        self.total_ms = clock.now_ms().saturating_sub(self.started_ms);
-        match serde_json::to_string(&self) {
-            Ok(line) => console_log!("{line}"),
-            Err(e) => console_error!("turn log failed to serialise: {e}"),
-        }
     }
 }

@@ -1,0 +1,24 @@
+//! `GET /health`: liveness, which settings are present (never their values), and what `TOOLS`
+//! declares.
+
+use worker::{Env, Response};
+
+use crate::config;
+use crate::error::{json_response, AppError};
+
+/// Liveness, which settings are present (never their values), and what `TOOLS` declares.
+pub fn handle(env: &Env) -> Result<Response, AppError> {
+    let tools = config::Config::from_env(env).tools_report();
+    let settings: serde_json::Map<String, serde_json::Value> =
+        config::present_settings(config::env_lookup(env))
+            .into_iter()
+            .map(|(name, present)| (name.to_string(), present.into()))
+            .collect();
+    let body = serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "settings": settings,
+        "tools": tools,
+    });
+    Ok(json_response(200, &body.to_string())?)
+}

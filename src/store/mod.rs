@@ -1,0 +1,103 @@
+//! The store: one conversation's SQLite (in its Durable Object), and what its running turns
+//! have sent so far.
+//!
+//! Each method is a run of synchronous `exec` calls with no `.await` between them, which the
+//! runtime applies atomically. The tables are created by the first write (so reading an unknown
+//! id stores nothing); every write also records the time of last activity and arms the
+//! retention alarm once per object instance.
+//!
+//! * `turns`: begin a turn (dedupe, interruption clamp, history window), commit its start, store
+//!   what was heard; `welcome`: the greeting of `session.start`;
+//! * `transcript`: what the conversations API reads, and the `session.end` records;
+//! * `tool_calls`: the calls later turns are reminded of (`tools::memory`);
+//! * `activity`: the last activity, the retention alarm and erasure; `schema`: the tables.
+//!
+//! May import: `layercode` and leaves (see `tests/layers.rs`); never the engine or a model.
+
+mod activity;
+mod schema;
+mod tool_calls;
+mod transcript;
+mod turns;
+mod welcome;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue, State};
+
+use activity::RetentionAlarm;
+pub use transcript::{SessionRecord, StoredMessage, Transcript};
+pub use turns::{Begun, StartWrites, TurnStart};
+pub use welcome::welcome_key;
+
+/// The conversation's SQL, and what its running turns have sent so far. Cloning is cheap
+/// (handles), so a turn can own one.
+#[derive(Clone)]
+pub struct Store {
+    sql: SqlStorage,
+    /// Text sent so far by each turn still running in this object, by `turn_id`: what an
+    /// interruption context is checked against while the reply's row is still pending.
+    in_flight: Rc<RefCell<HashMap<String, Rc<RefCell<String>>>>>,
+    /// The tables exist. Shared by every clone: created lazily, gone again after an erase.
+    schema_ready: Rc<Cell<bool>>,
+    alarm: Rc<RetentionAlarm>,
+}
+
+impl Store {
+    /// The store of the object whose `state` this is, with a retention period of `ttl_ms`
+    /// (`0` sets no alarm). Creates nothing: the tables come with the first write.
+    pub fn new(state: Rc<State>, ttl_ms: u64) -> Self {
+        Store {
+            sql: state.storage().sql(),
+            in_flight: Rc::default(),
+            schema_ready: Rc::new(Cell::new(false)),
+            alarm: Rc::new(RetentionAlarm::new(state, ttl_ms)),
+        }
+    }
+
+    /// The rows of a query that builds them as one JSON array in a column `rows`
+    /// (`json_group_array`): one value to cross into wasm and one serde_json parse, instead of
+    /// a JS object per row converted field by field.
+    pub(super) fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> worker::Result<Vec<T>> {
+        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.to_array()?;
+        match json.first() {
+            Some(json) => Ok(serde_json::from_str(&json.rows)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub(super) fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {
+        // `to_array` rather than `one`: `one` on zero rows hangs the request.
+        let rows: Vec<Count> = self.sql.exec(query, vec![turn_id.into()])?.to_array()?;
+        Ok(rows.first().map_or(0, |row| row.n))
+    }
+}
+
+#[derive(Deserialize)]
+struct Count {
+    n: i64,
+}
+
+#[derive(Deserialize)]
+struct JsonRows {
+    rows: String,
+}
+
+#[derive(Deserialize)]
+struct TextRow {
+    text: String,
+}
+
+/// Milliseconds since the Unix epoch, as stored (SQLite integers are `i64`). Not the engine's
+/// `Clock::now_ms`, which is on any monotonic origin.
+pub fn unix_ms() -> i64 {
+    // `Date.now()`, not `new Date()`: no object per call.
+    worker::js_sys::Date::now() as i64
+}
