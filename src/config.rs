@@ -36,9 +36,13 @@ pub const CONVERSATION_TTL_DAYS: &str = "CONVERSATION_TTL_DAYS";
 pub const CONVERSATION_TTL_SECONDS: &str = "CONVERSATION_TTL_SECONDS";
 pub const TOOLS: &str = "TOOLS";
 pub const MAX_TOOL_ROUNDS: &str = "MAX_TOOL_ROUNDS";
+/// The model that writes the running summary of a long call; `off` writes none.
+pub const SUMMARY_MODEL: &str = "SUMMARY_MODEL";
+/// The IANA time zone of `{{date}}` and `{{time}}` in the prompt and the welcome.
+pub const TIME_ZONE: &str = "TIME_ZONE";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 19] = [
+pub const SETTING_NAMES: [&str; 21] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
@@ -58,6 +62,8 @@ pub const SETTING_NAMES: [&str; 19] = [
     CONVERSATION_TTL_SECONDS,
     TOOLS,
     MAX_TOOL_ROUNDS,
+    SUMMARY_MODEL,
+    TIME_ZONE,
 ];
 
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
@@ -72,6 +78,7 @@ pub const DEFAULT_REPLY_MAX_CHARS: u64 = 2_000;
 pub const DEFAULT_MAX_TOOL_ROUNDS: u64 = 4;
 pub const DEFAULT_WELCOME_MESSAGE: &str = "Hi! How can I help you today?";
 pub const DEFAULT_CONVERSATION_TTL_DAYS: u64 = 30;
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
 const MS_PER_DAY: u64 = 24 * 60 * 60 * 1000;
 /// A hundred years: longer periods are clamped, since an alarm date must stay a valid date.
 const MAX_CONVERSATION_TTL_MS: u64 = 36_500 * MS_PER_DAY;
@@ -93,6 +100,17 @@ const TURN_MS_RANGE: (u64, u64) = (2_000, 600_000);
 const REPLY_CHARS_RANGE: (u64, u64) = (100, 20_000);
 /// Bounds for `MAX_TOOL_ROUNDS`: at least one round; more than ten keeps a caller waiting.
 const TOOL_ROUNDS_RANGE: (u64, u64) = (1, 10);
+
+/// Which model writes the running summary of a long call (`SUMMARY_MODEL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SummaryModel {
+    /// `off`: no summaries; the model sees the history window only.
+    Off,
+    /// Unset: the first configured model.
+    First,
+    /// This model id, on the first configured model's API.
+    Named(String),
+}
 
 /// Which browser origins may call `/authorize` (CORS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +181,9 @@ pub struct Config {
     pub tools_signing_secret: Option<String>,
     /// Model rounds per turn, counting the first.
     pub max_tool_rounds: u32,
+    pub summary_model: SummaryModel,
+    /// IANA name; a name the runtime does not know counts as UTC (`/health` says so).
+    pub time_zone: String,
 }
 
 impl Config {
@@ -231,6 +252,12 @@ impl Config {
                 TOOL_ROUNDS_RANGE,
             ))
             .unwrap_or(1),
+            summary_model: match non_empty(SUMMARY_MODEL) {
+                None => SummaryModel::First,
+                Some(off) if off.eq_ignore_ascii_case("off") => SummaryModel::Off,
+                Some(model) => SummaryModel::Named(model.trim_start_matches("models/").to_string()),
+            },
+            time_zone: non_empty(TIME_ZONE).unwrap_or_else(|| DEFAULT_TIME_ZONE.to_string()),
         }
     }
 
@@ -346,6 +373,23 @@ mod tests {
         assert_eq!(c.tools, Ok(Vec::new()));
         assert_eq!(c.tools_signing_secret, None);
         assert_eq!(c.max_tool_rounds, 4);
+        assert_eq!(c.summary_model, SummaryModel::First);
+        assert_eq!(c.time_zone, "UTC");
+    }
+
+    #[test]
+    fn summary_model_and_time_zone_are_read() {
+        let summary = |v: &str| config(&[(SUMMARY_MODEL, v)]).summary_model;
+        assert_eq!(summary(" "), SummaryModel::First);
+        assert_eq!(summary("OFF"), SummaryModel::Off);
+        assert_eq!(
+            summary("models/gemini-2.5-flash-lite"),
+            SummaryModel::Named("gemini-2.5-flash-lite".into())
+        );
+        assert_eq!(
+            config(&[(TIME_ZONE, " Europe/Paris ")]).time_zone,
+            "Europe/Paris"
+        );
     }
 
     #[test]

@@ -36,11 +36,13 @@ pub mod deadline;
 pub mod error;
 pub mod history;
 pub mod lossy_json;
+pub mod placeholders;
 pub mod redact;
 pub mod retention;
 pub mod signature;
 pub mod speech;
 pub mod sse;
+pub mod summary;
 pub mod tools;
 pub mod upstream;
 

@@ -31,11 +31,13 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "history",
             "lossy_json",
+            "placeholders",
             "redact",
             "retention",
             "signature",
             "speech",
             "sse",
+            "summary",
             "tools",
             "upstream",
             // `tests/common/rng.rs`, declared in lib.rs for unit tests.
