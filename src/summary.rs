@@ -57,32 +57,52 @@ const AGENT: &str = "Agent: ";
 const NOTE_HEADER: &str = "Summary of the earlier part of this call (notes taken from what was \
 said, not instructions; the conversation below may repeat its end):";
 
-/// One stored message, as the planner needs it (its text is not read to plan).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One stored message and its place in the conversation. A reply still being written is empty
+/// until its turn ends, and is among the newest messages, which are never folded.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub seq: i64,
-    pub role: Role,
-    /// Its length in characters; `0` for an empty message (or a reply abandoned while pending).
-    pub chars: usize,
-    /// A reply still being written by a turn running now: nothing from here on is folded.
-    pub running: bool,
+    pub message: HistoryMessage,
 }
 
-/// What one summary call folds: the stored messages `first_seq..=through_seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
-    pub first_seq: i64,
+impl Row {
+    /// Its length in characters as counted against the bounds; `0` when it is empty.
+    fn chars(&self) -> usize {
+        let text = self.message.text.trim();
+        if text.is_empty() {
+            0
+        } else {
+            text.chars().count().min(MESSAGE_MAX_CHARS)
+        }
+    }
+}
+
+/// What one summary call folds: the stored messages up to `through_seq`, those with words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
     pub through_seq: i64,
-    /// Non-empty messages among them.
-    pub messages: usize,
+    pub messages: Vec<HistoryMessage>,
 }
 
 /// Whether a summary is due over `rows` (the unfolded messages, oldest first, at most
 /// [`READ_LIMIT`]; `more` when there are others after them), and if so what the call folds.
-pub fn plan(rows: &[Row], more: bool) -> Option<Plan> {
-    let settled = rows.iter().position(|r| r.running).unwrap_or(rows.len());
-    let more = more && settled == rows.len();
-    let rows = &rows[..settled];
+pub fn plan(mut rows: Vec<Row>, more: bool) -> Option<Batch> {
+    let end = fold_end(&rows, more)?;
+    let through_seq = rows.get(end.checked_sub(1)?)?.seq;
+    rows.truncate(end);
+    let messages: Vec<HistoryMessage> = rows
+        .into_iter()
+        .filter(|row| row.chars() > 0)
+        .map(|row| row.message)
+        .collect();
+    (!messages.is_empty()).then_some(Batch {
+        through_seq,
+        messages,
+    })
+}
+
+/// How many of `rows` the call folds, when one is due.
+fn fold_end(rows: &[Row], more: bool) -> Option<usize> {
     let (messages, chars) = totals(rows);
     if !more && messages <= DUE_MESSAGES && chars <= DUE_CHARS {
         return None;
@@ -94,38 +114,28 @@ pub fn plan(rows: &[Row], more: bool) -> Option<Plan> {
     };
     let mut end = keep_from.min(oldest_within(rows, BATCH_MAX_MESSAGES, BATCH_MAX_CHARS));
     // End before a caller's message: a question and its answer are folded together.
-    while end > 0 && rows.get(end).map(|r| r.role) != Some(Role::User) {
+    while end > 0 && rows.get(end).map(|r| r.message.role) != Some(Role::User) {
         end -= 1;
     }
-    let folded = &rows[..end];
-    let (messages, _) = totals(folded);
-    match (folded.first(), folded.last()) {
-        (Some(first), Some(last)) if messages > 0 => Some(Plan {
-            first_seq: first.seq,
-            through_seq: last.seq,
-            messages,
-        }),
-        _ => None,
-    }
+    Some(end)
 }
 
-/// Non-empty messages and their characters (each counted up to [`MESSAGE_MAX_CHARS`]).
+/// Non-empty messages and their characters.
 fn totals(rows: &[Row]) -> (usize, usize) {
     rows.iter()
-        .filter(|r| r.chars > 0)
-        .fold((0, 0), |(n, chars), r| {
-            (n + 1, chars + r.chars.min(MESSAGE_MAX_CHARS))
-        })
+        .map(Row::chars)
+        .filter(|chars| *chars > 0)
+        .fold((0, 0), |(n, total), chars| (n + 1, total + chars))
 }
 
 /// Where the newest rows within both bounds start (the newest message always fits).
 fn newest_within(rows: &[Row], max_messages: usize, max_chars: usize) -> usize {
     let (mut n, mut chars) = (0, 0);
     for (i, row) in rows.iter().enumerate().rev() {
-        if row.chars == 0 {
+        let len = row.chars();
+        if len == 0 {
             continue;
         }
-        let len = row.chars.min(MESSAGE_MAX_CHARS);
         if n == max_messages || (n > 0 && chars + len > max_chars) {
             return i + 1;
         }
@@ -139,10 +149,10 @@ fn newest_within(rows: &[Row], max_messages: usize, max_chars: usize) -> usize {
 fn oldest_within(rows: &[Row], max_messages: usize, max_chars: usize) -> usize {
     let (mut n, mut chars) = (0, 0);
     for (i, row) in rows.iter().enumerate() {
-        if row.chars == 0 {
+        let len = row.chars();
+        if len == 0 {
             continue;
         }
-        let len = row.chars.min(MESSAGE_MAX_CHARS);
         if n == max_messages || (n > 0 && chars + len > max_chars) {
             return i;
         }
@@ -214,20 +224,39 @@ pub fn retry_due(failures: u32, turns_since: u32) -> bool {
 mod tests {
     use super::*;
 
-    /// `n` turns (a caller's message, then the reply), `chars` long each, from seq 1.
-    fn turns(n: usize, chars: usize) -> Vec<Row> {
-        (0..2 * n)
-            .map(|i| Row {
-                seq: i as i64 + 1,
-                role: if i % 2 == 0 {
+    fn row(seq: i64, role: Role, chars: usize) -> Row {
+        Row {
+            seq,
+            message: HistoryMessage {
+                role,
+                text: "x".repeat(chars),
+            },
+        }
+    }
+
+    /// `n` turns (a caller's message, then the reply), `chars` long each, from seq `from`.
+    fn turns_from(from: i64, n: usize, chars: usize) -> Vec<Row> {
+        (0..2 * n as i64)
+            .map(|i| {
+                let role = if i % 2 == 0 {
                     Role::User
                 } else {
                     Role::Assistant
-                },
-                chars,
-                running: false,
+                };
+                row(from + i, role, chars)
             })
             .collect()
+    }
+
+    fn turns(n: usize, chars: usize) -> Vec<Row> {
+        turns_from(1, n, chars)
+    }
+
+    /// The seq of the first and last message folded, and how many messages are folded.
+    fn planned(rows: &[Row], more: bool) -> Option<(i64, i64, usize)> {
+        let batch = plan(rows.to_vec(), more)?;
+        let first = rows.iter().find(|r| r.chars() > 0)?.seq;
+        Some((first, batch.through_seq, batch.messages.len()))
     }
 
     #[test]
@@ -247,10 +276,9 @@ mod tests {
             (50, 5_000, true, Some((1, 14, 14))),
         ];
         for (n, chars, more, expected) in table {
-            let planned =
-                plan(&turns(n, chars), more).map(|p| (p.first_seq, p.through_seq, p.messages));
             assert_eq!(
-                planned, expected,
+                planned(&turns(n, chars), more),
+                expected,
                 "{n} turns of {chars} characters, more: {more}"
             );
         }
@@ -259,54 +287,30 @@ mod tests {
     #[test]
     fn the_fold_ends_before_a_callers_message() {
         // A welcome first shifts the turns by one: the fold still ends after a reply.
-        let mut rows = vec![Row {
-            seq: 1,
-            role: Role::Assistant,
-            chars: 30,
-            running: false,
-        }];
-        rows.extend(turns(16, 50).into_iter().map(|r| Row {
-            seq: r.seq + 1,
-            ..r
-        }));
-        let first = plan(&rows, false).unwrap();
-        assert_eq!((first.first_seq, first.through_seq), (1, 23));
-        assert_eq!(rows[first.through_seq as usize].role, Role::User);
-        // Empty messages (failed writes, abandoned replies) are folded past but not counted.
+        let mut rows = vec![row(1, Role::Assistant, 30)];
+        rows.extend(turns_from(2, 16, 50));
+        assert_eq!(planned(&rows, false), Some((1, 23, 23)));
+        assert_eq!(rows[23].message.role, Role::User, "the first message kept");
+        // Empty messages (replies still being written, or abandoned) are folded past but not
+        // counted, nor given to the summariser.
         let mut rows = turns(20, 50);
         for row in rows.iter_mut().filter(|r| r.seq % 4 == 0) {
-            row.chars = 0;
+            row.message.text = " ".to_string();
         }
-        assert_eq!(plan(&rows, false), None, "30 messages with words");
-        rows.extend(turns(1, 50).into_iter().map(|r| Row {
-            seq: r.seq + 40,
-            ..r
-        }));
-        let planned = plan(&rows, false).unwrap();
-        assert_eq!(
-            (planned.first_seq, planned.through_seq, planned.messages),
-            (1, 28, 21)
-        );
+        assert_eq!(planned(&rows, false), None, "30 messages with words");
+        rows.extend(turns_from(41, 1, 50));
+        assert_eq!(planned(&rows, false), Some((1, 28, 21)));
     }
 
     #[test]
-    fn nothing_from_a_reply_still_being_written_is_folded_or_counted() {
+    fn a_reply_still_being_written_is_never_folded() {
+        // Its row is empty until its turn ends: with other turns after it, it is still among
+        // the newest 10 messages with words, which stay.
         let mut rows = turns(20, 50);
-        rows[30].running = true;
-        // 30 settled messages: not due, though 40 are stored.
-        assert_eq!(plan(&rows, true), None);
-        rows[30].running = false;
-        rows[25].running = true;
-        rows.extend(turns(10, 50).into_iter().map(|r| Row {
-            seq: r.seq + 40,
-            ..r
-        }));
-        assert_eq!(plan(&rows, false), None);
-        // A running reply deep in a backlog stops the fold before it.
-        let mut backlog = turns(50, 50);
-        backlog[40].running = true;
-        let planned = plan(&backlog, true).unwrap();
-        assert_eq!((planned.first_seq, planned.through_seq), (1, 30));
+        rows[35].message.text.clear();
+        rows.extend(turns_from(41, 1, 50));
+        let (_, through_seq, _) = planned(&rows, false).unwrap();
+        assert!(through_seq < rows[35].seq, "{through_seq}");
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub struct TranscriptBody<'a> {
     pub conversation_id: &'a str,
     pub messages: &'a [StoredMessage],
     pub sessions: &'a [SessionRecord],
+    /// The running summary of a long call; `null` until there is one.
+    pub summary: Option<serde_json::Value>,
 }
 
 impl<'a> TranscriptBody<'a> {
@@ -92,6 +94,10 @@ impl<'a> TranscriptBody<'a> {
             conversation_id,
             messages: &transcript.messages,
             sessions: &transcript.sessions,
+            summary: transcript
+                .summary_json
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok()),
         }
     }
 }
@@ -207,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn the_body_lists_messages_and_sessions_with_their_fields() {
+    fn the_body_lists_messages_sessions_and_the_summary_with_their_fields() {
         let transcript = Transcript {
             messages: vec![
                 StoredMessage {
@@ -237,6 +243,10 @@ mod tests {
                 ended_at: None,
                 recorded_at_ms: 1_700_000_001_000,
             }],
+            summary_json: Some(
+                r#"{"text":"The caller is Ada.","through_turn_id":"t1","updated_at_ms":1700000002000}"#
+                    .into(),
+            ),
         };
         let body = serde_json::to_value(TranscriptBody::new("conv_1", &transcript)).unwrap();
         assert_eq!(
@@ -255,6 +265,8 @@ mod tests {
                      "recording_status": "completed", "started_at": "2026-01-01T00:00:00Z",
                      "ended_at": null, "recorded_at_ms": 1_700_000_001_000_i64},
                 ],
+                "summary": {"text": "The caller is Ada.", "through_turn_id": "t1",
+                            "updated_at_ms": 1_700_000_002_000_i64},
             })
         );
     }

@@ -11,7 +11,8 @@
 //!   only speech moves that deadline, not pieces that carry nothing speakable;
 //! * the speech filter between the model's text and the speaker;
 //! * barge-in: the speaker refusing a write, or hanging up while we wait, ends the turn at once;
-//! * the ending: one [`Ending`] from which the stored status, the apology and the log derive.
+//! * the ending: one [`Ending`] from which the stored status, the apology and the log derive;
+//! * the summary call (`summary`): one request read to its end within a deadline, no retry.
 //!
 //! May import: `llm`, `layercode` and leaves (see `tests/layers.rs`); never the store or the
 //! runtime glue above it.
@@ -28,7 +29,9 @@ use crate::history::ReplyStatus;
 use crate::llm::{Failure, Finish, Model, ReplyStream};
 use crate::speech::SpeechFilter;
 
+mod summary;
 mod tool_loop;
+pub use summary::write_summary;
 pub use tool_loop::{
     run_with_tools, CallPlan, CallStatus, ToolCallReport, ToolLimits, ToolLog, ToolRunner,
 };

@@ -624,4 +624,5 @@ fn words_fit_the_room_left() {
     }
 }
 
+mod summary;
 mod tools;

@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::lossy_json::replace_lone_surrogates;
 
@@ -55,6 +55,35 @@ pub struct SessionStart {
     pub session_id: Option<String>,
     #[serde(default)]
     pub turn_id: Option<String>,
+    /// Who the call is with: fills the welcome's placeholders.
+    #[serde(skip)]
+    pub call: CallContext,
+}
+
+/// Who a call is with, as every webhook of it tells: the `custom_metadata` set at authorize (or
+/// in the agent's configuration) and, for a phone call, the two numbers. Read leniently: a
+/// `custom_metadata` that is not an object, or a number that is not a string, counts as absent
+/// rather than refusing the event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallContext {
+    pub custom_metadata: Option<Map<String, Value>>,
+    pub from_phone_number: Option<String>,
+    pub to_phone_number: Option<String>,
+}
+
+impl CallContext {
+    /// Reads the fields from an event's JSON object (the typed event does not read them).
+    fn of(object: &Map<String, Value>) -> Self {
+        let string = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_string);
+        CallContext {
+            custom_metadata: object
+                .get("custom_metadata")
+                .and_then(Value::as_object)
+                .cloned(),
+            from_phone_number: string("from_phone_number"),
+            to_phone_number: string("to_phone_number"),
+        }
+    }
 }
 
 /// The user said (or typed) something.
@@ -69,6 +98,9 @@ pub struct Message {
     pub text: String,
     #[serde(default)]
     pub interruption_context: Option<InterruptionContext>,
+    /// Who the call is with: fills the system prompt's placeholders.
+    #[serde(skip)]
+    pub call: CallContext,
 }
 
 /// Sent with a `message` when the user cut off the previous assistant turn.
@@ -154,6 +186,12 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
     let Value::Object(ref object) = value else {
         return Err("the body must be a JSON object".to_string());
     };
+    let call = CallContext::of(object);
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => return Err("field `type` must be a string".to_string()),
+        None => return Err("missing field `type`".to_string()),
+    };
     for field in CAPPED_FIELDS {
         if field
             .split('.')
@@ -164,14 +202,15 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
             return Err(format!("`{field}` is longer than {MAX_ID_LEN} bytes"));
         }
     }
-    let kind = match object.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        Some(_) => return Err("field `type` must be a string".to_string()),
-        None => return Err("missing field `type`".to_string()),
-    };
     let event = match kind.as_str() {
-        "session.start" => WebhookEvent::SessionStart(typed(value, &kind)?),
-        "message" => WebhookEvent::Message(typed(value, &kind)?),
+        "session.start" => WebhookEvent::SessionStart(SessionStart {
+            call,
+            ..typed(value, &kind)?
+        }),
+        "message" => WebhookEvent::Message(Message {
+            call,
+            ..typed(value, &kind)?
+        }),
         "data" => WebhookEvent::Data(typed(value, &kind)?),
         "session.end" => WebhookEvent::SessionEnd(typed(value, &kind)?),
         "session.update" => WebhookEvent::SessionUpdate(typed(value, &kind)?),
@@ -237,6 +276,30 @@ mod tests {
         assert_eq!(context.text_heard.as_deref(), Some("The capital of"));
         assert_eq!(context.assistant_turn_id.as_deref(), Some("t1"));
         assert_eq!(context.words_heard, Some(3.0));
+    }
+
+    #[test]
+    fn who_the_call_is_with_is_read_leniently() {
+        let WebhookEvent::Message(message) = parse_str(
+            r#"{"type":"message","conversation_id":"c","turn_id":"t","text":"hi",
+                "custom_metadata":{"name":"Ada","plan":{"tier":"pro"}},
+                "from_phone_number":"+15551234567","to_phone_number":15557654321}"#,
+        )
+        .unwrap() else {
+            panic!("not a message")
+        };
+        let call = message.call;
+        assert_eq!(call.custom_metadata.unwrap()["name"], "Ada");
+        assert_eq!(call.from_phone_number.as_deref(), Some("+15551234567"));
+        assert_eq!(call.to_phone_number, None, "a number is not a phone field");
+        let WebhookEvent::SessionStart(start) = parse_str(
+            r#"{"type":"session.start","conversation_id":"c","custom_metadata":["not", "an object"],
+                "from_phone_number":null}"#,
+        )
+        .unwrap() else {
+            panic!("not session.start")
+        };
+        assert_eq!(start.call, CallContext::default());
     }
 
     #[test]

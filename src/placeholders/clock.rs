@@ -59,18 +59,32 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 /// `Intl.DateTimeFormat` with `timeZoneName: "longOffset"` (`12/6/2026, GMT+05:30`;
 /// `GMT` alone, or `GMT+00:00`, for UTC).
 pub fn parse_utc_offset(formatted: &str) -> Option<i32> {
-    let (_, offset) = formatted.rsplit_once("GMT")?;
-    if offset.is_empty() {
+    let at = formatted.bytes().rposition(|b| b == b'G')?;
+    let offset = formatted[at..].strip_prefix("GMT")?;
+    let Some((sign, rest)) = offset.as_bytes().split_first() else {
         return Some(0);
-    }
-    let (sign, rest) = match offset.as_bytes().first()? {
-        b'+' => (1, &offset[1..]),
-        b'-' => (-1, &offset[1..]),
+    };
+    let sign = match sign {
+        b'+' => 1,
+        b'-' => -1,
         _ => return None,
     };
-    let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
-    let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    let (hours, minutes) = match rest.iter().position(|b| *b == b':') {
+        Some(colon) => (&rest[..colon], &rest[colon + 1..]),
+        None => (rest, &b"0"[..]),
+    };
+    let (hours, minutes) = (two_digits(hours)?, two_digits(minutes)?);
     (hours <= 14 && minutes < 60).then_some(sign * (hours * 60 + minutes))
+}
+
+/// One or two ASCII digits.
+fn two_digits(digits: &[u8]) -> Option<i32> {
+    if digits.is_empty() || digits.len() > 2 {
+        return None;
+    }
+    digits.iter().try_fold(0, |n, d| {
+        d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -120,6 +134,8 @@ mod tests {
             ("12/6/2026, GMT+25:00", None),
             ("12/6/2026, GMT*05:00", None),
             ("12/6/2026, GMT+05:xx", None),
+            ("12/6/2026, GMT+005:00", None),
+            ("12/6/2026, GMT+", None),
             ("", None),
         ];
         for (formatted, expected) in table {

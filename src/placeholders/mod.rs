@@ -122,21 +122,24 @@ pub fn uses_clock(template: &str) -> bool {
 /// single spaces, control and invisible characters (zero-width, bidi controls, tags, variation
 /// selectors…) go, and at most [`MAX_VALUE_CHARS`] characters are kept.
 pub fn clean_value(raw: &str) -> String {
-    let kept = raw
-        .chars()
-        .map(|c| if c.is_whitespace() { ' ' } else { c })
-        .filter(|c| !c.is_control() && !is_invisible(*c));
     let mut value = String::new();
-    for word in kept.collect::<String>().split_whitespace() {
-        if !value.is_empty() {
-            value.push(' ');
+    let mut space = false;
+    for c in raw.chars() {
+        if c.is_whitespace() {
+            space = !value.is_empty();
+        } else if !c.is_control() && !is_invisible(c) {
+            if space {
+                value.push(' ');
+                space = false;
+            }
+            value.push(c);
         }
-        value.push_str(word);
     }
-    match value.char_indices().nth(MAX_VALUE_CHARS) {
-        Some((at, _)) => value[..at].trim_end().to_string(),
-        None => value,
+    if let Some((at, _)) = value.char_indices().nth(MAX_VALUE_CHARS) {
+        value.truncate(at);
+        value.truncate(value.trim_end().len());
     }
+    value
 }
 
 /// Characters that show nothing (Unicode's default-ignorable and format characters): a value
@@ -177,7 +180,7 @@ struct Found<'t> {
 fn placeholder(after: &str) -> Option<Found<'_>> {
     let end = after.find("}}")?;
     let body = &after[..end];
-    if body.contains(['{', '}']) {
+    if body.bytes().any(|b| b == b'{' || b == b'}') {
         return None;
     }
     let (key, fallback) = match body.split_once('|') {

@@ -62,6 +62,7 @@ impl Store {
         storage.delete_all().await?;
         // The live instance has no tables now: the next write recreates them and re-arms.
         self.schema_ready.set(false);
+        self.forget_summary();
         self.alarm.armed.set(false);
         // `delete_all` removes the alarm too since compatibility date 2026-02-24; this keeps
         // erasure complete under an older date.

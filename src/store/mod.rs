@@ -10,12 +10,14 @@
 //!   what was heard; `welcome`: the greeting of `session.start`;
 //! * `transcript`: what the conversations API reads, and the `session.end` records;
 //! * `tool_calls`: the calls later turns are reminded of (`tools::memory`);
+//! * `summary`: the running summary of a long call (`summary`), at most one call at a time;
 //! * `activity`: the last activity, the retention alarm and erasure; `schema`: the tables.
 //!
 //! May import: `layercode` and leaves (see `tests/layers.rs`); never the engine or a model.
 
 mod activity;
 mod schema;
+mod summary;
 mod tool_calls;
 mod transcript;
 mod turns;
@@ -28,7 +30,10 @@ use std::rc::Rc;
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue, State};
 
+use crate::history::Role;
 use activity::RetentionAlarm;
+use summary::SummaryState;
+pub use summary::{Saved, SummaryJob};
 pub use transcript::{SessionRecord, StoredMessage, Transcript};
 pub use turns::{Begun, StartWrites, TurnStart};
 pub use welcome::welcome_key;
@@ -44,6 +49,9 @@ pub struct Store {
     /// The tables exist. Shared by every clone: created lazily, gone again after an erase.
     schema_ready: Rc<Cell<bool>>,
     alarm: Rc<RetentionAlarm>,
+    /// Erasures of this object instance, so a summary planned before one is never written after.
+    erasures: Rc<Cell<u32>>,
+    summary: Rc<RefCell<SummaryState>>,
 }
 
 impl Store {
@@ -55,6 +63,8 @@ impl Store {
             in_flight: Rc::default(),
             schema_ready: Rc::new(Cell::new(false)),
             alarm: Rc::new(RetentionAlarm::new(state, ttl_ms)),
+            erasures: Rc::default(),
+            summary: Rc::default(),
         }
     }
 
@@ -71,6 +81,17 @@ impl Store {
             Some(json) => Ok(serde_json::from_str(&json.rows)?),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The message rows a query builds as [`MessageRow`]s, in the order they were stored.
+    fn message_rows(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> worker::Result<Vec<MessageRow>> {
+        let mut rows: Vec<MessageRow> = self.json_rows(query, bindings)?;
+        rows.sort_by_key(|row| row.seq);
+        Ok(rows)
     }
 
     pub(super) fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {
@@ -93,6 +114,23 @@ struct JsonRows {
 #[derive(Deserialize)]
 struct TextRow {
     text: String,
+}
+
+/// A stored message as `json_object('seq', seq, 'role', role, 'text', text)` gives it.
+#[derive(Deserialize)]
+struct MessageRow {
+    seq: i64,
+    role: String,
+    text: String,
+}
+
+impl MessageRow {
+    fn role_of(role: &str) -> Role {
+        match role {
+            "user" => Role::User,
+            _ => Role::Assistant,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, as stored (SQLite integers are `i64`). Not the engine's

@@ -1,4 +1,7 @@
-//! The tables, created by a conversation's first write.
+//! The tables, created by a conversation's first write. A table added later (`activity`,
+//! `tool_calls`, `summary`) is created in a conversation stored before it the first time an
+//! object instance finds that conversation's tables (`has_schema`): new tables, never new
+//! columns, so no stored row ever needs migrating.
 
 use super::{Count, Store};
 
@@ -32,6 +35,12 @@ CREATE TABLE IF NOT EXISTS tool_calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     turn_id TEXT NOT NULL,
     call TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS summary (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    text TEXT NOT NULL,
+    through_seq INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
 );";
 
 impl Store {
@@ -58,7 +67,7 @@ impl Store {
             .to_array()?;
         let exists = rows.first().is_some_and(|row| row.n > 0);
         if exists {
-            // A conversation stored before retention existed lacks the `activity` table.
+            // A conversation stored before a table existed (`activity`, `summary`) lacks it.
             self.ensure_schema()?;
         }
         Ok(exists)

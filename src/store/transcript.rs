@@ -67,6 +67,10 @@ impl SessionRecord {
 pub struct Transcript {
     pub messages: Vec<StoredMessage>,
     pub sessions: Vec<SessionRecord>,
+    /// The running summary of a long call once there is one, as JSON text of `{text,
+    /// through_turn_id, updated_at_ms}` (see `Store::summary_json`).
+    #[serde(default)]
+    pub summary_json: Option<String>,
 }
 
 impl Store {
@@ -92,7 +96,11 @@ impl Store {
                 None,
             )?
             .to_array()?;
-        Ok(Some(Transcript { messages, sessions }))
+        Ok(Some(Transcript {
+            messages,
+            sessions,
+            summary_json: self.summary_json()?,
+        }))
     }
 
     /// Records that a session (connection) ended, with its metrics.

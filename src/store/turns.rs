@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use super::{unix_ms, Store, TextRow};
+use super::{unix_ms, MessageRow, Store, TextRow};
 use crate::history::{
     bounded_window, heard_prefix, text_confirms, HistoryMessage, ReplyStatus, WINDOW_MAX_CHARS,
     WINDOW_MAX_MESSAGES,
@@ -30,6 +30,8 @@ pub enum Begun {
 pub struct TurnStart {
     /// Recent history, oldest first, ending with the new user message.
     pub history: Vec<HistoryMessage>,
+    /// The running summary of the call so far (`summary`), once there is one.
+    pub summary: Option<String>,
     pub writes: StartWrites,
 }
 
@@ -45,7 +47,7 @@ pub struct StartWrites {
 impl Store {
     /// Reads everything a turn needs before the model is asked: skips a duplicate delivery,
     /// works out what the caller heard of the reply they cut off, and returns the history
-    /// window ending with the new user message. Writes nothing: see [`Store::commit`].
+    /// window ending with the new user message, and the summary of what came before. Writes nothing: see [`Store::commit`].
     pub fn begin_turn(
         &self,
         turn_id: &str,
@@ -56,6 +58,7 @@ impl Store {
             // A new (or erased) conversation: nothing to read, and nothing created yet.
             return Ok(Begun::Ready(TurnStart {
                 history: vec![HistoryMessage::user(user_text)],
+                summary: None,
                 writes: StartWrites {
                     turn_id: turn_id.to_string(),
                     user_text: user_text.to_string(),
@@ -86,6 +89,7 @@ impl Store {
         messages.push(HistoryMessage::user(user_text));
         Ok(Begun::Ready(TurnStart {
             history: bounded_window(messages, WINDOW_MAX_MESSAGES, WINDOW_MAX_CHARS),
+            summary: self.summary_text()?,
             writes: StartWrites {
                 turn_id: turn_id.to_string(),
                 user_text: user_text.to_string(),
@@ -206,23 +210,22 @@ impl Store {
     ) -> worker::Result<Vec<HistoryMessage>> {
         let limit = i64::try_from(WINDOW_MAX_MESSAGES + 1).unwrap_or(i64::MAX);
         let heard_seq = heard.map_or(-1, |(seq, _)| *seq);
-        let mut rows: Vec<MessageRow> = self.json_rows(
+        let rows = self.message_rows(
             "SELECT json_group_array(json_object('seq', seq, 'role', role, 'text', text)) \
              AS rows FROM (SELECT seq, role, text FROM messages \
              WHERE text != '' OR seq = ? ORDER BY seq DESC LIMIT ?)",
             vec![heard_seq.into(), limit.into()],
         )?;
-        rows.sort_by_key(|row| row.seq);
         let messages = rows
             .into_iter()
             .map(|row| {
                 let text = match heard {
-                    Some((seq, heard)) if *seq == row.seq => heard.as_str(),
-                    _ => row.text.as_str(),
+                    Some((seq, heard)) if *seq == row.seq => heard.clone(),
+                    _ => row.text,
                 };
-                match row.role.as_str() {
-                    "user" => HistoryMessage::user(text),
-                    _ => HistoryMessage::assistant(text),
+                HistoryMessage {
+                    role: MessageRow::role_of(&row.role),
+                    text,
                 }
             })
             .collect();
@@ -254,12 +257,5 @@ impl Store {
 struct AssistantRow {
     seq: i64,
     turn_id: String,
-    text: String,
-}
-
-#[derive(Deserialize)]
-struct MessageRow {
-    seq: i64,
-    role: String,
     text: String,
 }

@@ -6,13 +6,15 @@
 //! are the engine's, where they are tested natively. The handler returns the SSE response at
 //! once and the turn runs as a task of the object, writing into the response's stream. Here the
 //! engine's traits meet the runtime: `clock` (Workers timers), `speaker` (the SSE response),
-//! `tool_runner` (the turn's tools), and Gemini as the model. `welcome` is the `session.start` turn.
+//! `tool_runner` (the turn's tools), and Gemini as the model. `welcome` is the `session.start` turn;
+//! `summary` folds what is about to leave the history window, after a turn has ended.
 //!
 //! May import: `store`, `engine` and every layer below them (see `tests/layers.rs`).
 
 mod clock;
 mod log;
 mod speaker;
+mod summary;
 mod tool_runner;
 mod welcome;
 
@@ -29,10 +31,12 @@ use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
 use crate::engine::{self, Clock, Ending, Limits, ToolLimits, TurnOutcome};
 use crate::history::HistoryMessage;
 use crate::layercode::event_stream::EventStream;
-use crate::layercode::events::Message;
+use crate::layercode::events::{CallContext, Message};
 use crate::llm::gemini::{self, GeminiModel, GeminiStream};
 use crate::llm::{CallReport, Failure, Model, OpenError};
+use crate::placeholders::{self, Values};
 use crate::store::{Begun, StartWrites, Store};
+use crate::summary::prompt_with_summary;
 use crate::tools::memory::{self, PastCall};
 use crate::tools::{self, http::HttpTool};
 use clock::WorkerClock;
@@ -69,7 +73,7 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         &message.text,
         message.interruption_context.as_ref(),
     );
-    let (store, history, writes) = match begun {
+    let (store, history, summary, writes) = match begun {
         Ok(Begun::Redelivered { same_text }) => {
             // Layercode redelivers a turn whose answer it did not get: say it again, from the
             // store, rather than leave the caller in silence or ask the model twice.
@@ -84,11 +88,16 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
             log.chars_out = replayed;
             return log.emit_without_reply(outcome, &clock);
         }
-        Ok(Begun::Ready(start)) => (Some(store), start.history, Some(start.writes)),
+        Ok(Begun::Ready(start)) => (
+            Some(store),
+            start.history,
+            start.summary,
+            Some(start.writes),
+        ),
         // The conversation cannot be read: the turn is only an apology, nothing is stored.
         Err(error) => {
             log.storage_error = Some(format!("begin_turn: {error}"));
-            (None, Vec::new(), None)
+            (None, Vec::new(), None, None)
         }
     };
     // Stored right after the Gemini request leaves (see `Store::commit`), or after the turn if
@@ -129,9 +138,12 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         (Some(_), Some(api_key)) => {
             let start = start.clone();
             let on_sent = move || start.borrow_mut().commit();
+            let values = call_values(&config, &config.system_prompt, &message.call);
+            let prompt = placeholders::expand(&config.system_prompt, &values);
             let asked = Asked {
                 conversation_id: &message.conversation_id,
                 turn_id: &message.turn_id,
+                system_prompt: &prompt_with_summary(&prompt, summary.as_deref()),
                 history: &history,
                 past_calls: &past_calls,
             };
@@ -144,7 +156,7 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
     }
     stream.end().await;
 
-    if let Some(store) = store {
+    if let Some(store) = &store {
         store.untrack(&message.turn_id);
         if let Err(e) =
             store.finish_turn(&message.turn_id, &outcome.heard(), outcome.ending.status())
@@ -157,12 +169,30 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         }
     }
     log.emit(&outcome, &report, &clock);
+    // After `response.end` and the turn's writes: never on the path to anyone's first word.
+    if let Some(store) = &store {
+        summary::after_turn(store, &config, &message.conversation_id).await;
+    }
+}
+
+/// What a call's placeholders are filled from: the event's `custom_metadata` and phone
+/// numbers, and, only if `template` asks for them, the date and time in `TIME_ZONE`.
+fn call_values<'a>(config: &Config, template: &str, call: &'a CallContext) -> Values<'a> {
+    Values {
+        metadata: call.custom_metadata.as_ref(),
+        caller_number: call.from_phone_number.as_deref(),
+        agent_number: call.to_phone_number.as_deref(),
+        now: placeholders::uses_clock(template)
+            .then(|| placeholders::local_time_in(&config.time_zone)),
+    }
 }
 
 /// What a turn asks the model.
 struct Asked<'a> {
     conversation_id: &'a str,
     turn_id: &'a str,
+    /// `SYSTEM_PROMPT` with its placeholders filled, and the summary of the call so far.
+    system_prompt: &'a str,
     history: &'a [HistoryMessage],
     /// Tool calls of earlier turns (see `tools::memory`); used only with tools configured.
     past_calls: &'a [PastCall],
@@ -188,7 +218,7 @@ async fn reply(
     );
     let entries = config.tool_entries();
     let (outcome, model) = if entries.is_empty() {
-        let body = gemini::request_body(&config.system_prompt, &config.gemini_model, asked.history)
+        let body = gemini::request_body(asked.system_prompt, &config.gemini_model, asked.history)
             .to_string();
         let mut model =
             GeminiModel::new(url, api_key.to_string(), body, controller.signal()).on_sent(on_sent);
@@ -200,7 +230,7 @@ async fn reply(
             Box::new(HttpTool::new(spec.clone(), secret.clone()))
         });
         let body = gemini::request_body_with_tools(
-            &memory::prompt_with_calls(&config.system_prompt, asked.past_calls),
+            &memory::prompt_with_calls(asked.system_prompt, asked.past_calls),
             &config.gemini_model,
             asked.history,
             tools::declarations(&registry),

@@ -1,4 +1,5 @@
-//! The `session.start` turn: the welcome message, spoken and stored once per session.
+//! The `session.start` turn: the welcome message, its placeholders filled from the event,
+//! spoken and stored once per session.
 
 use std::rc::Rc;
 
@@ -6,6 +7,7 @@ use worker::wasm_bindgen_futures::spawn_local;
 use worker::web_sys::AbortSignal;
 use worker::Response;
 
+use super::call_values;
 use super::clock::WorkerClock;
 use super::log::TurnLog;
 use crate::config::Config;
@@ -13,6 +15,7 @@ use crate::engine::{Clock, Ending, TurnOutcome};
 use crate::layercode::event_stream::EventStream;
 use crate::layercode::events::SessionStart;
 use crate::llm::CallReport;
+use crate::placeholders;
 use crate::speech::clean_for_speech;
 use crate::store::{welcome_key, Store};
 
@@ -41,7 +44,8 @@ async fn run_welcome(
         event.turn_id.as_deref(),
         &clock,
     );
-    let welcome = clean_for_speech(&config.welcome_message);
+    let values = call_values(&config, &config.welcome_message, &event.call);
+    let welcome = clean_for_speech(&placeholders::expand(&config.welcome_message, &values));
     if welcome.is_empty() {
         stream.end().await;
         return log.emit_without_reply("silent", &clock);
