@@ -9,11 +9,17 @@
 //! gets a `functionCall` of that tool (the first declared one for "check"), with arguments made
 //! up from its schema; a message with "bye" calls `end_call` when it is declared. The follow-up
 //! request, holding the `functionResponse`, is answered by saying the result in words.
+//!
+//! A summary request (a long call's running summary) is answered at once with a summary written
+//! the test harness's way (`tests/common/mock_summary.rs`): what the caller said, oldest first.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
+
+#[path = "../../tests/common/mock_summary.rs"]
+mod mock_summary;
 
 const DEFAULT_PORT: u16 = 8790;
 /// Pause between words, like a model writing.
@@ -73,6 +79,10 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut body = vec![0u8; content_length.min(MAX_BODY)];
     reader.read_exact(&mut body)?;
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if mock_summary::is_summary_request(&request) {
+        let part = serde_json::json!({ "text": mock_summary::mock_summary(&request) });
+        return stream_call(stream, part);
+    }
     match answer(&request) {
         Answer::Call(part) => stream_call(stream, part),
         Answer::Words(reply) => stream_reply(stream, &reply),
@@ -219,7 +229,7 @@ fn in_words(value: &serde_json::Value) -> String {
     }
 }
 
-/// One SSE event carrying the call part, finishing the round.
+/// One SSE event carrying `part` (a call, or a whole summary), finishing the round.
 fn stream_call(mut stream: TcpStream, part: serde_json::Value) -> std::io::Result<()> {
     let response = serde_json::json!({
         "candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": "STOP"}],

@@ -27,18 +27,10 @@ pub fn handle(env: &Env) -> Result<Response, AppError> {
     Ok(json_response(200, &body.to_string())?)
 }
 
-/// The keys `SYSTEM_PROMPT` and `WELCOME_MESSAGE` use, and whether the runtime knows
-/// `TIME_ZONE` (asked only when `{{date}}` or `{{time}}` is used).
+/// The keys `SYSTEM_PROMPT` and `WELCOME_MESSAGE` use.
 fn placeholders_report(config: &Config) -> serde_json::Value {
-    let templates = [&config.system_prompt, &config.welcome_message];
-    let unknown_zone = templates.iter().any(|t| placeholders::uses_clock(t))
-        && placeholders::utc_offset_minutes(&config.time_zone, worker::js_sys::Date::now())
-            .is_none();
     json!({
         "system_prompt": placeholders::keys(&config.system_prompt),
         "welcome_message": placeholders::keys(&config.welcome_message),
-        "time_zone": config.time_zone,
-        "time_zone_error": unknown_zone
-            .then_some("the runtime does not know this time zone: {{date}} and {{time}} are in UTC"),
     })
 }

@@ -32,9 +32,15 @@ pub fn utc_offset_minutes(time_zone: &str, unix_ms: f64) -> Option<i32> {
     parse_utc_offset(&formatter.format(unix_ms).ok()?)
 }
 
-/// Now (`Date.now()`) in `time_zone`, or in UTC when the runtime does not know the zone
-/// (`/health` says so).
+/// Now (`Date.now()`) in `time_zone`; in UTC, with a line in the log each time, when the
+/// runtime does not know the zone.
 pub fn local_time_in(time_zone: &str) -> LocalTime {
     let now = worker::js_sys::Date::now();
-    local_time(now, utc_offset_minutes(time_zone, now).unwrap_or(0))
+    let offset = utc_offset_minutes(time_zone, now).unwrap_or_else(|| {
+        worker::console_error!(
+            "TIME_ZONE is not a zone the runtime knows: {{{{date}}}} and {{{{time}}}} are in UTC"
+        );
+        0
+    });
+    local_time(now, offset)
 }

@@ -4,7 +4,7 @@
 //! instance's, so an instance evicted mid-call takes its call with it and the next turn plans
 //! again from what is stored.
 
-use super::{unix_ms, Count, JsonRows, MessageRow, Store, TextRow};
+use super::{unix_ms, JsonRows, MessageRow, Store};
 use crate::history::HistoryMessage;
 use crate::summary::{plan, retry_due, Row, MESSAGE_MAX_CHARS, READ_LIMIT};
 
@@ -56,22 +56,19 @@ pub(super) struct SummaryState {
 }
 
 impl Store {
-    /// The stored summary's text, if any (the tables exist).
-    pub(super) fn summary_text(&self) -> worker::Result<Option<String>> {
-        let rows: Vec<TextRow> = self
-            .sql
-            .exec("SELECT text FROM summary WHERE id = 1", None)?
-            .to_array()?;
-        Ok(rows.into_iter().next().map(|row| row.text))
-    }
-
-    /// The last message folded into the stored summary (`0` before the first).
-    fn summary_through_seq(&self) -> worker::Result<i64> {
-        let rows: Vec<Count> = self
-            .sql
-            .exec("SELECT through_seq AS n FROM summary WHERE id = 1", None)?
-            .to_array()?;
-        Ok(rows.first().map_or(0, |row| row.n))
+    /// The stored summary's text and the last message folded into it (`None` and `0` before
+    /// the first); the tables exist. Read in the shape of a message row, `seq` standing for
+    /// `through_seq`, whose code is already there.
+    pub(super) fn stored_summary(&self) -> worker::Result<(Option<String>, i64)> {
+        let rows = self.message_rows(
+            "SELECT json_group_array(json_object('seq', through_seq, 'role', 'assistant', \
+             'text', text)) AS rows FROM summary",
+            Vec::new(),
+        )?;
+        Ok(match rows.into_iter().next() {
+            Some(row) => (Some(row.text), row.seq),
+            None => (None, 0),
+        })
     }
 
     /// The summary as the conversations API shows it (the tables exist), as JSON text: `text`,
@@ -115,7 +112,7 @@ impl Store {
     }
 
     fn plan_summary(&self) -> worker::Result<Option<SummaryJob>> {
-        let base_seq = self.summary_through_seq()?;
+        let (previous, base_seq) = self.stored_summary()?;
         let (max_chars, limit) = (
             i64::try_from(MESSAGE_MAX_CHARS).unwrap_or(i64::MAX),
             i64::try_from(READ_LIMIT + 1).unwrap_or(i64::MAX),
@@ -144,7 +141,7 @@ impl Store {
             return Ok(None);
         };
         Ok(Some(SummaryJob {
-            previous: self.summary_text()?,
+            previous,
             messages: batch.messages,
             through_seq: batch.through_seq,
             base_seq,
@@ -185,7 +182,7 @@ impl Store {
         if job.erasures != self.erasures.get() || !self.has_schema()? {
             return Ok(Saved::Dropped);
         }
-        if self.summary_through_seq()? != job.base_seq {
+        if self.stored_summary()?.1 != job.base_seq {
             return Ok(Saved::Dropped);
         }
         self.sql.exec(

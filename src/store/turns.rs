@@ -89,7 +89,7 @@ impl Store {
         messages.push(HistoryMessage::user(user_text));
         Ok(Begun::Ready(TurnStart {
             history: bounded_window(messages, WINDOW_MAX_MESSAGES, WINDOW_MAX_CHARS),
-            summary: self.summary_text()?,
+            summary: self.stored_summary()?.0,
             writes: StartWrites {
                 turn_id: turn_id.to_string(),
                 user_text: user_text.to_string(),

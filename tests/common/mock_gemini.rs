@@ -169,6 +169,21 @@ impl Mock<GeminiReply> {
         })
     }
 
+    /// Starts a mock that writes summaries the deterministic way (`mock_summary`) and answers
+    /// every other request with `reply(&request)`; [`Mock::push`] still comes first.
+    pub fn start_summarising(
+        reply: impl Fn(&RecordedRequest) -> GeminiReply + Send + Sync + 'static,
+    ) -> MockGemini {
+        MockGemini::start_with(move |request| {
+            let json = request.json();
+            if super::mock_summary::is_summary_request(&json) {
+                gemini_fixtures::summary_reply(&json)
+            } else {
+                reply(request)
+            }
+        })
+    }
+
     /// Per request (arrival order): the instant the first body chunk was written, if it was.
     pub fn first_chunk_sent_at(&self) -> Vec<Option<std::time::Instant>> {
         self.timings().iter().map(|t| t.first_chunk_at).collect()
@@ -405,6 +420,18 @@ pub mod gemini_fixtures {
     /// `STOP`, in one event.
     pub fn call_round(parts: &str) -> GeminiReply {
         stream(vec![(Duration::ZERO, parts_event(parts, Some("STOP")))])
+    }
+
+    /// The mock's summary for a summary request (`mock_summary`), streamed in two events like
+    /// a real model writing it.
+    pub fn summary_reply(request: &serde_json::Value) -> GeminiReply {
+        let summary = super::super::mock_summary::mock_summary(request);
+        let cut = summary
+            .char_indices()
+            .nth(summary.chars().count() / 2)
+            .map_or(0, |(at, _)| at);
+        let (first, second) = summary.split_at(cut);
+        reply(&[first, second], Duration::ZERO)
     }
 
     /// The text the Wyoming fixture's deltas concatenate to.

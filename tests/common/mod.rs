@@ -13,6 +13,7 @@ pub mod http;
 pub mod mock_gemini;
 pub mod mock_layercode;
 pub mod mock_server;
+pub mod mock_summary;
 pub mod rng;
 pub mod signing;
 pub mod spoken;
@@ -27,6 +28,9 @@ pub use http::{
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
 pub use mock_server::{Mock, RecordedRequest, RequestTiming, StreamEnd};
+pub use mock_summary::{
+    folded_lines, is_summary_request, mock_summary, previous_summary, CALLER_SAID,
+};
 pub use rng::Rng;
 pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
 pub use spoken::*;

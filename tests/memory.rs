@@ -1,0 +1,610 @@
+//! Memory beyond the history window, against the real worker: the running summary of a long
+//! call, written by a model call after a turn's `response.end`, at most one at a time, sent
+//! with later turns' instruction, stored and erased with the conversation.
+//!
+//! The mock model writes summaries deterministically (`common::mock_summary`: what the caller
+//! said, oldest first), so a fact can be followed from the turn it was said in to a later
+//! request.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
+mod common;
+use common::*;
+
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const API_KEY: &str = "test_conversations_api_key";
+/// What the mock says to every turn.
+const REPLY: &str = "Noted.";
+/// A fact said once, in the first turn.
+const FACT: &str = "My name is Ada Lovelace and my order number is 4417.";
+/// How long a test waits for something asynchronous (a summary call after a turn).
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The caller's words a turn's request ends with (empty for other requests).
+fn asked(request: &RecordedRequest) -> String {
+    let json = request.json();
+    json["contents"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["parts"][0]["text"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn noted() -> GeminiReply {
+    gemini_fixtures::reply(&[REPLY], Duration::ZERO)
+}
+
+/// A worker whose mock writes summaries and answers every turn with `reply`.
+fn start_with(
+    reply: impl Fn(&RecordedRequest) -> GeminiReply + Send + Sync + 'static,
+    configure: impl FnOnce(WorkerOptions) -> WorkerOptions,
+) -> (MockGemini, Worker) {
+    let gemini = MockGemini::start_summarising(reply);
+    let layercode = MockLayercode::start();
+    let options = WorkerOptions::new(&gemini, &layercode).secret("CONVERSATIONS_API_KEY", API_KEY);
+    (gemini, Worker::start(configure(options)))
+}
+
+fn start() -> (MockGemini, Worker) {
+    start_with(|_| noted(), |o| o)
+}
+
+/// One turn, read to its `response.end`.
+fn turn(worker: &Worker, conversation: &str, n: usize, text: &str) -> SseTranscript {
+    let transcript = stream_webhook(worker, &message(conversation, &format!("t{n}"), text));
+    assert_well_formed_turn(&transcript, &format!("t{n}"));
+    transcript
+}
+
+fn filler(n: usize) -> String {
+    format!("Filler turn {n}.")
+}
+
+/// Turns `from..=to` of `conversation`, the first saying [`FACT`] and the others [`filler`].
+fn turns(worker: &Worker, conversation: &str, from: usize, to: usize) {
+    for n in from..=to {
+        let text = if n == 1 { FACT.to_string() } else { filler(n) };
+        let spoken = turn(worker, conversation, n, &text);
+        assert_eq!(spoken.tts_text(), REPLY, "turn {n}");
+    }
+}
+
+fn turn_requests(gemini: &MockGemini) -> Vec<Value> {
+    gemini
+        .requests()
+        .iter()
+        .map(RecordedRequest::json)
+        .filter(|r| !is_summary_request(r))
+        .collect()
+}
+
+fn summary_requests(gemini: &MockGemini) -> Vec<(Value, RequestTiming)> {
+    gemini
+        .requests()
+        .iter()
+        .zip(gemini.timings())
+        .map(|(r, t)| (r.json(), t))
+        .filter(|(r, _)| is_summary_request(r))
+        .collect()
+}
+
+/// The request of the turn whose caller said `text` (the last user content ends with it).
+fn request_of(gemini: &MockGemini, text: &str) -> Value {
+    turn_requests(gemini)
+        .into_iter()
+        .find(|r| {
+            contents(r)
+                .last()
+                .is_some_and(|(_, last)| last.ends_with(text))
+        })
+        .unwrap_or_else(|| panic!("no request for {text:?}"))
+}
+
+fn instruction(request: &Value) -> String {
+    request["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The worker's `"event":"summary"` log lines, parsed.
+fn summary_lines(worker: &Worker) -> Vec<Value> {
+    worker
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"summary\""))
+        .filter_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
+        .collect()
+}
+
+/// Waits until the worker has written `n` summary lines, and returns them.
+fn wait_for_summaries(worker: &Worker, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = summary_lines(worker);
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} summary line(s) expected, {} written:\n{}",
+            lines.len(),
+            worker.logs()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn api(worker: &Worker, method: &str, id: &str) -> HttpResponse {
+    let bearer = format!("Bearer {API_KEY}");
+    request(
+        method,
+        &worker.url(&format!("/conversations/{id}")),
+        &[("authorization", bearer.as_str())],
+        b"",
+    )
+}
+
+/// The caller lines every summary request folded, in order: `Caller: …` without the prefix.
+fn folded_caller_lines(gemini: &MockGemini) -> Vec<String> {
+    summary_requests(gemini)
+        .iter()
+        .flat_map(|(r, _)| folded_lines(r))
+        .filter_map(|l| l.strip_prefix("Caller: ").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_fact_from_turn_1_is_remembered_at_turns_150_and_300_and_gone_after_delete() {
+    let (gemini, worker) = start();
+    turns(&worker, "conv_long", 1, 300);
+    for n in [150, 300] {
+        let request = request_of(&gemini, &filler(n));
+        let history = contents(&request);
+        assert!(history.len() <= 40, "turn {n}: {} contents", history.len());
+        assert!(
+            history.iter().all(|(_, text)| !text.contains("4417")),
+            "turn {n}: the fact is long out of the window"
+        );
+        let instruction = instruction(&request);
+        assert!(
+            instruction.contains(&format!("{CALLER_SAID}{FACT}")),
+            "turn {n} does not remember turn 1:\n{instruction}"
+        );
+    }
+    // Before the first summary nothing is added to the instruction.
+    assert!(!instruction(&request_of(&gemini, &filler(16))).contains(CALLER_SAID));
+
+    // Batches: each call folds the next messages, none twice, none skipped, never the newest.
+    let summaries = summary_requests(&gemini);
+    let calls = summaries.len();
+    println!("summary calls over 300 turns: {calls}");
+    assert!((20..=27).contains(&calls), "{calls} summary calls");
+    let folded = folded_caller_lines(&gemini);
+    let expected: Vec<String> = (1..=folded.len())
+        .map(|n| if n == 1 { FACT.to_string() } else { filler(n) })
+        .collect();
+    assert_eq!(folded, expected);
+    assert!(folded.len() >= 280, "{} turns folded", folded.len());
+    // Each call extends the summary the previous one wrote.
+    assert_eq!(previous_summary(&summaries[0].0), None);
+    for pair in summaries.windows(2) {
+        assert_eq!(
+            previous_summary(&pair[1].0),
+            Some(mock_summary(&pair[0].0)),
+            "a summary call did not start from the stored summary"
+        );
+    }
+    // One log line per call, none failed, no content.
+    let lines = wait_for_summaries(&worker, calls);
+    for line in &lines[..calls] {
+        assert!(
+            ["stored", "deferred"].contains(&line["outcome"].as_str().unwrap()),
+            "{line}"
+        );
+        assert!(line["ms"].as_u64().is_some(), "{line}");
+        assert!(line["folded_messages"].as_u64().unwrap() >= 20, "{line}");
+    }
+    let logs = worker.logs();
+    assert!(
+        !logs.contains("4417") && !logs.contains("Lovelace"),
+        "a summary was logged"
+    );
+
+    // Shown by the conversations API, then erased with the conversation.
+    let read = api(&worker, "GET", "conv_long");
+    assert_eq!(read.status, 200);
+    let summary = &read.json()["summary"];
+    assert!(
+        summary["text"].as_str().unwrap().contains(FACT),
+        "{summary}"
+    );
+    assert!(summary["through_turn_id"]
+        .as_str()
+        .unwrap()
+        .starts_with('t'));
+    assert!(summary["updated_at_ms"].as_i64().unwrap() > 1_700_000_000_000);
+    assert_eq!(api(&worker, "DELETE", "conv_long").status, 204);
+    turn(&worker, "conv_long", 301, "Who am I?");
+    let after = request_of(&gemini, "Who am I?");
+    assert_eq!(
+        contents(&after),
+        vec![(String::from("user"), String::from("Who am I?"))]
+    );
+    assert!(
+        !instruction(&after).contains("4417"),
+        "{}",
+        instruction(&after)
+    );
+    assert_eq!(
+        api(&worker, "GET", "conv_long").json()["summary"],
+        Value::Null
+    );
+}
+
+/// Turns 1–15 of `conversation` (30 messages, one short of a summary).
+fn up_to_the_first_summary(worker: &Worker, conversation: &str) {
+    turns(worker, conversation, 1, 15);
+}
+
+#[test]
+fn the_summary_call_starts_only_after_the_turns_response_end() {
+    // Turn 16's reply says its last words, then its body stays open for 800 ms: the turn (and
+    // its `response.end`) only ends then.
+    const HOLD: Duration = Duration::from_millis(800);
+    let (gemini, worker) = start_with(
+        |r| {
+            if asked(r).ends_with("Filler turn 16.") {
+                gemini_fixtures::stream(vec![
+                    (Duration::ZERO, gemini_fixtures::text_event("Almost", None)),
+                    (
+                        Duration::ZERO,
+                        gemini_fixtures::text_event(" done.", Some("STOP")),
+                    ),
+                    (HOLD, gemini_fixtures::text_event("", None)),
+                ])
+            } else {
+                noted()
+            }
+        },
+        |o| o,
+    );
+    up_to_the_first_summary(&worker, "conv_after");
+    let sent = Instant::now();
+    let last = turn(&worker, "conv_after", 16, &filler(16));
+    let end_at = sent + last.events.last().unwrap().at;
+    assert_eq!(last.tts_text(), "Almost done.");
+    assert!(
+        end_at - sent >= HOLD,
+        "response.end came before the body ended"
+    );
+
+    wait_for_summaries(&worker, 1);
+    let summaries = summary_requests(&gemini);
+    assert_eq!(summaries.len(), 1);
+    let (_, summary_timing) = &summaries[0];
+    let turn_index = gemini
+        .requests()
+        .iter()
+        .position(|r| asked(r).ends_with("Filler turn 16."))
+        .unwrap();
+    let turn_timing = gemini.timings()[turn_index];
+    // The reply's body ended HOLD after its first chunk; the summary came after that.
+    let first_chunk = turn_timing.first_chunk_at.unwrap();
+    assert!(
+        summary_timing.received_at >= first_chunk + HOLD,
+        "the summary call started {:?} after the reply's first chunk",
+        summary_timing.received_at - first_chunk
+    );
+    // And after the turn's own log line, which is written once `response.end` is sent.
+    let logs = worker.logs();
+    let turn_line = logs.find("\"turn_id\":\"t16\"").unwrap();
+    let summary_line = logs.find("\"event\":\"summary\"").unwrap();
+    assert!(turn_line < summary_line);
+}
+
+#[test]
+fn a_barge_in_during_a_summary_triggering_turn_keeps_what_was_heard() {
+    let words: Vec<String> = (1..=40).map(|i| format!(" word{i}")).collect();
+    let (gemini, worker) = start_with(
+        move |r| {
+            if asked(r).ends_with("Filler turn 16.") {
+                let parts: Vec<&str> = std::iter::once("Once")
+                    .chain(words.iter().map(String::as_str))
+                    .collect();
+                gemini_fixtures::reply(&parts, Duration::from_millis(150))
+            } else {
+                noted()
+            }
+        },
+        |o| o,
+    );
+    up_to_the_first_summary(&worker, "conv_barge");
+    let mut stream = open_webhook(&worker, &message("conv_barge", "t16", &filler(16)));
+    let first = stream.next_event(TURN_TIMEOUT).unwrap();
+    assert_eq!(first.json["content"], "Once");
+    stream.disconnect();
+
+    // The turn still ends (interrupted), and the summary still follows it.
+    let lines = wait_for_summaries(&worker, 1);
+    assert_eq!(lines[0]["outcome"], "stored", "{}", lines[0]);
+    let summaries = summary_requests(&gemini);
+    assert_eq!(summaries.len(), 1);
+    let folded = folded_lines(&summaries[0].0);
+    assert!(
+        folded
+            .iter()
+            .all(|l| !l.contains("word1") && !l.contains("Once")),
+        "the interrupted reply is among the newest messages, never folded: {folded:?}"
+    );
+    assert_eq!(
+        folded.first().map(String::as_str),
+        Some(format!("Caller: {FACT}").as_str())
+    );
+
+    // The next message says what was heard: that is what is stored, and what the model sees,
+    // with the summary.
+    let next = interrupted_message("conv_barge", "t17", "Sorry, go on", "t16", "Once");
+    stream_webhook(&worker, &next);
+    let request = request_of(&gemini, "Sorry, go on");
+    assert!(instruction(&request).contains(FACT));
+    let history = contents(&request);
+    assert_eq!(
+        history[history.len() - 2],
+        (String::from("model"), String::from("Once"))
+    );
+    let stored = api(&worker, "GET", "conv_barge").json();
+    let reply = stored["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["turn_id"] == "t16" && m["role"] == "assistant")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (reply["text"].clone(), reply["status"].clone()),
+        (json!("Once"), json!("interrupted"))
+    );
+}
+
+#[test]
+fn a_failing_summary_model_changes_nothing_for_the_caller_and_is_tried_again_later() {
+    // The summary model fails twice (503), then works; turns are answered as usual throughout.
+    let failures = Arc::new(AtomicUsize::new(0));
+    let counted = failures.clone();
+    let gemini = MockGemini::start_with(move |r| {
+        let request = r.json();
+        if !is_summary_request(&request) {
+            return noted();
+        }
+        if counted.fetch_add(1, Ordering::SeqCst) < 2 {
+            gemini_fixtures::error_reply(503, "UNAVAILABLE", "The model is overloaded.")
+        } else {
+            gemini_fixtures::summary_reply(&request)
+        }
+    });
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    up_to_the_first_summary(&worker, "conv_fail");
+    // After each turn, the summary calls made so far: a failure is tried again at the next
+    // turn's end, then two turns later.
+    let mut attempts_after = Vec::new();
+    for n in 16..=20 {
+        let spoken = turn(&worker, "conv_fail", n, &filler(n));
+        assert_eq!(spoken.tts_text(), REPLY, "turn {n} heard something else");
+        let line = worker.turn_log(&format!("t{n}"));
+        assert_eq!(line["outcome"], "complete", "{line}");
+        // A summary line follows every turn that made a call: wait for the expected count.
+        let expected = match n {
+            16 => 1,
+            17 | 18 => 2,
+            _ => 3,
+        };
+        wait_for_summaries(&worker, expected);
+        attempts_after.push(summary_requests(&gemini).len());
+    }
+    assert_eq!(attempts_after, vec![1, 2, 2, 3, 3]);
+    let lines = summary_lines(&worker);
+    let outcomes: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["outcome"].as_str().unwrap(),
+                l["failure"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("failed", "http_503"),
+            ("failed", "http_503"),
+            ("stored", "-")
+        ]
+    );
+    assert_eq!(lines[0]["gemini_error"], "503 UNAVAILABLE");
+    // Each attempt starts again from what is stored (nothing yet) and the first turn: nothing
+    // of a failed call was kept, nothing was lost.
+    for (request, _) in summary_requests(&gemini) {
+        assert_eq!(previous_summary(&request), None);
+        assert_eq!(folded_lines(&request)[0], format!("Caller: {FACT}"));
+    }
+    turn(&worker, "conv_fail", 21, &filler(21));
+    assert!(instruction(&request_of(&gemini, &filler(21))).contains(FACT));
+}
+
+#[test]
+fn turns_racing_a_slow_summary_start_no_second_one_and_never_wait_for_its_write() {
+    // The summary takes 3 s; the slow turn, started just after it, 4 s.
+    const SLOW: Duration = Duration::from_millis(3000);
+    let gemini = MockGemini::start_with(move |r| {
+        let request = r.json();
+        if is_summary_request(&request) {
+            let summary = mock_summary(&request);
+            return gemini_fixtures::stream(vec![(
+                SLOW,
+                gemini_fixtures::text_event(&summary, Some("STOP")),
+            )]);
+        }
+        if asked(r).ends_with("Slow turn") {
+            return gemini_fixtures::reply(
+                &["Let me", " think", " about it."],
+                Duration::from_millis(2000),
+            );
+        }
+        noted()
+    });
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(
+        WorkerOptions::new(&gemini, &layercode).secret("CONVERSATIONS_API_KEY", API_KEY),
+    );
+    up_to_the_first_summary(&worker, "conv_race");
+    turn(&worker, "conv_race", 16, &filler(16));
+    // While the summary call runs: a slow turn that outlasts it, and two turns at once.
+    let mut slow = open_webhook(&worker, &message("conv_race", "t19", "Slow turn"));
+    thread::scope(|scope| {
+        for n in [17, 18] {
+            let worker = &worker;
+            scope.spawn(move || turn(worker, "conv_race", n, &filler(n)));
+        }
+    });
+    let lines = wait_for_summaries(&worker, 1);
+    assert_eq!(lines[0]["outcome"], "deferred", "{}", lines[0]);
+    // Written only once the running turn has ended: not yet.
+    assert_eq!(
+        api(&worker, "GET", "conv_race").json()["summary"],
+        Value::Null,
+        "{}",
+        worker.logs()
+    );
+    let mut heard = String::new();
+    while let Some(event) = slow.next_event(TURN_TIMEOUT) {
+        heard.push_str(event.json["content"].as_str().unwrap_or_default());
+    }
+    assert_eq!(heard, "Let me think about it.");
+    worker.turn_log("t19");
+
+    // One call only, and its summary reaches the next turn.
+    let summary = api(&worker, "GET", "conv_race").json()["summary"].clone();
+    assert_eq!(summary["through_turn_id"], "t11", "{summary}");
+    assert_eq!(summary_requests(&gemini).len(), 1);
+    assert!(!instruction(&request_of(&gemini, "Slow turn")).contains(FACT));
+    turn(&worker, "conv_race", 20, &filler(20));
+    assert!(instruction(&request_of(&gemini, &filler(20))).contains(FACT));
+    assert_eq!(summary_requests(&gemini).len(), 1);
+    assert_eq!(summary_lines(&worker).len(), 1);
+}
+
+#[test]
+fn a_summary_finishing_after_the_conversation_was_erased_stores_nothing() {
+    let gemini = MockGemini::start_with(|r| {
+        let request = r.json();
+        if is_summary_request(&request) {
+            let summary = mock_summary(&request);
+            return gemini_fixtures::stream(vec![(
+                Duration::from_millis(1500),
+                gemini_fixtures::text_event(&summary, Some("STOP")),
+            )]);
+        }
+        noted()
+    });
+    let layercode = MockLayercode::start();
+    let worker = Worker::start(
+        WorkerOptions::new(&gemini, &layercode).secret("CONVERSATIONS_API_KEY", API_KEY),
+    );
+    turns(&worker, "conv_erased", 1, 16);
+    gemini.wait_for_requests(17, TURN_TIMEOUT);
+    assert_eq!(api(&worker, "DELETE", "conv_erased").status, 204);
+    let lines = wait_for_summaries(&worker, 1);
+    assert_eq!(lines[0]["outcome"], "dropped", "{}", lines[0]);
+    assert_eq!(api(&worker, "GET", "conv_erased").status, 404);
+    turn(&worker, "conv_erased", 17, "Hello again");
+    assert!(!instruction(&request_of(&gemini, "Hello again")).contains(FACT));
+    assert_eq!(
+        api(&worker, "GET", "conv_erased").json()["summary"],
+        Value::Null
+    );
+}
+
+#[test]
+fn retention_erases_the_summary_with_the_conversation() {
+    let (gemini, worker) = start_with(|_| noted(), |o| o.var("CONVERSATION_TTL_SECONDS", "3"));
+    turns(&worker, "conv_ttl", 1, 16);
+    let lines = wait_for_summaries(&worker, 1);
+    assert_eq!(lines[0]["outcome"], "stored");
+    assert!(api(&worker, "GET", "conv_ttl").json()["summary"]["text"]
+        .as_str()
+        .unwrap()
+        .contains(FACT));
+    let deadline = Instant::now() + WAIT;
+    while api(&worker, "GET", "conv_ttl").status != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "never expired:\n{}",
+            worker.logs()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    turn(&worker, "conv_ttl", 17, "Anyone there?");
+    let request = request_of(&gemini, "Anyone there?");
+    assert_eq!(contents(&request).len(), 1);
+    assert!(!instruction(&request).contains(FACT));
+    // Nothing of the old summary is left on disk either.
+    let rows: Vec<Value> = worker
+        .conversation_db_files()
+        .iter()
+        .flat_map(|f| sqlite_json(f, "SELECT text FROM summary"))
+        .collect();
+    assert!(rows.is_empty(), "{rows:?}");
+}
+
+#[test]
+fn a_conversation_stored_before_summaries_existed_keeps_working_and_catches_up() {
+    let gemini = MockGemini::start_summarising(|_| noted());
+    let layercode = MockLayercode::start();
+    let options =
+        || WorkerOptions::new(&gemini, &layercode).secret("CONVERSATIONS_API_KEY", API_KEY);
+    // 40 turns without summaries, then the table they live in removed: the old schema.
+    let worker = Worker::start(options().var("SUMMARY_MODEL", "off"));
+    turns(&worker, "conv_old", 1, 40);
+    assert!(summary_requests(&gemini).is_empty());
+    let persist_dir = worker.persist_dir.clone();
+    let files = worker.conversation_db_files();
+    worker.stop();
+    for file in &files {
+        let out = Command::new("sqlite3")
+            .arg(file)
+            .arg("DROP TABLE IF EXISTS summary")
+            .output()
+            .expect("run sqlite3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let worker = Worker::start(options().persist_to(&persist_dir));
+    let read = api(&worker, "GET", "conv_old");
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert_eq!(read.json()["messages"].as_array().unwrap().len(), 80);
+    assert_eq!(read.json()["summary"], Value::Null);
+    // The next turn is answered as before, then the backlog is folded, oldest first.
+    turn(&worker, "conv_old", 41, &filler(41));
+    assert_eq!(contents(&request_of(&gemini, &filler(41))).len(), 39);
+    let lines = wait_for_summaries(&worker, 1);
+    assert_eq!(lines[0]["outcome"], "stored", "{}", lines[0]);
+    assert_eq!(lines[0]["folded_messages"], 60);
+    let folded = folded_caller_lines(&gemini);
+    assert_eq!(folded.first().map(String::as_str), Some(FACT));
+    assert_eq!(folded.len(), 30);
+    turn(&worker, "conv_old", 42, &filler(42));
+    assert!(instruction(&request_of(&gemini, &filler(42))).contains(FACT));
+}
