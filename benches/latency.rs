@@ -53,7 +53,8 @@ fn full_scale() -> Scale {
         min_turns_per_client: 1,
         turns_per_conversation: 10,
         long_conversations: 10,
-        long_turns: 100,
+        // Long enough for the running summary to have been rewritten many times.
+        long_turns: 300,
         probe_requests: 100,
         extra_startups: 2,
     }

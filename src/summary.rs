@@ -262,7 +262,8 @@ mod tests {
     #[test]
     fn a_summary_is_due_past_the_bounds_and_folds_all_but_the_newest_turns() {
         // (turns, chars each, more rows unread) → the plan.
-        let table: [(usize, usize, bool, Option<(i64, i64, usize)>); 7] = [
+        type Folded = Option<(i64, i64, usize)>;
+        let table: [(usize, usize, bool, Folded); 7] = [
             (15, 50, false, None),
             // 32 messages: due; the newest 10 stay, so turns 1–11 are folded.
             (16, 50, false, Some((1, 22, 22))),

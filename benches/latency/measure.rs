@@ -4,8 +4,9 @@
 use super::machine::{self, CpuUse, Processes};
 use super::servers::{Runtime, Server, Target, WorkerKind, Workers};
 use crate::common::{
-    gemini_fixtures, get, message, post_json, sign_now, MockGemini, MockLayercode, RequestTiming,
-    SseClient, SseNext, SIGNATURE_HEADER, TEST_WEBHOOK_SECRET, TURN_TIMEOUT,
+    gemini_fixtures, get, is_summary_request, message, post_json, sign_now, MockGemini,
+    MockLayercode, RequestTiming, SseClient, SseNext, SIGNATURE_HEADER, TEST_WEBHOOK_SECRET,
+    TURN_TIMEOUT,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -147,6 +148,13 @@ pub struct GeminiSide {
     pub messages: usize,
 }
 
+/// What the mock Gemini saw of one summary call.
+pub struct SummarySide {
+    pub request_bytes: usize,
+    /// The summary the mock wrote, in bytes.
+    pub summary_bytes: usize,
+}
+
 pub struct Measurements {
     pub scale: Scale,
     pub ours_dir: String,
@@ -163,6 +171,8 @@ pub struct Measurements {
     pub wasm: Option<(u64, u64)>,
     /// By turn tag.
     pub gemini: HashMap<String, GeminiSide>,
+    /// Our worker's summary calls (long conversations): request and answer bytes of each.
+    pub summaries: Vec<SummarySide>,
     /// Our worker's own `ms_to_first_tts` log field, by turn id.
     pub logged_ms_to_first_tts: HashMap<String, f64>,
 }
@@ -199,7 +209,9 @@ pub fn ms(d: Duration) -> f64 {
 pub fn run(scale: Scale, workers: &Workers) -> Measurements {
     let machine = machine::description(&workers.repo);
     let load_at_start = machine::load(&workers.repo);
-    let gemini = MockGemini::start_with(|_| gemini_fixtures::reply(&REPLY_PARTS, Duration::ZERO));
+    // Summaries are written by the mock the tests' way (what the caller said, oldest first).
+    let gemini =
+        MockGemini::start_summarising(|_| gemini_fixtures::reply(&REPLY_PARTS, Duration::ZERO));
     let layercode = MockLayercode::start();
     let mut m = Measurements {
         ours_dir: workers.ours_dir.display().to_string(),
@@ -214,6 +226,7 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
         startups: Vec::new(),
         wasm: workers.ours_wasm().map(|wasm| machine::wasm_sizes(&wasm)),
         gemini: HashMap::new(),
+        summaries: Vec::new(),
         logged_ms_to_first_tts: HashMap::new(),
         scale,
     };
@@ -230,6 +243,13 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
     }
     for (request, timing) in gemini.requests().iter().zip(gemini.timings()) {
         let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+        if is_summary_request(&body) {
+            m.summaries.push(SummarySide {
+                request_bytes: request.body.len(),
+                summary_bytes: crate::common::mock_summary(&body).len(),
+            });
+            continue;
+        }
         let Some(contents) = body["contents"].as_array() else {
             continue;
         };
