@@ -506,11 +506,12 @@ fn window_median(l: &LongRun, (from, to): (usize, usize)) -> f64 {
 /// turns, and their request size beside the turns' own (the mock's token counts are not real:
 /// bytes / 4 estimates tokens of English text).
 fn summary_note(m: &Measurements) -> String {
+    // The long conversations only: the fresh ones (11 turns) never reach a summary.
     let ours_long_turns: usize = m
         .long
         .iter()
         .filter(|l| l.target.worker == WorkerKind::Ours)
-        .flat_map(|l| l.late.iter().chain(&l.early))
+        .flat_map(|l| &l.late)
         .map(Vec::len)
         .sum();
     let calls = m.summaries.len();
@@ -521,7 +522,7 @@ fn summary_note(m: &Measurements) -> String {
         .long
         .iter()
         .filter(|l| l.target.worker == WorkerKind::Ours)
-        .flat_map(|l| l.late.iter().chain(&l.early).flatten())
+        .flat_map(|l| l.late.iter().flatten())
         .filter_map(|s| m.gemini.get(&s.tag).map(|g| g.request_bytes as f64))
         .collect();
     let turn_total: f64 = turn_bytes.iter().sum();
