@@ -8,6 +8,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use crate::tools::{self, ToolEntry};
+use crate::voice_page;
 
 // Every setting's name, written once: `Config::from_lookup` reads these constants, and
 // `SETTING_NAMES` lists them all (a test checks that the two agree).
@@ -36,9 +37,11 @@ pub const CONVERSATION_TTL_DAYS: &str = "CONVERSATION_TTL_DAYS";
 pub const CONVERSATION_TTL_SECONDS: &str = "CONVERSATION_TTL_SECONDS";
 pub const TOOLS: &str = "TOOLS";
 pub const MAX_TOOL_ROUNDS: &str = "MAX_TOOL_ROUNDS";
+/// The voice page at `/`: `on`, `local` (the local Layercode stand-in) or off (the default).
+pub const VOICE_PAGE: &str = "VOICE_PAGE";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 19] = [
+pub const SETTING_NAMES: [&str; 20] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
@@ -58,6 +61,7 @@ pub const SETTING_NAMES: [&str; 19] = [
     CONVERSATION_TTL_SECONDS,
     TOOLS,
     MAX_TOOL_ROUNDS,
+    VOICE_PAGE,
 ];
 
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
@@ -163,6 +167,8 @@ pub struct Config {
     pub tools_signing_secret: Option<String>,
     /// Model rounds per turn, counting the first.
     pub max_tool_rounds: u32,
+    /// Whether `/` serves the voice page, and whom its SDK talks to.
+    pub voice_page: voice_page::Mode,
 }
 
 impl Config {
@@ -231,6 +237,7 @@ impl Config {
                 TOOL_ROUNDS_RANGE,
             ))
             .unwrap_or(1),
+            voice_page: voice_page::Mode::parse(&get(VOICE_PAGE).unwrap_or_default()),
         }
     }
 
@@ -346,6 +353,7 @@ mod tests {
         assert_eq!(c.tools, Ok(Vec::new()));
         assert_eq!(c.tools_signing_secret, None);
         assert_eq!(c.max_tool_rounds, 4);
+        assert_eq!(c.voice_page, voice_page::Mode::Off);
     }
 
     #[test]

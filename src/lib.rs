@@ -29,6 +29,7 @@ pub mod sse;
 pub mod tools;
 pub mod turn;
 pub mod upstream;
+pub mod voice_page;
 
 #[cfg(test)]
 #[path = "../tests/common/rng.rs"]
@@ -45,12 +46,14 @@ enum Endpoint {
     Agent,
     Authorize,
     Conversations,
+    VoicePage,
 }
 
 impl Endpoint {
     fn of(path: &str) -> Option<Endpoint> {
         match path {
             "/health" => Some(Endpoint::Health),
+            voice_page::PATH => Some(Endpoint::VoicePage),
             "/agent" | "/api/agent" => Some(Endpoint::Agent),
             "/authorize" | "/api/authorize" => Some(Endpoint::Authorize),
             p if p.starts_with(conversations_api::PATH_PREFIX) => Some(Endpoint::Conversations),
@@ -63,6 +66,7 @@ impl Endpoint {
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let answer = match (Endpoint::of(&req.path()), req.method()) {
         (Some(Endpoint::Health), Method::Get) => health(&env),
+        (Some(Endpoint::VoicePage), Method::Get) => voice_page::handle(&env),
         (Some(Endpoint::Agent), Method::Post) => agent::handle(req, env).await,
         (Some(Endpoint::Authorize), Method::Post) => authorize::handle(req, env).await,
         (Some(Endpoint::Authorize), Method::Options) => authorize::preflight(&req, &env),

@@ -446,27 +446,36 @@ fn dotenv(pairs: &[(String, String)]) -> String {
         .collect()
 }
 
-/// `original` (a wrangler.toml) without its `[build]` table, with `main` made absolute, written
-/// into the run directory. Without a build command wrangler does not watch `src/`: its watcher
+/// `original` (a wrangler.toml) without its `[build]` table, with `main` and the static assets'
+/// `directory` made absolute, written into the run directory. Without a build command wrangler does not watch `src/`: its watcher
 /// otherwise re-ran the (skipped) build about a second after start and reloaded the worker,
 /// failing whatever request was in flight with 503 "Your worker restarted mid-request".
 fn write_test_config(original: &Path, run_dir: &Path) -> PathBuf {
     let base = original.parent().expect("wrangler.toml has a directory");
     let original =
         fs::read_to_string(original).unwrap_or_else(|e| panic!("read {}: {e}", original.display()));
-    let mut in_build_table = false;
+    let mut table = String::new();
     let mut config = String::new();
     for line in original.lines() {
         if line.starts_with('[') {
-            in_build_table = line.trim() == "[build]";
+            table = line.trim().to_string();
         }
-        if in_build_table {
+        if table == "[build]" {
             continue;
         }
-        match line.strip_prefix("main = ") {
-            Some(main) => {
-                let main = base.join(main.trim().trim_matches('"'));
-                config.push_str(&format!("main = {:?}\n", main.to_string_lossy()));
+        // Paths relative to the original file: `main`, and the static assets' directory.
+        let path = match (
+            line.strip_prefix("main = "),
+            line.strip_prefix("directory = "),
+        ) {
+            (Some(main), _) => Some(("main", main)),
+            (None, Some(dir)) if table == "[assets]" => Some(("directory", dir)),
+            _ => None,
+        };
+        match path {
+            Some((key, value)) => {
+                let absolute = base.join(value.trim().trim_matches('"'));
+                config.push_str(&format!("{key} = {:?}\n", absolute.to_string_lossy()));
             }
             None => {
                 config.push_str(line);
