@@ -124,12 +124,12 @@ const commands = {
     watch(page);
     await page.goto(url);
     await waitUntil(ready, null, 15000);
-    return snapshot();
+    return page.evaluate(snapshot);
   },
   async reload() {
     await page.reload();
     await waitUntil(ready, null, 15000);
-    return snapshot();
+    return page.evaluate(snapshot);
   },
   async click({ name }) {
     await page.getByRole("button", { name, exact: true }).click();
@@ -219,7 +219,7 @@ const commands = {
 };
 
 const reply = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-reply({ event: "ready", browser_pid: browser.process()?.pid ?? null, version: browser.version() });
+reply({ event: "ready", version: browser.version() });
 
 const lines = createInterface({ input: process.stdin });
 let queue = Promise.resolve();

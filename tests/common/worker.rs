@@ -406,7 +406,8 @@ fn clean_up_dead_runs(e2e: &Path) {
 }
 
 /// SIGKILLs the group named in a stale `.pgid` file, but only if every live member still looks
-/// like part of a wrangler tree: the number may have been reused by an unrelated group.
+/// like part of a wrangler tree (or of a browser test's driver and Chromium): the number may
+/// have been reused by an unrelated group.
 fn kill_leftover_group(pgid_file: &Path) {
     let Some(pgid) = fs::read_to_string(pgid_file)
         .ok()
@@ -417,9 +418,16 @@ fn kill_leftover_group(pgid_file: &Path) {
     };
     let members = process_group_members(pgid);
     let ours = |cmd: &String| {
-        ["wrangler", "workerd", "esbuild", "serve.mjs"]
-            .iter()
-            .any(|n| cmd.contains(n))
+        [
+            "wrangler",
+            "workerd",
+            "esbuild",
+            "serve.mjs",
+            "driver.mjs",
+            "chromium",
+        ]
+        .iter()
+        .any(|n| cmd.contains(n))
     };
     if !members.is_empty() && members.iter().all(|(_, cmd)| ours(cmd)) {
         signal_group(pgid, SIGKILL);
@@ -751,7 +759,8 @@ impl Drop for ProcessGroup {
     }
 }
 
-fn signal_group(pgid: i32, sig: i32) {
+/// Sends `sig` to process group `pgid` (> 1).
+pub fn signal_group(pgid: i32, sig: i32) {
     // SAFETY: plain syscall; pgid > 1 is asserted at spawn, so this never targets our own group.
     unsafe {
         kill(-pgid, sig);

@@ -401,8 +401,10 @@ function statusText(inCall, resumable) {
       : "Not connected. Start a call to talk to the agent.";
   }
   if (!call.connected) return "Connecting…";
+  if (call.microphone && call.muted) {
+    return "Connected. Your microphone is muted; type a message below.";
+  }
   if (settings.local || !call.microphone) return "Connected. Type a message below.";
-  if (call.muted) return "Connected. Your microphone is muted; type a message below.";
   return "Connected. Speak, or type a message below.";
 }
 

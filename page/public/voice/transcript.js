@@ -17,6 +17,16 @@ export class Transcript {
     this.save = save;
     this.rows = [];
     this.saveQueued = false;
+    // Follow the newest words unless the reader scrolled up to read something older.
+    this.follow = true;
+    container.addEventListener("scroll", () => {
+      this.follow = container.scrollTop + container.clientHeight >= container.scrollHeight - 8;
+    });
+    new ResizeObserver(() => this.scroll()).observe(container);
+  }
+
+  scroll() {
+    if (this.follow) this.container.scrollTop = this.container.scrollHeight;
   }
 
   /** Rows saved by an earlier page load of this tab. */
@@ -138,11 +148,9 @@ export class Transcript {
     const row = { role, turnId, text: "", state: role === "agent" ? "speaking" : "done", events: [] };
     row.element = this.element(row);
     this.rows.push(row);
-    const atBottom =
-      this.container.scrollTop + this.container.clientHeight >= this.container.scrollHeight - 8;
     this.container.append(row.element);
     while (this.rows.length > MAX_ROWS) this.rows.shift().element.remove();
-    if (atBottom) this.container.scrollTop = this.container.scrollHeight;
+    this.scroll();
     return row;
   }
 
@@ -189,10 +197,7 @@ export class Transcript {
         return item;
       }),
     );
-    const container = this.container;
-    if (container.scrollTop + container.clientHeight >= container.scrollHeight - 64) {
-      container.scrollTop = container.scrollHeight;
-    }
+    this.scroll();
     this.changed();
   }
 

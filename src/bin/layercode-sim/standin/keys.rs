@@ -44,16 +44,7 @@ impl Keys {
         mint: impl Fn(&str) -> String,
         now: Instant,
     ) -> Answer {
-        let bearer = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
-        let key_ok = match (bearer, api_key) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(given), Some(expected)) => given == expected,
-        };
-        if !key_ok {
+        if !bearer_ok(authorization, api_key) {
             return error(400, "missing or invalid bearer token");
         }
         let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
@@ -106,7 +97,21 @@ impl Keys {
     }
 }
 
-fn error(status: u16, message: &str) -> Answer {
+/// Whether an `Authorization` header carries the API key (any non-empty key when `api_key` is
+/// `None`).
+pub fn bearer_ok(authorization: Option<&str>, api_key: Option<&str>) -> bool {
+    let bearer = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    match (bearer, api_key) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(given), Some(expected)) => given == expected,
+    }
+}
+
+pub fn error(status: u16, message: &str) -> Answer {
     (status, json!({ "error": message }))
 }
 

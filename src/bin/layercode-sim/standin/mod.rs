@@ -8,9 +8,7 @@
 //! protocol at `/v1/agents/web/websocket` (checking the session key). Typed turns stand in for
 //! speech recognition; the agent's words are spoken with espeak-ng when it is installed.
 //!
-//! Self-contained (the library crate and this folder only), so the integration tests run it in
-//! their own process, on a listener they bound. Blocking `std::net` with a thread per
-//! connection: a developer's page makes one or two connections.
+//! Blocking `std::net` with a thread per connection: a developer's page makes one or two.
 
 mod http;
 mod keys;
@@ -36,6 +34,8 @@ pub use speech::available as speech_available;
 pub const AUTHORIZE_PATH: &str = "/v1/agents/web/authorize_session";
 /// Layercode's browser socket path (the SDK adds `?client_session_key=…`).
 pub const SOCKET_PATH: &str = "/v1/agents/web/websocket";
+/// `/v1/agents/{agent_id}`: the agent's settings (here, only its webhook URL).
+const AGENTS_PATH: &str = "/v1/agents/";
 
 /// How the stand-in behaves.
 pub struct Options {
@@ -45,8 +45,8 @@ pub struct Options {
     pub api_key: Option<String>,
     /// Signs every webhook (the worker's `LAYERCODE_WEBHOOK_SECRET`).
     pub webhook_secret: String,
-    /// Where webhooks go (`http://host:port`, `/agent` added); `None` until
-    /// [`Server::set_webhook_url`].
+    /// Where webhooks go (`http://host:port`, `/agent` added); `None` until set through
+    /// `POST /v1/agents/{agent_id}`.
     pub webhook_url: Option<Target>,
     /// Speak the agent's words with espeak-ng.
     pub speech: bool,
@@ -133,8 +133,7 @@ impl Server {
         })
     }
 
-    // The CLI does not use these three; the tests (and tests/voice_page.rs) do.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -144,15 +143,8 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Where webhooks go from now on (a base URL or the full webhook URL).
-    #[allow(dead_code)]
-    pub fn set_webhook_url(&self, url: &str) -> Result<(), String> {
-        *lock(&self.shared.target) = Some(Target::parse(url)?);
-        Ok(())
-    }
-
     /// Every webhook body sent so far, in order.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn webhooks(&self) -> Vec<Value> {
         lock(&self.shared.webhooks).clone()
     }
@@ -209,6 +201,10 @@ fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
             http::respond_json(&mut stream, status, &body);
         }
         ("GET", SOCKET_PATH) => socket::accept(stream, request, shared),
+        ("POST", path) if agent_path(path).is_some() => {
+            let (status, body) = update_agent(shared, &request, agent_path(path).unwrap_or(""));
+            http::respond_json(&mut stream, status, &body);
+        }
         ("GET", "/") => {
             let _ = http::respond(
                 &mut stream,
@@ -221,6 +217,45 @@ fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
             http::respond_json(&mut stream, 405, &json!({"error": "method not allowed"}));
         }
         _ => http::respond_json(&mut stream, 404, &json!({"error": "not found"})),
+    }
+}
+
+/// The agent id of `/v1/agents/{agent_id}`.
+fn agent_path(path: &str) -> Option<&str> {
+    path.strip_prefix(AGENTS_PATH)
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// `POST /v1/agents/{agent_id}` with `{"webhook_url": …}`: where this agent's webhooks go, as
+/// Layercode's REST API sets it (only that field is imitated). Lets a test point the stand-in at
+/// a worker that started after it.
+fn update_agent(shared: &Shared, request: &http::Request, agent_id: &str) -> keys::Answer {
+    if !keys::bearer_ok(
+        request.header("authorization"),
+        shared.options.api_key.as_deref(),
+    ) {
+        return keys::error(400, "missing or invalid bearer token");
+    }
+    if agent_id != shared.options.agent_id {
+        return keys::error(404, "agent not found");
+    }
+    let url = serde_json::from_slice::<Value>(&request.body)
+        .ok()
+        .and_then(|body| body["webhook_url"].as_str().map(str::to_string));
+    let Some(url) = url else {
+        return keys::error(400, "webhook_url must be a string");
+    };
+    match Target::parse(&url) {
+        Ok(target) => {
+            shared.log(&format!(
+                "agent {agent_id}: webhooks now go to {}",
+                target.url()
+            ));
+            let answer = json!({"id": agent_id, "webhook_url": target.url()});
+            *lock(&shared.target) = Some(target);
+            (200, answer)
+        }
+        Err(problem) => keys::error(400, &problem),
     }
 }
 

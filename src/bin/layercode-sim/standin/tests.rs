@@ -98,6 +98,10 @@ fn answer(mut stream: TcpStream, seen: &Sender<Seen>) {
 }
 
 fn start(worker: &str) -> Server {
+    start_with(Some(Target::parse(worker).unwrap()))
+}
+
+fn start_with(webhook_url: Option<Target>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     Server::start(
         listener,
@@ -105,7 +109,7 @@ fn start(worker: &str) -> Server {
             agent_id: AGENT.into(),
             api_key: Some(API_KEY.into()),
             webhook_secret: SECRET.into(),
-            webhook_url: Some(Target::parse(worker).unwrap()),
+            webhook_url,
             speech: false,
             log: Box::new(|_| {}),
         },
@@ -113,14 +117,14 @@ fn start(worker: &str) -> Server {
     .unwrap()
 }
 
-/// `POST authorize_session` as the worker sends it.
-fn authorize(server: &Server, body: &str) -> (u16, Value) {
+/// A POST to the stand-in's REST API with `key` as the bearer key.
+fn rest(server: &Server, path: &str, key: &str, body: &str) -> (u16, Value) {
     let target = Target {
         authority: server.addr().to_string(),
-        path: AUTHORIZE_PATH.into(),
+        path: path.into(),
     };
     let (stream, _) = http::connect(&target, WAIT).unwrap();
-    let bearer = format!("Bearer {API_KEY}");
+    let bearer = format!("Bearer {key}");
     let mut exchange = http::post(
         stream,
         &target,
@@ -130,6 +134,11 @@ fn authorize(server: &Server, body: &str) -> (u16, Value) {
     .unwrap();
     let text = exchange.body.read_text(1 << 16).unwrap();
     (exchange.status, serde_json::from_str(&text).unwrap())
+}
+
+/// `POST authorize_session` as the worker sends it.
+fn authorize(server: &Server, body: &str) -> (u16, Value) {
+    rest(server, AUTHORIZE_PATH, API_KEY, body)
 }
 
 fn session_key(server: &Server) -> (String, String) {
@@ -423,4 +432,29 @@ fn other_paths_and_methods_are_refused() {
         let exchange = http::post(stream, &target(path), &[], b"{}").unwrap();
         assert_eq!(exchange.status, status, "{path}");
     }
+}
+
+#[test]
+fn the_agents_webhook_url_is_set_through_the_rest_api() {
+    let (worker, seen) = fake_worker();
+    let server = start_with(None);
+    let agent = format!("/v1/agents/{AGENT}");
+    let body = format!(r#"{{"webhook_url":"{worker}"}}"#);
+    assert_eq!(rest(&server, &agent, "wrong", &body).0, 400);
+    assert_eq!(
+        rest(&server, "/v1/agents/someone_else", API_KEY, &body).0,
+        404
+    );
+    assert_eq!(
+        rest(&server, &agent, API_KEY, r#"{"webhook_url":"https://x"}"#).0,
+        400
+    );
+    let (status, answer) = rest(&server, &agent, API_KEY, &body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["webhook_url"], format!("{worker}/agent"));
+
+    let (key, _) = session_key(&server);
+    let mut socket = open(&server, &key).unwrap();
+    send(&mut socket, json!({"type": "client.ready"}));
+    assert_eq!(webhook(&seen)["type"], "session.start");
 }
