@@ -152,9 +152,13 @@ impl Browser {
         }
     }
 
-    /// Opens `url` in a fresh browser context, with or without microphone permission.
+    /// Opens `url` in a fresh browser context (a 760 × 900 window), with or without microphone
+    /// permission.
     pub fn open(&mut self, url: &str, microphone: bool) -> Value {
-        self.call("open", json!({ "url": url, "microphone": microphone }))
+        self.call(
+            "open",
+            json!({ "url": url, "microphone": microphone, "width": 760, "height": 900 }),
+        )
     }
 
     /// Clicks the button with this accessible name.

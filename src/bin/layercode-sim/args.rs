@@ -41,7 +41,8 @@ Answers POST /v1/agents/web/authorize_session (point the worker's LAYERCODE_API_
 and the browser SDK's socket at /v1/agents/web/websocket (the page uses it when the worker has
 VOICE_PAGE=local). Sends the worker signed webhooks as Layercode does: session.start, one message
 per typed turn (interruption_context after a barge-in), data, session.end. Speaks the agent's
-words with espeak-ng when it is installed. Prints one line when it listens:
+words with espeak-ng when it is installed. POST /v1/agents/{agent_id} with {\"webhook_url\": …}
+changes where webhooks go. Prints one line when it listens:
 `layercode-sim: Layercode stand-in on http://127.0.0.1:PORT ...`.
 
 USAGE:
