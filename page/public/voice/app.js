@@ -87,7 +87,9 @@ async function startCall(microphone) {
     // The stand-in has no speech recognition, so no voice-activity model is loaded locally.
     enableVAD: !settings.local,
     onStatusChange: (status) => current(client) && onStatus(client, status),
-    onConnect: ({ conversationId }) => current(client) && onConnect(conversationId),
+    // A call ended while it was still connecting must not come back to life.
+    onConnect: ({ conversationId }) =>
+      current(client) ? onConnect(conversationId) : client.disconnect(),
     onDisconnect: () => current(client) && onDisconnect(),
     // Errors are shown even when they arrive after the client was given up on.
     onError: (error) => onError(error),
