@@ -3,6 +3,9 @@
 //! each streamed reply word by word, and can barge in, so a developer can test the backend
 //! without an account, a public URL or a microphone. Run with `--help` for the options.
 //!
+//! `layercode-sim serve` is the other way round: a local stand-in for Layercode's cloud that the
+//! worker's voice page talks to through the browser SDK (see `standin/`).
+//!
 //! Native only: on wasm32 (where the crate is linted for the Worker) this is an empty stub,
 //! since its HTTP client does not exist there. worker-build never builds it.
 
