@@ -24,8 +24,8 @@ use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::web_sys::{self, AbortSignal};
 use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Method, Request, RequestInit,
-    Response, SqlStorage, SqlStorageValue, State,
+    console_error, console_log, durable_object, DurableObject, Env, Method, Request, Response,
+    SqlStorage, SqlStorageValue, State,
 };
 
 use crate::config::Config;
@@ -224,13 +224,11 @@ impl ConversationClient {
         &self,
         method: Method,
     ) -> worker::Result<T> {
-        let mut init = RequestInit::new();
-        init.with_method(method);
+        let init = web_sys::RequestInit::new();
+        init.set_method(method.as_ref());
         let url = format!("https://conversation{TRANSCRIPT_PATH}");
-        let mut response = self
-            .stub
-            .fetch_with_request(Request::new_with_init(&url, &init)?)
-            .await?;
+        let request = crate::upstream::request(&url, &init)?;
+        let mut response = self.stub.fetch_with_request(request).await?;
         if response.status_code() != 200 {
             let detail = response.text().await.unwrap_or_default();
             return Err(worker::Error::RustError(format!(
