@@ -545,7 +545,7 @@ impl Store {
                 "SELECT text FROM messages WHERE turn_id = ? AND role = 'user'",
                 vec![turn_id.into()],
             )?
-            .to_array()?;
+            .rows()?;
         if let Some(earlier) = earlier.into_iter().next() {
             // The first delivery already applied its interruption context; applying it again
             // could rewrite a newer reply (the "latest assistant turn" has moved on since).
@@ -617,7 +617,7 @@ impl Store {
                 None,
             )?,
         }
-        .to_array()?;
+        .rows()?;
         let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
@@ -669,7 +669,7 @@ impl Store {
             vec![text.into(), status.as_str().into(), turn_id.into()],
         )?;
         // Drain the cursor so the statement has run.
-        let _ = cursor.to_array::<serde_json::Value>()?;
+        let _ = cursor.rows::<serde_json::Value>()?;
         self.record_activity(unix_ms())
     }
 
@@ -771,7 +771,7 @@ impl Store {
                 "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         let exists = rows.first().is_some_and(|row| row.n > 0);
         if exists {
             // A conversation stored before retention existed lacks the `activity` table.
@@ -814,7 +814,7 @@ impl Store {
     }
 
     fn optional_time(&self, query: &str) -> worker::Result<Option<i64>> {
-        let rows: Vec<OptionalTime> = self.sql.exec(query, None)?.to_array()?;
+        let rows: Vec<OptionalTime> = self.sql.exec(query, None)?.rows()?;
         Ok(rows.into_iter().next().and_then(|row| row.ms))
     }
 
@@ -830,7 +830,7 @@ impl Store {
                  WHERE status != 'pending' ORDER BY seq",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         let sessions: Vec<SessionRecord> = self
             .sql
             .exec(
@@ -839,7 +839,7 @@ impl Store {
                  FROM sessions ORDER BY recorded_at_ms, session_id",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         Ok(Some(Transcript { messages, sessions }))
     }
 
@@ -886,7 +886,7 @@ impl Store {
                 "SELECT text FROM messages WHERE turn_id = ? AND role = 'assistant'",
                 vec![turn_id.into()],
             )?
-            .to_array()?;
+            .rows()?;
         Ok(rows.into_iter().next().map(|row| row.text))
     }
 
@@ -903,7 +903,7 @@ impl Store {
         query: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> worker::Result<Vec<T>> {
-        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.to_array()?;
+        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.rows()?;
         match json.first() {
             Some(json) => Ok(serde_json::from_slice(json.rows.as_bytes())?),
             None => Ok(Vec::new()),
@@ -911,8 +911,8 @@ impl Store {
     }
 
     fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {
-        // `to_array` rather than `one`: `one` on zero rows hangs the request.
-        let rows: Vec<Count> = self.sql.exec(query, vec![turn_id.into()])?.to_array()?;
+        // `rows` rather than `one`: `one` on zero rows hangs the request.
+        let rows: Vec<Count> = self.sql.exec(query, vec![turn_id.into()])?.rows()?;
         Ok(rows.first().map_or(0, |row| row.n))
     }
 }
@@ -922,4 +922,26 @@ impl Store {
 fn unix_ms() -> i64 {
     // `Date.now()`, not `new Date()`: no object per call.
     worker::js_sys::Date::now() as i64
+}
+
+/// A cursor's rows as `T`, through JSON: `JSON.stringify` in JS, then serde_json, which the wasm
+/// has anyway. `SqlCursor::to_array` would convert them with serde_wasm_bindgen, a second
+/// deserialiser with its own copy of each row type's `Deserialize` (about 5 KB of the gzipped
+/// wasm). SQLite values are numbers, strings and nulls, which JSON carries as they are; a REAL
+/// goes through its shortest decimal form, read back exactly when that has at most 15
+/// significant digits and a power of ten within ±22 (as when the Worker parses this object's
+/// JSON replies).
+trait Rows {
+    fn rows<T: serde::de::DeserializeOwned>(self) -> worker::Result<Vec<T>>;
+}
+
+impl Rows for worker::SqlCursor {
+    fn rows<T: serde::de::DeserializeOwned>(self) -> worker::Result<Vec<T>> {
+        let rows = worker::js_sys::Array::new();
+        for row in self {
+            rows.push(&row?);
+        }
+        let json = String::from(worker::js_sys::JSON::stringify(&rows)?);
+        Ok(serde_json::from_slice(json.as_bytes())?)
+    }
 }
