@@ -294,12 +294,13 @@ fn redact_strings(value: &Value, api_key: &str) -> Value {
                 .map(|item| redact_strings(item, api_key))
                 .collect(),
         ),
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(name, field)| (clean(name), redact_strings(field, api_key)))
-                .collect(),
-        ),
+        Value::Object(fields) => {
+            let mut clean_fields = serde_json::Map::new();
+            for (name, field) in fields {
+                clean_fields.insert(clean(name), redact_strings(field, api_key));
+            }
+            Value::Object(clean_fields)
+        }
         other => other.clone(),
     }
 }

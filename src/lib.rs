@@ -78,11 +78,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 /// Liveness, which settings are present (never their values), and what `TOOLS` declares.
 fn health(env: &Env) -> Result<Response, AppError> {
     let tools = config::Config::from_env(env).tools_report();
-    let settings: serde_json::Map<String, serde_json::Value> =
-        config::present_settings(config::env_lookup(env))
-            .into_iter()
-            .map(|(name, present)| (name.to_string(), present.into()))
-            .collect();
+    let mut settings = serde_json::Map::new();
+    for (name, present) in config::present_settings(config::env_lookup(env)) {
+        settings.insert(name.to_string(), present.into());
+    }
     let body = serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
