@@ -19,6 +19,9 @@ fi
 sh scripts/setup.sh
 WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 export WASM_BINDGEN_BIN
+# Until wasm-opt has run the build is not done: if anything stops it before then, no
+# fresh-looking build/index_bg.wasm may stay behind to pass the check above.
+trap 'rm -f build/index_bg.wasm build/index_bg.wasm.opt' EXIT
 worker-build --release --no-opt
 
 # worker-build's own wasm-opt arguments (-O, the same feature list), minus `--debuginfo`, plus
@@ -31,3 +34,4 @@ names=""
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling
 mv build/index_bg.wasm.opt build/index_bg.wasm
+trap - EXIT
