@@ -324,7 +324,7 @@ fn conversation_ttl_ms(lookup: impl Fn(&str) -> Option<String>) -> u64 {
             .filter(|v| !v.is_empty())
     };
     let seconds = get(CONVERSATION_TTL_SECONDS)
-        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|v| parse_f64(&v))
         .filter(|s| s.is_finite() && *s >= 0.0);
     let ttl_ms = match seconds {
         // Rounded up so a tiny positive value never turns into "forever" (the cast saturates).
@@ -335,6 +335,38 @@ fn conversation_ttl_ms(lookup: impl Fn(&str) -> Option<String>) -> u64 {
             .saturating_mul(MS_PER_DAY),
     };
     ttl_ms.min(MAX_CONVERSATION_TTL_MS)
+}
+
+/// `s.parse::<f64>().ok()` for a finite number (`inf` and `nan` give `None`), without std's
+/// float parser in the wasm: its tables and code are about 14 KB of the gzipped module, for this
+/// one testing-only setting. In the Worker, JavaScript reads a string that std would accept;
+/// V8 rounds correctly, as std does, so the value is the same.
+fn parse_f64(s: &str) -> Option<f64> {
+    if !is_decimal_number(s) {
+        return None;
+    }
+    #[cfg(target_arch = "wasm32")]
+    return Some(worker::js_sys::Number::parse_float(s));
+    #[cfg(not(target_arch = "wasm32"))]
+    return s.parse().ok();
+}
+
+/// Whether `s` is a number in std's `f64` grammar: an optional sign, digits with an optional
+/// `.` (a digit on at least one side of it), then optionally `e` or `E`, a sign and digits.
+fn is_decimal_number(s: &str) -> bool {
+    fn unsigned(t: &str) -> &str {
+        t.strip_prefix(['+', '-']).unwrap_or(t)
+    }
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let (mantissa, exponent) = match unsigned(s).split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(unsigned(exponent))),
+        None => (unsigned(s), None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    digits(whole)
+        && digits(fraction)
+        && !(whole.is_empty() && fraction.is_empty())
+        && exponent.is_none_or(|e| !e.is_empty() && digits(e))
 }
 
 /// Which settings are present (never their values), for `/health`.
@@ -414,6 +446,65 @@ mod tests {
             7 * MS_PER_DAY,
             "a blank override is unset"
         );
+    }
+
+    #[test]
+    fn parse_f64_reads_what_std_reads() {
+        let inputs = [
+            "0",
+            "7",
+            "1.5",
+            "-1.5",
+            "+2",
+            "5.",
+            ".5",
+            "-.5",
+            "007",
+            "1e3",
+            "1E3",
+            "2.5e-3",
+            "1e+2",
+            "-0",
+            "1e999",
+            "1e-999",
+            "0.30000000000000004",
+            "123456789012345678901234",
+            "inf",
+            "-infinity",
+            "NaN",
+            "",
+            ".",
+            "+",
+            "-",
+            "e5",
+            "1e",
+            "1e+",
+            "1.2.3",
+            "1e5e3",
+            "+-1",
+            "1_000",
+            "0x10",
+            " 1",
+            "1 ",
+            "1,5",
+            "١",
+            "1e-+5",
+            "..5",
+        ];
+        for input in inputs {
+            let expected = input.parse::<f64>().ok().filter(|v| v.is_finite());
+            let got = parse_f64(input).filter(|v| v.is_finite());
+            assert_eq!(
+                got.map(f64::to_bits),
+                expected.map(f64::to_bits),
+                "{input:?}"
+            );
+            // What std accepts, apart from inf and nan, is exactly what the check lets through.
+            let finite_syntax = input.parse::<f64>().is_ok()
+                && !input.to_ascii_lowercase().contains("inf")
+                && !input.to_ascii_lowercase().contains("nan");
+            assert_eq!(is_decimal_number(input), finite_syntax, "{input:?}");
+        }
     }
 
     #[test]

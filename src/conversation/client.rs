@@ -2,7 +2,7 @@
 
 use worker::js_sys::Uint8Array;
 use worker::web_sys::{self, AbortSignal};
-use worker::{Env, Method, Request, RequestInit, Response};
+use worker::{Env, Method, Response};
 
 use super::{EraseReply, ReadReply, Route, BINDING, TRANSCRIPT_PATH};
 use crate::store::Transcript;
@@ -53,13 +53,11 @@ impl ConversationClient {
         &self,
         method: Method,
     ) -> worker::Result<T> {
-        let mut init = RequestInit::new();
-        init.with_method(method);
+        let init = web_sys::RequestInit::new();
+        init.set_method(method.as_ref());
         let url = format!("https://conversation{TRANSCRIPT_PATH}");
-        let mut response = self
-            .stub
-            .fetch_with_request(Request::new_with_init(&url, &init)?)
-            .await?;
+        let request = crate::upstream::request(&url, &init)?;
+        let mut response = self.stub.fetch_with_request(request).await?;
         if response.status_code() != 200 {
             let detail = response.text().await.unwrap_or_default();
             return Err(worker::Error::RustError(format!(
@@ -68,7 +66,9 @@ impl ConversationClient {
             )));
         }
         let text = response.text().await?;
-        serde_json::from_str(&text).map_err(|_| unreadable_transcript())
+        // `from_slice`, not `from_str` (here and elsewhere): the wasm then holds one copy of
+        // serde_json's parser, not a second one for `StrRead` (about 2 KB gzipped).
+        serde_json::from_slice(text.as_bytes()).map_err(|_| unreadable_transcript())
     }
 }
 

@@ -66,16 +66,16 @@ impl Store {
         query: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> worker::Result<Vec<T>> {
-        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.to_array()?;
+        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.rows()?;
         match json.first() {
-            Some(json) => Ok(serde_json::from_str(&json.rows)?),
+            Some(json) => Ok(serde_json::from_slice(json.rows.as_bytes())?),
             None => Ok(Vec::new()),
         }
     }
 
     pub(super) fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {
-        // `to_array` rather than `one`: `one` on zero rows hangs the request.
-        let rows: Vec<Count> = self.sql.exec(query, vec![turn_id.into()])?.to_array()?;
+        // `rows` rather than `one`: `one` on zero rows hangs the request.
+        let rows: Vec<Count> = self.sql.exec(query, vec![turn_id.into()])?.rows()?;
         Ok(rows.first().map_or(0, |row| row.n))
     }
 }
@@ -100,4 +100,26 @@ struct TextRow {
 pub fn unix_ms() -> i64 {
     // `Date.now()`, not `new Date()`: no object per call.
     worker::js_sys::Date::now() as i64
+}
+
+/// A cursor's rows as `T`, through JSON: `JSON.stringify` in JS, then serde_json, which the wasm
+/// has anyway. `SqlCursor::to_array` would convert them with serde_wasm_bindgen, a second
+/// deserialiser with its own copy of each row type's `Deserialize` (about 5 KB of the gzipped
+/// wasm). SQLite values are numbers, strings and nulls, which JSON carries as they are; a REAL
+/// goes through its shortest decimal form, read back exactly when that has at most 15
+/// significant digits and a power of ten within ±22 (as when the Worker parses this object's
+/// JSON replies).
+trait Rows {
+    fn rows<T: serde::de::DeserializeOwned>(self) -> worker::Result<Vec<T>>;
+}
+
+impl Rows for worker::SqlCursor {
+    fn rows<T: serde::de::DeserializeOwned>(self) -> worker::Result<Vec<T>> {
+        let rows = worker::js_sys::Array::new();
+        for row in self {
+            rows.push(&row?);
+        }
+        let json = String::from(worker::js_sys::JSON::stringify(&rows)?);
+        Ok(serde_json::from_slice(json.as_bytes())?)
+    }
 }

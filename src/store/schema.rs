@@ -1,6 +1,6 @@
 //! The tables, created by a conversation's first write.
 
-use super::{Count, Store};
+use super::{Count, Rows, Store};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -55,7 +55,7 @@ impl Store {
                 "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         let exists = rows.first().is_some_and(|row| row.n > 0);
         if exists {
             // A conversation stored before retention existed lacks the `activity` table.

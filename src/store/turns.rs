@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use super::{unix_ms, Store, TextRow};
+use super::{unix_ms, Rows, Store, TextRow};
 use crate::history::{
     bounded_window, heard_prefix, text_confirms, HistoryMessage, ReplyStatus, WINDOW_MAX_CHARS,
     WINDOW_MAX_MESSAGES,
@@ -69,7 +69,7 @@ impl Store {
                 "SELECT text FROM messages WHERE turn_id = ? AND role = 'user'",
                 vec![turn_id.into()],
             )?
-            .to_array()?;
+            .rows()?;
         if let Some(earlier) = earlier.into_iter().next() {
             // The first delivery already applied its interruption context; applying it again
             // could rewrite a newer reply (the "latest assistant turn" has moved on since).
@@ -141,7 +141,7 @@ impl Store {
                 None,
             )?,
         }
-        .to_array()?;
+        .rows()?;
         let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
@@ -193,7 +193,7 @@ impl Store {
             vec![text.into(), status.as_str().into(), turn_id.into()],
         )?;
         // Drain the cursor so the statement has run.
-        let _ = cursor.to_array::<serde_json::Value>()?;
+        let _ = cursor.rows::<serde_json::Value>()?;
         self.record_activity(unix_ms())
     }
 
@@ -240,7 +240,7 @@ impl Store {
                 "SELECT text FROM messages WHERE turn_id = ? AND role = 'assistant'",
                 vec![turn_id.into()],
             )?
-            .to_array()?;
+            .rows()?;
         Ok(rows.into_iter().next().map(|row| row.text))
     }
 

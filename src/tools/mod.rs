@@ -63,8 +63,10 @@ pub fn parse(raw: &str) -> Result<Vec<ToolEntry>, String> {
     if raw.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let value: Value =
-        serde_json::from_str(raw).map_err(|e| format!("TOOLS is not valid JSON: {e}"))?;
+    // `from_slice`, not `from_str` (here and below): the wasm then holds one copy of serde_json's
+    // parser, not a second one for `StrRead` (about 2 KB gzipped).
+    let value: Value = serde_json::from_slice(raw.as_bytes())
+        .map_err(|e| format!("TOOLS is not valid JSON: {e}"))?;
     let Value::Array(items) = value else {
         return Err("TOOLS must be a JSON array of tools".to_string());
     };
@@ -425,7 +427,7 @@ pub fn http_result(status: u16, body: &str) -> ToolResult {
             "the tool's answer was larger than {MAX_RESULT_BYTES} bytes"
         ));
     }
-    Ok(serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string())))
+    Ok(serde_json::from_slice(body.as_bytes()).unwrap_or_else(|_| Value::String(body.to_string())))
 }
 
 #[cfg(test)]
