@@ -201,3 +201,46 @@ fn a_redelivered_session_start_is_greeted_again() {
         assert_eq!(welcome.tts_text(), "Hi! How can I help you today?");
     }
 }
+
+/// Issue 22, item 4: a caller that hangs up right after sending its request, before any byte
+/// of the answer. Under `wrangler dev` the worker learns of it only after its first frame was
+/// taken, and that frame is lost; before, that frame was stored as what the caller heard, and
+/// the next turn's request held it. (A reply written whole, one frame and `response.end` back
+/// to back, is taken before the hang-up is reported and still stored complete: RELIABILITY.md.)
+#[test]
+fn a_reply_to_a_caller_gone_before_the_first_byte_is_stored_unheard() {
+    use std::time::Duration;
+    let (gemini, worker) = start();
+    // Late enough that the caller is surely gone when the first words are written, and a
+    // second piece long after the hang-up must have been reported.
+    gemini.push(gemini_fixtures::stream(vec![
+        (
+            Duration::from_millis(500),
+            gemini_fixtures::text_event("You asked ", None),
+        ),
+        (
+            Duration::from_millis(1000),
+            gemini_fixtures::text_event("about the weather.", Some("STOP")),
+        ),
+    ]));
+    hang_up_right_after_sending(&worker, &message("conv_gone", "t1", "Weather?"));
+    let log = worker.turn_log("t1");
+    assert_eq!(log["outcome"], "interrupted", "{log}");
+
+    stream_webhook(&worker, &message("conv_gone", "t2", "Hello?"));
+    assert_eq!(model_turns(&gemini, 2), Vec::<String>::new());
+    let rows: Vec<Value> = worker
+        .conversation_db_files()
+        .iter()
+        .flat_map(|file| {
+            sqlite_json(
+                file,
+                "SELECT text, status FROM messages WHERE turn_id = 't1' AND role = 'assistant'",
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![serde_json::json!({"text": "", "status": "interrupted"})]
+    );
+}

@@ -94,7 +94,9 @@ fn end_turn_without_reply(turn_id: String, caller: AbortSignal) -> worker::Resul
     let (stream, response) = EventStream::open(Some(turn_id), caller)?;
     // The end frame is taken once the response is being read, so after we return it; the
     // request stays alive while its body is open (as for the turns in the Durable Object).
-    spawn_local(stream.end());
+    spawn_local(async move {
+        stream.end().await;
+    });
     Ok(response)
 }
 
