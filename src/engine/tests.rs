@@ -639,7 +639,16 @@ fn a_reply_whose_end_the_caller_never_took_is_interrupted_and_unheard_at_first()
     };
     let failed = || Ending::Failed(Failure::Timeout);
     // (ending, spoken, closing, end taken, frames taken) → (outcome, what is stored)
-    let table: [(Ending, &str, Option<&'static str>, bool, usize, &str, &str); 7] = [
+    type Row = (
+        Ending,
+        &'static str,
+        Option<&'static str>,
+        bool,
+        usize,
+        &'static str,
+        &'static str,
+    );
+    let table: [Row; 7] = [
         // The caller took the end: as it was.
         (
             Ending::Complete,
