@@ -160,20 +160,10 @@ pub fn reply_heard(sent: &[&str], text_heard: Option<&str>) -> Option<usize> {
 /// Whether `text_heard` is the start of `sent`, word by word, as [`heard_prefix`] compares
 /// (case, spacing and punctuation aside; its last word may be cut short), and no longer.
 pub fn heard_fits(sent: &str, text_heard: &str) -> bool {
-    let mut sent_words = sent.split_whitespace();
-    let mut heard_words = text_heard.split_whitespace().peekable();
-    let mut any = false;
-    while let Some(heard) = heard_words.next() {
-        let Some(word) = sent_words.next() else {
-            return false;
-        };
-        let last = heard_words.peek().is_none();
-        if !(same_word(word, heard) || (last && prefix_len(word, heard).is_some())) {
-            return false;
-        }
-        any = true;
-    }
-    any
+    // What the clamp keeps of `sent` must end where the heard text does, word for word.
+    let heard = heard_prefix(sent, Some(text_heard), None);
+    let words = |text: &str| text.split_whitespace().count();
+    !heard.is_empty() && words(&heard) == words(text_heard)
 }
 
 /// The byte length of `partial` within `word`, if `word` starts with it (ignoring case).
