@@ -145,6 +145,16 @@ fn bad_requests_are_refused_before_any_upstream_call() {
         error_of(&too_large),
         "request body is larger than 65536 bytes"
     );
+    let long_id = format!(
+        r#"{{"agent_id":"a","conversation_id":"{}"}}"#,
+        "c".repeat(257)
+    );
+    let long = authorize(&worker, &long_id);
+    assert_eq!(long.status, 400);
+    assert_eq!(
+        error_of(&long),
+        "`conversation_id` is longer than 256 bytes"
+    );
     assert!(layercode.requests().is_empty());
 }
 

@@ -21,6 +21,7 @@ use worker::{AbortController, AbortSignal, Env, Fetch, Request, Response};
 use crate::config::{AllowedOrigins, Config, LAYERCODE_API_KEY};
 use crate::deadline::within;
 use crate::edge::body;
+use crate::edge::conversations_api::MAX_ID_BYTES;
 use crate::edge::ownership::{self, Caller};
 use crate::error::{json_response, AppError};
 use crate::redact::redact;
@@ -212,6 +213,16 @@ pub fn upstream_body(raw: &[u8], pinned_agent: Option<&str>) -> Result<Value, Ap
             }
         }
     }
+    // A conversation id names a Durable Object when its owner is checked: Layercode's are short.
+    if out
+        .get("conversation_id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.len() > MAX_ID_BYTES)
+    {
+        return Err(AppError::BadRequest(format!(
+            "`conversation_id` is longer than {MAX_ID_BYTES} bytes"
+        )));
+    }
     let requested = out
         .get("agent_id")
         .and_then(Value::as_str)
@@ -390,6 +401,17 @@ mod tests {
                 "conversation_id": "lc_conv_1", "custom_metadata": {"plan": "pro"}
             })
         );
+    }
+
+    #[test]
+    fn a_conversation_id_longer_than_any_real_one_is_400() {
+        let long = "c".repeat(257);
+        assert_eq!(
+            body(json!({"agent_id": "a", "conversation_id": long}), None).unwrap_err(),
+            AppError::BadRequest("`conversation_id` is longer than 256 bytes".to_string())
+        );
+        let longest = "c".repeat(256);
+        assert!(body(json!({"agent_id": "a", "conversation_id": longest}), None).is_ok());
     }
 
     #[test]
