@@ -39,12 +39,14 @@ pub const CONVERSATION_TTL_DAYS: &str = "CONVERSATION_TTL_DAYS";
 pub const CONVERSATION_TTL_SECONDS: &str = "CONVERSATION_TTL_SECONDS";
 pub const TOOLS: &str = "TOOLS";
 pub const MAX_TOOL_ROUNDS: &str = "MAX_TOOL_ROUNDS";
+/// The voice page at `/`: `on`, `local` (the local Layercode stand-in) or off (the default).
+pub const VOICE_PAGE: &str = "VOICE_PAGE";
 /// The header a deployer's proxy sets to the signed-in user: conversations then belong to users,
 /// not to browser cookies (`edge::ownership`).
 pub const CONVERSATION_OWNER_HEADER: &str = "CONVERSATION_OWNER_HEADER";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 21] = [
+pub const SETTING_NAMES: [&str; 22] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
@@ -65,6 +67,7 @@ pub const SETTING_NAMES: [&str; 21] = [
     CONVERSATION_TTL_SECONDS,
     TOOLS,
     MAX_TOOL_ROUNDS,
+    VOICE_PAGE,
     CONVERSATION_OWNER_HEADER,
 ];
 
@@ -142,6 +145,38 @@ impl AllowedOrigins {
     }
 }
 
+/// What `VOICE_PAGE` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoicePageMode {
+    /// No page (the default): `/` is 404.
+    Off,
+    /// The page, talking to Layercode's cloud (the SDK's own socket URL).
+    On,
+    /// Local development: the page's SDK talks to the stand-in at `LAYERCODE_API_BASE_URL`
+    /// (`layercode-sim --serve`, started by `./scripts/dev.sh`).
+    Local,
+}
+
+impl VoicePageMode {
+    /// `on` or `local` (any case); anything else, unset included, is off.
+    pub fn parse(raw: &str) -> VoicePageMode {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "on" => VoicePageMode::On,
+            "local" => VoicePageMode::Local,
+            _ => VoicePageMode::Off,
+        }
+    }
+
+    /// How the page's script names the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            VoicePageMode::Off => "off",
+            VoicePageMode::On => "layercode",
+            VoicePageMode::Local => "local",
+        }
+    }
+}
+
 /// The typed configuration of one request.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -171,6 +206,8 @@ pub struct Config {
     pub tools_signing_secret: Option<String>,
     /// Model rounds per turn, counting the first.
     pub max_tool_rounds: u32,
+    /// Whether `/` serves the voice page, and whom its SDK talks to.
+    pub voice_page: VoicePageMode,
     /// Keys of the conversation cookie: the first signs, every one verifies (rotation). Empty:
     /// resuming a conversation is refused.
     pub conversation_cookie_secrets: Vec<String>,
@@ -249,6 +286,7 @@ impl Config {
                 TOOL_ROUNDS_RANGE,
             ))
             .unwrap_or(1),
+            voice_page: VoicePageMode::parse(&get(VOICE_PAGE).unwrap_or_default()),
             conversation_cookie_secrets: secrets(CONVERSATION_COOKIE_SECRET),
             conversation_owner_header: non_empty(CONVERSATION_OWNER_HEADER),
         }
@@ -366,6 +404,7 @@ mod tests {
         assert_eq!(c.tools, Ok(Vec::new()));
         assert_eq!(c.tools_signing_secret, None);
         assert_eq!(c.max_tool_rounds, 4);
+        assert_eq!(c.voice_page, VoicePageMode::Off);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 // Test helpers fail by panicking, with the reason; the worker itself may not (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod closed_port;
 pub mod gzip;
 pub mod http;

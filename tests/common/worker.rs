@@ -406,7 +406,8 @@ fn clean_up_dead_runs(e2e: &Path) {
 }
 
 /// SIGKILLs the group named in a stale `.pgid` file, but only if every live member still looks
-/// like part of a wrangler tree: the number may have been reused by an unrelated group.
+/// like part of a wrangler tree (or of a browser test's driver and Chromium): the number may
+/// have been reused by an unrelated group.
 fn kill_leftover_group(pgid_file: &Path) {
     let Some(pgid) = fs::read_to_string(pgid_file)
         .ok()
@@ -417,9 +418,16 @@ fn kill_leftover_group(pgid_file: &Path) {
     };
     let members = process_group_members(pgid);
     let ours = |cmd: &String| {
-        ["wrangler", "workerd", "esbuild", "serve.mjs"]
-            .iter()
-            .any(|n| cmd.contains(n))
+        [
+            "wrangler",
+            "workerd",
+            "esbuild",
+            "serve.mjs",
+            "driver.mjs",
+            "chromium",
+        ]
+        .iter()
+        .any(|n| cmd.contains(n))
     };
     if !members.is_empty() && members.iter().all(|(_, cmd)| ours(cmd)) {
         signal_group(pgid, SIGKILL);
@@ -446,27 +454,36 @@ fn dotenv(pairs: &[(String, String)]) -> String {
         .collect()
 }
 
-/// `original` (a wrangler.toml) without its `[build]` table, with `main` made absolute, written
-/// into the run directory. Without a build command wrangler does not watch `src/`: its watcher
+/// `original` (a wrangler.toml) without its `[build]` table, with `main` and the static assets'
+/// `directory` made absolute, written into the run directory. Without a build command wrangler does not watch `src/`: its watcher
 /// otherwise re-ran the (skipped) build about a second after start and reloaded the worker,
 /// failing whatever request was in flight with 503 "Your worker restarted mid-request".
 fn write_test_config(original: &Path, run_dir: &Path) -> PathBuf {
     let base = original.parent().expect("wrangler.toml has a directory");
     let original =
         fs::read_to_string(original).unwrap_or_else(|e| panic!("read {}: {e}", original.display()));
-    let mut in_build_table = false;
+    let mut table = String::new();
     let mut config = String::new();
     for line in original.lines() {
         if line.starts_with('[') {
-            in_build_table = line.trim() == "[build]";
+            table = line.trim().to_string();
         }
-        if in_build_table {
+        if table == "[build]" {
             continue;
         }
-        match line.strip_prefix("main = ") {
-            Some(main) => {
-                let main = base.join(main.trim().trim_matches('"'));
-                config.push_str(&format!("main = {:?}\n", main.to_string_lossy()));
+        // Paths relative to the original file: `main`, and the static assets' directory.
+        let path = match (
+            line.strip_prefix("main = "),
+            line.strip_prefix("directory = "),
+        ) {
+            (Some(main), _) => Some(("main", main)),
+            (None, Some(dir)) if table == "[assets]" => Some(("directory", dir)),
+            _ => None,
+        };
+        match path {
+            Some((key, value)) => {
+                let absolute = base.join(value.trim().trim_matches('"'));
+                config.push_str(&format!("{key} = {:?}\n", absolute.to_string_lossy()));
             }
             None => {
                 config.push_str(line);
@@ -742,7 +759,8 @@ impl Drop for ProcessGroup {
     }
 }
 
-fn signal_group(pgid: i32, sig: i32) {
+/// Sends `sig` to process group `pgid` (> 1).
+pub fn signal_group(pgid: i32, sig: i32) {
     // SAFETY: plain syscall; pgid > 1 is asserted at spawn, so this never targets our own group.
     unsafe {
         kill(-pgid, sig);
