@@ -13,11 +13,20 @@ cd "$ROOT"
 sh scripts/setup.sh
 
 if [ ! -f .dev.vars ]; then
-  # A random local webhook secret, so the simulator (layercode-sim) works out of the box.
+  # A random local webhook secret, so the simulator (layercode-sim) works out of the box, and a
+  # random conversation cookie secret, so a page can resume its conversations.
   secret="local_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
-  sed "s/^LAYERCODE_WEBHOOK_SECRET=\"\"/LAYERCODE_WEBHOOK_SECRET=\"$secret\"/" .dev.vars.example > .dev.vars
+  cookie_secret="local_$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+  sed -e "s/^LAYERCODE_WEBHOOK_SECRET=\"\"/LAYERCODE_WEBHOOK_SECRET=\"$secret\"/" \
+    -e "s/^CONVERSATION_COOKIE_SECRET=\"\"/CONVERSATION_COOKIE_SECRET=\"$cookie_secret\"/" \
+    .dev.vars.example > .dev.vars
   echo "dev: created .dev.vars with a random local LAYERCODE_WEBHOOK_SECRET (replace it with"
-  echo "     your agent's webhook secret when you connect a real Layercode agent)"
+  echo "     your agent's webhook secret when you connect a real Layercode agent) and"
+  echo "     CONVERSATION_COOKIE_SECRET"
+fi
+if ! grep -Eq '^CONVERSATION_COOKIE_SECRET="?[^"[:space:]]' .dev.vars; then
+  echo "dev: CONVERSATION_COOKIE_SECRET is empty in .dev.vars: /authorize refuses to resume"
+  echo "     conversations until it is set (see README, Configuration)"
 fi
 has_value() { grep -Eq "^$1=\"?[^\"[:space:]]" .dev.vars; }
 if ! has_value LAYERCODE_WEBHOOK_SECRET; then

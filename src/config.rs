@@ -12,13 +12,16 @@ use crate::tools::{self, ToolEntry};
 // Every setting's name, written once: `Config::from_lookup` reads these constants, and
 // `SETTING_NAMES` lists them all (a test checks that the two agree).
 
-/// Names of the five secrets. Their values are never logged or returned.
+/// Names of the six secrets. Their values are never logged or returned.
 pub const LAYERCODE_WEBHOOK_SECRET: &str = "LAYERCODE_WEBHOOK_SECRET";
 pub const LAYERCODE_API_KEY: &str = "LAYERCODE_API_KEY";
 pub const GOOGLE_GENERATIVE_AI_API_KEY: &str = "GOOGLE_GENERATIVE_AI_API_KEY";
 pub const CONVERSATIONS_API_KEY: &str = "CONVERSATIONS_API_KEY";
 /// Signs every HTTP tool call (`x-tool-signature`).
 pub const TOOLS_SIGNING_SECRET: &str = "TOOLS_SIGNING_SECRET";
+/// Keys the cookie that proves a browser started a conversation (`edge::ownership`); without
+/// it, `/authorize` refuses to resume conversations.
+pub const CONVERSATION_COOKIE_SECRET: &str = "CONVERSATION_COOKIE_SECRET";
 
 pub const GEMINI_MODEL: &str = "GEMINI_MODEL";
 pub const GEMINI_API_BASE_URL: &str = "GEMINI_API_BASE_URL";
@@ -38,14 +41,18 @@ pub const TOOLS: &str = "TOOLS";
 pub const MAX_TOOL_ROUNDS: &str = "MAX_TOOL_ROUNDS";
 /// The voice page at `/`: `on`, `local` (the local Layercode stand-in) or off (the default).
 pub const VOICE_PAGE: &str = "VOICE_PAGE";
+/// The header a deployer's proxy sets to the signed-in user: conversations then belong to users,
+/// not to browser cookies (`edge::ownership`).
+pub const CONVERSATION_OWNER_HEADER: &str = "CONVERSATION_OWNER_HEADER";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 20] = [
+pub const SETTING_NAMES: [&str; 22] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
     CONVERSATIONS_API_KEY,
     TOOLS_SIGNING_SECRET,
+    CONVERSATION_COOKIE_SECRET,
     GEMINI_MODEL,
     GEMINI_API_BASE_URL,
     LAYERCODE_API_BASE_URL,
@@ -61,6 +68,7 @@ pub const SETTING_NAMES: [&str; 20] = [
     TOOLS,
     MAX_TOOL_ROUNDS,
     VOICE_PAGE,
+    CONVERSATION_OWNER_HEADER,
 ];
 
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
@@ -200,6 +208,11 @@ pub struct Config {
     pub max_tool_rounds: u32,
     /// Whether `/` serves the voice page, and whom its SDK talks to.
     pub voice_page: VoicePageMode,
+    /// Keys of the conversation cookie: the first signs, every one verifies (rotation). Empty:
+    /// resuming a conversation is refused.
+    pub conversation_cookie_secrets: Vec<String>,
+    /// The header naming the signed-in user, when conversations belong to users.
+    pub conversation_owner_header: Option<String>,
 }
 
 impl Config {
@@ -217,15 +230,20 @@ impl Config {
                 .map_or(default, |n| n.clamp(min, max))
         };
 
-        Config {
-            webhook_secrets: get(LAYERCODE_WEBHOOK_SECRET)
+        // Comma-separated secrets, several accepted so one can be rotated without downtime.
+        let secrets = |name: &str| -> Vec<String> {
+            get(name)
                 .map(|raw| {
                     raw.split(',')
                         .map(|s| s.trim().to_string())
                         .filter(|s| !s.is_empty())
                         .collect()
                 })
-                .unwrap_or_default(),
+                .unwrap_or_default()
+        };
+
+        Config {
+            webhook_secrets: secrets(LAYERCODE_WEBHOOK_SECRET),
             layercode_api_key: non_empty(LAYERCODE_API_KEY),
             gemini_api_key: non_empty(GOOGLE_GENERATIVE_AI_API_KEY),
             gemini_model: non_empty(GEMINI_MODEL)
@@ -269,6 +287,8 @@ impl Config {
             ))
             .unwrap_or(1),
             voice_page: VoicePageMode::parse(&get(VOICE_PAGE).unwrap_or_default()),
+            conversation_cookie_secrets: secrets(CONVERSATION_COOKIE_SECRET),
+            conversation_owner_header: non_empty(CONVERSATION_OWNER_HEADER),
         }
     }
 

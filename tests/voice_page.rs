@@ -192,7 +192,9 @@ fn worker(gemini: &MockGemini, standin: &StandIn, tool: &Mock<MockReply>, agent:
             .var(LAYERCODE_BASE_URL_VAR, &standin.base_url)
             .var("TOOLS", &tools.to_string())
             .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
-            .secret("CONVERSATIONS_API_KEY", CONVERSATIONS_KEY),
+            .secret("CONVERSATIONS_API_KEY", CONVERSATIONS_KEY)
+            // A reload resumes only with the conversation's cookie (README, who may resume).
+            .secret("CONVERSATION_COOKIE_SECRET", "test_cookie_secret"),
     );
     standin.send_webhooks_to(&worker);
     worker

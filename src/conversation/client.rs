@@ -4,7 +4,9 @@ use worker::js_sys::Uint8Array;
 use worker::web_sys::{self, AbortSignal};
 use worker::{Env, Method, Response};
 
-use super::{EraseReply, ReadReply, Route, BINDING, TRANSCRIPT_PATH};
+use super::{
+    EraseReply, ReadReply, Route, BINDING, OWNER_CHECK_PATH, OWNER_CLAIM_PATH, TRANSCRIPT_PATH,
+};
 use crate::store::Transcript;
 
 /// Calls one conversation's Durable Object.
@@ -47,6 +49,29 @@ impl ConversationClient {
     pub async fn erase(&self) -> worker::Result<bool> {
         let reply: EraseReply = self.call_transcript(Method::Delete).await?;
         Ok(reply.erased)
+    }
+
+    /// Whether the user of this digest owns the conversation; with `claim`, a conversation
+    /// without an owner (a new one) becomes theirs first.
+    pub async fn owned_by(&self, owner_digest: &str, claim: bool) -> worker::Result<bool> {
+        let path = if claim {
+            OWNER_CLAIM_PATH
+        } else {
+            OWNER_CHECK_PATH
+        };
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&owner_digest.into());
+        let url = format!("https://conversation{path}");
+        let request = crate::upstream::request(&url, &init)?;
+        let response = self.stub.fetch_with_request(request).await?;
+        match response.status_code() {
+            204 => Ok(true),
+            403 => Ok(false),
+            status => Err(worker::Error::RustError(format!(
+                "conversation store answered {status} to an owner check"
+            ))),
+        }
     }
 
     async fn call_transcript<T: serde::de::DeserializeOwned>(

@@ -4,11 +4,13 @@
 use worker::{Env, Response};
 
 use crate::config;
+use crate::edge::ownership;
 use crate::error::{json_response, AppError};
 
 /// Liveness, which settings are present (never their values), and what `TOOLS` declares.
 pub fn handle(env: &Env) -> Result<Response, AppError> {
-    let tools = config::Config::from_env(env).tools_report();
+    let config = config::Config::from_env(env);
+    let tools = config.tools_report();
     let settings: serde_json::Map<String, serde_json::Value> =
         config::present_settings(config::env_lookup(env))
             .into_iter()
@@ -19,6 +21,8 @@ pub fn handle(env: &Env) -> Result<Response, AppError> {
         "version": env!("CARGO_PKG_VERSION"),
         "settings": settings,
         "tools": tools,
+        // How `/authorize` resumes a conversation: `cookie`, `owner header <name>`, or why not.
+        "resume": ownership::resume_report(&config),
     });
     Ok(json_response(200, &body.to_string())?)
 }

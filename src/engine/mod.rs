@@ -181,6 +181,27 @@ impl TurnOutcome {
     }
 }
 
+impl TurnOutcome {
+    /// The outcome once the speaker has closed: `end_taken` says whether the caller was still
+    /// there for the end of the reply, `frames_taken` how many frames were taken before that.
+    /// A reply the caller left is never stored as whole: it is interrupted. When at most one
+    /// frame was taken, nothing is known to have been heard, since the runtime may report a
+    /// hang-up only after the first frame that follows it (RELIABILITY.md, issue 22 item 4):
+    /// the reply is stored as unheard, empty. Past the first frame, what was sent stays stored
+    /// for a later interruption context to clamp.
+    pub fn after_delivery(mut self, end_taken: bool, frames_taken: usize) -> TurnOutcome {
+        if end_taken {
+            return self;
+        }
+        self.ending = Ending::Interrupted;
+        if frames_taken <= 1 {
+            self.spoken.clear();
+            self.closing = None;
+        }
+        self
+    }
+}
+
 /// Runs one reply. `hangup` completes when the caller is gone (it may never complete).
 pub async fn run<M, S, C>(
     model: &mut M,

@@ -10,11 +10,13 @@
 //!   what was heard; `welcome`: the greeting of `session.start`;
 //! * `transcript`: what the conversations API reads, and the `session.end` records;
 //! * `tool_calls`: the calls later turns are reminded of (`tools::memory`);
-//! * `activity`: the last activity, the retention alarm and erasure; `schema`: the tables.
+//! * `activity`: the last activity, the retention alarm and erasure; `schema`: the tables;
+//! * `owner`: the signed-in user a conversation belongs to, when the deployment has a login.
 //!
 //! May import: `layercode` and leaves (see `tests/layers.rs`); never the engine or a model.
 
 mod activity;
+mod owner;
 mod schema;
 mod tool_calls;
 mod transcript;

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_at TEXT,
     recorded_at_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS owner (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    digest TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tool_calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     turn_id TEXT NOT NULL,

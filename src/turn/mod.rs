@@ -142,7 +142,10 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
     if let Some(error) = start.borrow_mut().error.take() {
         log.storage_error = Some(format!("commit: {error}"));
     }
-    stream.end().await;
+    let frames_taken = stream.frames_taken();
+    let end_taken = stream.end().await;
+    // A caller gone before the end did not hear the whole reply (and perhaps none of it).
+    let outcome = outcome.after_delivery(end_taken, frames_taken);
 
     if let Some(store) = store {
         store.untrack(&message.turn_id);

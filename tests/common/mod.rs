@@ -22,8 +22,8 @@ pub mod worker;
 
 pub use closed_port::ClosedPort;
 pub use http::{
-    get, post_dripping, post_json, request, try_request, tts_text, HttpResponse, SseClient,
-    SseEvent, SseNext, SseTranscript,
+    get, post_dripping, post_json, request, send_then_hang_up, try_request, tts_text, HttpResponse,
+    SseClient, SseEvent, SseNext, SseTranscript,
 };
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};

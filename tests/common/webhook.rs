@@ -59,6 +59,17 @@ pub fn open_webhook(worker: &Worker, event: &Value) -> SseClient {
     )
 }
 
+/// Sends a signed webhook and hangs up before any byte of the answer arrives.
+pub fn hang_up_right_after_sending(worker: &Worker, event: &Value) {
+    let body = event.to_string();
+    let signature = sign_now(TEST_WEBHOOK_SECRET, &body);
+    let headers = [
+        ("content-type", "application/json"),
+        (SIGNATURE_HEADER, signature.as_str()),
+    ];
+    super::http::send_then_hang_up("POST", &worker.url("/agent"), &headers, body.as_bytes());
+}
+
 /// Opens `path` with exactly this `layercode-signature` header and body.
 pub fn open_signed(worker: &Worker, path: &str, signature: &str, body: &str) -> SseClient {
     SseClient::open_json(&worker.url(path), &[(SIGNATURE_HEADER, signature)], body)
