@@ -130,6 +130,7 @@ fn piece(text: &str, finish: Option<&str>) -> Piece {
         finish: finish.map(|reason| Finish {
             reason: reason.to_string(),
             policy: matches!(reason, "SAFETY" | "RECITATION"),
+            token_limit: matches!(reason, "MAX_TOKENS" | "length"),
         }),
     }
 }
