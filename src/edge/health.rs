@@ -1,5 +1,5 @@
-//! `GET /health`: liveness, which settings are present (never their values), and what `TOOLS`
-//! declares.
+//! `GET /health`: liveness, which settings are present (never their values), what `TOOLS`
+//! declares and which models `MODELS` chains (never a key).
 
 use worker::{Env, Response};
 
@@ -8,7 +8,9 @@ use crate::error::{json_response, AppError};
 
 /// Liveness, which settings are present (never their values), and what `TOOLS` declares.
 pub fn handle(env: &Env) -> Result<Response, AppError> {
-    let tools = config::Config::from_env(env).tools_report();
+    let config = config::Config::from_env(env);
+    let tools = config.tools_report();
+    let models = config.models_report();
     let settings: serde_json::Map<String, serde_json::Value> =
         config::present_settings(config::env_lookup(env))
             .into_iter()
@@ -19,6 +21,7 @@ pub fn handle(env: &Env) -> Result<Response, AppError> {
         "version": env!("CARGO_PKG_VERSION"),
         "settings": settings,
         "tools": tools,
+        "models": models,
     });
     Ok(json_response(200, &body.to_string())?)
 }

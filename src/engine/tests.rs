@@ -625,4 +625,5 @@ fn words_fit_the_room_left() {
     }
 }
 
+mod failover;
 mod tools;
