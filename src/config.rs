@@ -577,7 +577,10 @@ mod tests {
     #[test]
     fn refused_models_fall_back_to_gemini_and_say_why() {
         let c = config(&[
-            (MODELS, r#"[{"api": "openai", "model": "m", "key": "LAYERCODE_WEBHOOK_SECRET"}]"#),
+            (
+                MODELS,
+                r#"[{"api": "openai", "model": "m", "key": "LAYERCODE_WEBHOOK_SECRET"}]"#,
+            ),
             (LAYERCODE_WEBHOOK_SECRET, "whsec"),
         ]);
         assert_eq!(c.chain.len(), 1);
@@ -592,11 +595,15 @@ mod tests {
 
     #[test]
     fn tool_names_must_suit_every_configured_api() {
-        let tools = r#"[{"name": "shop.hours", "description": "Hours.", "url": "https://x.example/h"}]"#;
+        let tools =
+            r#"[{"name": "shop.hours", "description": "Hours.", "url": "https://x.example/h"}]"#;
         assert!(config(&[("TOOLS", tools)]).tools.is_ok(), "fine for Gemini");
         let c = config(&[
             ("TOOLS", tools),
-            (MODELS, r#"[{"api": "gemini", "model": "g"}, {"api": "openai", "model": "m"}]"#),
+            (
+                MODELS,
+                r#"[{"api": "gemini", "model": "g"}, {"api": "openai", "model": "m"}]"#,
+            ),
         ]);
         let error = c.tools.unwrap_err();
         assert!(

@@ -338,32 +338,78 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused_whole_with_a_clear_message() {
-        let nine = format!(
-            "[{}]",
-            vec![r#"{"api": "gemini", "model": "g"}"#; 9].join(",")
-        );
+        let nine = format!("[{}]", [r#"{"api": "gemini", "model": "g"}"#; 9].join(","));
         let cases: Vec<(String, &str)> = vec![
             ("[".into(), "MODELS is not valid JSON"),
             (r#"{"api": "openai"}"#.into(), "MODELS must be a JSON array"),
             (nine, "MODELS lists 9 models; at most 8"),
             ("[1]".into(), "MODELS[0]: each model must be a JSON object"),
-            (r#"[{"api": "anthropic", "model": "c"}]"#.into(), "MODELS[0] (c): unknown api \"anthropic\""),
+            (
+                r#"[{"api": "anthropic", "model": "c"}]"#.into(),
+                "MODELS[0] (c): unknown api \"anthropic\"",
+            ),
             (r#"[{"model": "c"}]"#.into(), "MODELS[0] (c): api must be"),
-            (r#"[{"api": "openai"}]"#.into(), "MODELS[0]: model must be a non-empty string"),
-            (r#"[{"api": "openai", "model": " "}]"#.into(), "model must be a non-empty string"),
-            (r#"[{"api": "gemini", "model": "g/../x"}]"#.into(), "a gemini model id holds only"),
-            (r#"[{"api": "openai", "model": "m", "modle": "x"}]"#.into(), "MODELS[0] (m): unknown field modle"),
-            (r#"[{"api": "openai", "model": "m", "base_url": "ftp://x"}]"#.into(), "base_url must be an absolute http or https URL"),
-            (r#"[{"api": "openai", "model": "m", "base_url": "api.openai.com/v1"}]"#.into(), "base_url must be an absolute"),
-            (r#"[{"api": "openai", "model": "m", "base_url": "https://x.example/v1?key=1"}]"#.into(), "without a query"),
-            (r#"[{"api": "openai", "model": "m", "base_url": "https://user@x.example"}]"#.into(), "base_url must be"),
-            (r#"[{"api": "openai", "model": "m", "base_url": 3}]"#.into(), "base_url must be a string"),
-            (r#"[{"api": "openai", "model": "m", "key": "sk-live-123"}]"#.into(), "key must be the NAME of a secret"),
-            (r#"[{"api": "openai", "model": "m", "key": 1}]"#.into(), "key must be the name of a secret"),
-            (r#"[{"api": "openai", "model": "m", "key": "LAYERCODE_API_KEY"}]"#.into(), "key names LAYERCODE_API_KEY, one of the worker's own settings"),
-            (r#"[{"api": "openai", "model": "m", "first_token_ms": 0}]"#.into(), "first_token_ms must be a whole number from 100 to 120000"),
-            (r#"[{"api": "openai", "model": "m", "first_token_ms": "900"}]"#.into(), "first_token_ms must be"),
-            (r#"[{"api": "openai", "model": "ok"}, {"api": "gemini"}]"#.into(), "MODELS[1]: model must be"),
+            (
+                r#"[{"api": "openai"}]"#.into(),
+                "MODELS[0]: model must be a non-empty string",
+            ),
+            (
+                r#"[{"api": "openai", "model": " "}]"#.into(),
+                "model must be a non-empty string",
+            ),
+            (
+                r#"[{"api": "gemini", "model": "g/../x"}]"#.into(),
+                "a gemini model id holds only",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "modle": "x"}]"#.into(),
+                "MODELS[0] (m): unknown field modle",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "base_url": "ftp://x"}]"#.into(),
+                "base_url must be an absolute http or https URL",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "base_url": "api.openai.com/v1"}]"#.into(),
+                "base_url must be an absolute",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "base_url": "https://x.example/v1?key=1"}]"#
+                    .into(),
+                "without a query",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "base_url": "https://user@x.example"}]"#.into(),
+                "base_url must be",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "base_url": 3}]"#.into(),
+                "base_url must be a string",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "key": "sk-live-123"}]"#.into(),
+                "key must be the NAME of a secret",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "key": 1}]"#.into(),
+                "key must be the name of a secret",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "key": "LAYERCODE_API_KEY"}]"#.into(),
+                "key names LAYERCODE_API_KEY, one of the worker's own settings",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "first_token_ms": 0}]"#.into(),
+                "first_token_ms must be a whole number from 100 to 120000",
+            ),
+            (
+                r#"[{"api": "openai", "model": "m", "first_token_ms": "900"}]"#.into(),
+                "first_token_ms must be",
+            ),
+            (
+                r#"[{"api": "openai", "model": "ok"}, {"api": "gemini"}]"#.into(),
+                "MODELS[1]: model must be",
+            ),
         ];
         for (raw, expected) in cases {
             let error = parse(&raw).expect_err(&raw);

@@ -34,7 +34,10 @@ struct Setup {
     worker: Worker,
 }
 
-fn start(models: impl Fn(&MockOpenAi) -> String, more: impl FnOnce(WorkerOptions) -> WorkerOptions) -> Setup {
+fn start(
+    models: impl Fn(&MockOpenAi) -> String,
+    more: impl FnOnce(WorkerOptions) -> WorkerOptions,
+) -> Setup {
     let openai = MockOpenAi::start();
     let gemini = MockGemini::start();
     let layercode = MockLayercode::start();
@@ -99,9 +102,15 @@ fn an_openai_only_worker_speaks_the_stream_and_keeps_the_history() {
     let mut lines = vec![": OPENROUTER PROCESSING".to_string(), oa::role_chunk()];
     lines.push(oa::reasoning_chunk("reasoning_content", "They greet me."));
     lines.push(oa::reasoning_chunk("reasoning", " Greet back."));
-    lines.extend(oa::reply_lines(&["Hello", " there, **friend** 😀."], "stop"));
-    s.openai
-        .push(oa::raw_split(&oa::body(&lines, Separator::Crlf), 7, Duration::from_millis(2)));
+    lines.extend(oa::reply_lines(
+        &["Hello", " there, **friend** 😀."],
+        "stop",
+    ));
+    s.openai.push(oa::raw_split(
+        &oa::body(&lines, Separator::Crlf),
+        7,
+        Duration::from_millis(2),
+    ));
     let first = turn_of(&s.worker, "conv_oa", "t1", "Hi");
     assert_eq!(first.tts_text(), "Hello there, friend.");
 
@@ -144,7 +153,10 @@ fn an_openai_only_worker_speaks_the_stream_and_keeps_the_history() {
             pair("user", "And you?")
         ]
     );
-    assert!(!s.worker.logs().contains(OPENAI_KEY), "the key is never logged");
+    assert!(
+        !s.worker.logs().contains(OPENAI_KEY),
+        "the key is never logged"
+    );
 }
 
 #[test]
@@ -156,15 +168,24 @@ fn length_and_content_filter_end_with_the_close_and_errors_with_the_apology() {
         Duration::ZERO,
     ));
     let cut = turn_of(&s.worker, "conv_cut", "t1", "Tell me");
-    assert_eq!(cut.tts_text(), format!("The thing you asked about is {CLOSE_AFTER_CUT}"));
+    assert_eq!(
+        cut.tts_text(),
+        format!("The thing you asked about is {CLOSE_AFTER_CUT}")
+    );
     let log = s.worker.turn_log("t1");
-    assert_eq!((log["outcome"].as_str(), log["ending"].as_str()), (Some("cut"), Some("token_limit")));
+    assert_eq!(
+        (log["outcome"].as_str(), log["ending"].as_str()),
+        (Some("cut"), Some("token_limit"))
+    );
     assert_eq!(log["finish_reason"], "length");
     turn_of(&s.worker, "conv_cut", "t2", "Go on");
     let next = &s.openai.wait_for_requests(2, TURN_TIMEOUT)[1];
     assert_eq!(
         messages(next)[2],
-        pair("assistant", &format!("The thing you asked about is {CLOSE_AFTER_CUT}"))
+        pair(
+            "assistant",
+            &format!("The thing you asked about is {CLOSE_AFTER_CUT}")
+        )
     );
 
     // `content_filter` mid-sentence: a policy stop with the close.
@@ -173,7 +194,10 @@ fn length_and_content_filter_end_with_the_close_and_errors_with_the_apology() {
         Duration::ZERO,
     ));
     let filtered = turn_of(&s.worker, "conv_filter", "t3", "How do I");
-    assert_eq!(filtered.tts_text(), format!("The recipe needs {CLOSE_AFTER_CUT}"));
+    assert_eq!(
+        filtered.tts_text(),
+        format!("The recipe needs {CLOSE_AFTER_CUT}")
+    );
     assert_eq!(s.worker.turn_log("t3")["ending"], "policy_stop");
 
     // A 400 quoting the prompt: the apology; the log holds codes, never the message.
@@ -196,7 +220,8 @@ fn length_and_content_filter_end_with_the_close_and_errors_with_the_apology() {
         vec![
             oa::role_chunk(),
             oa::text_chunk("The answer is"),
-            r#"data: {"error":{"message":"Provider returned error","code":502,"metadata":{}}}"#.to_string(),
+            r#"data: {"error":{"message":"Provider returned error","code":502,"metadata":{}}}"#
+                .to_string(),
         ],
         Duration::ZERO,
     ));
@@ -300,11 +325,15 @@ fn tools_over_the_openai_wire_assemble_fragments_and_answer_each_call_by_id() {
         ],
         3,
     ));
-    s.openai.push(oa::reply(&["Both shops are open."], Duration::ZERO));
+    s.openai
+        .push(oa::reply(&["Both shops are open."], Duration::ZERO));
     let spoken = turn_of(&s.worker, "conv_tools", "t1", "Are Paris and Oslo open?");
     assert_eq!(spoken.tts_text(), "Let me check. Both shops are open.");
     let calls = shop.wait_for_requests(2, TURN_TIMEOUT);
-    let mut cities: Vec<Value> = calls.iter().map(|c| c.json()["args"]["city"].clone()).collect();
+    let mut cities: Vec<Value> = calls
+        .iter()
+        .map(|c| c.json()["args"]["city"].clone())
+        .collect();
     cities.sort_by_key(|c| c.to_string());
     assert_eq!(cities, vec![json!("Oslo"), json!("Paris")]);
 
@@ -333,8 +362,12 @@ fn tools_over_the_openai_wire_assemble_fragments_and_answer_each_call_by_id() {
     assert_eq!(s.worker.turn_log("t1")["api"], "openai");
 
     // Arguments that do not parse are answered as an error and never run.
-    s.openai.push(oa::call_round(&[("call_c3", "shop_hours", r#"{"city": "Par"#)], 4));
-    s.openai.push(oa::reply(&["Sorry, which city?"], Duration::ZERO));
+    s.openai.push(oa::call_round(
+        &[("call_c3", "shop_hours", r#"{"city": "Par"#)],
+        4,
+    ));
+    s.openai
+        .push(oa::reply(&["Sorry, which city?"], Duration::ZERO));
     let spoken = turn_of(&s.worker, "conv_tools_bad", "t2", "Is it open?");
     // The call did not run: the default filler, not the tool's own.
     assert_eq!(spoken.tts_text(), "One moment. Sorry, which city?");
@@ -346,20 +379,34 @@ fn tools_over_the_openai_wire_assemble_fragments_and_answer_each_call_by_id() {
         .cloned()
         .unwrap();
     assert_eq!(answer["tool_call_id"], "call_c3");
-    assert!(answer["content"].as_str().unwrap().contains("not a valid JSON object"), "{answer}");
+    assert!(
+        answer["content"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid JSON object"),
+        "{answer}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(shop.requests().len(), 2, "the bad call never ran");
 
     // A tool call, then a failure: never the next model (the apology instead).
-    s.openai.push(oa::call_round(&[("call_d4", "shop_hours", r#"{"city": "Rome"}"#)], 5));
-    s.openai.push(oa::error_reply(503, "overloaded", "server_error", None));
-    s.openai.push(oa::error_reply(503, "overloaded", "server_error", None));
+    s.openai.push(oa::call_round(
+        &[("call_d4", "shop_hours", r#"{"city": "Rome"}"#)],
+        5,
+    ));
+    s.openai
+        .push(oa::error_reply(503, "overloaded", "server_error", None));
+    s.openai
+        .push(oa::error_reply(503, "overloaded", "server_error", None));
     let failed = turn_of(&s.worker, "conv_tools_fail", "t3", "Rome?");
     assert_eq!(failed.tts_text(), format!("Let me check. {APOLOGY_MID}"));
     let log = s.worker.turn_log("t3");
     assert_eq!(log["ending"], "http_503");
     assert_eq!(log["abandoned"], json!([]));
-    assert!(s.gemini.requests().is_empty(), "Gemini is never asked after a tool call");
+    assert!(
+        s.gemini.requests().is_empty(),
+        "Gemini is never asked after a tool call"
+    );
 }
 
 /// The chain of the failover tests: openai (1.5 s to its first token), then Gemini; the
@@ -380,8 +427,18 @@ fn chain() -> Setup {
 fn a_chain_fails_over_on_401_429_and_5xx_before_the_first_word() {
     let s = chain();
     let cases = [
-        ("t401", oa::bad_key(), 401, "401 invalid_request_error invalid_api_key"),
-        ("t429", oa::rate_limited(), 429, "429 tokens rate_limit_exceeded"),
+        (
+            "t401",
+            oa::bad_key(),
+            401,
+            "401 invalid_request_error invalid_api_key",
+        ),
+        (
+            "t429",
+            oa::rate_limited(),
+            429,
+            "429 tokens rate_limit_exceeded",
+        ),
         (
             "t503",
             oa::error_reply(503, "The server is overloaded.", "server_error", None),
@@ -393,7 +450,11 @@ fn a_chain_fails_over_on_401_429_and_5xx_before_the_first_word() {
         s.openai.push(reply);
         let spoken = turn_of(&s.worker, &format!("conv_{turn_id}"), turn_id, "Hello");
         assert_eq!(spoken.tts_text(), DEFAULT_GEMINI_TEXT, "{turn_id}");
-        assert_eq!(s.openai.requests().len(), i + 1, "no retry of the openai model");
+        assert_eq!(
+            s.openai.requests().len(),
+            i + 1,
+            "no retry of the openai model"
+        );
         assert_eq!(s.gemini.wait_for_requests(i + 1, TURN_TIMEOUT).len(), i + 1);
         let log = s.worker.turn_log(turn_id);
         assert_eq!(log["api"], "gemini", "{turn_id}");
@@ -408,7 +469,10 @@ fn a_chain_fails_over_on_401_429_and_5xx_before_the_first_word() {
         assert_eq!(abandoned["error"], error);
         assert!(abandoned["ms"].as_u64().unwrap() < 1500);
     }
-    assert!(!s.worker.logs().contains("sk-test"), "no error message is logged");
+    assert!(
+        !s.worker.logs().contains("sk-test"),
+        "no error message is logged"
+    );
 }
 
 #[test]
@@ -420,7 +484,10 @@ fn a_chain_abandons_a_model_silent_past_its_first_token_bound() {
     let spoken = turn_of(&s.worker, "conv_hang", "t1", "Hello");
     let took = started.elapsed();
     assert_eq!(spoken.tts_text(), DEFAULT_GEMINI_TEXT);
-    assert!(took >= Duration::from_millis(1400) && took < Duration::from_millis(3500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(3500),
+        "{took:?}"
+    );
     assert!(
         s.openai.client_disconnected(0, Duration::from_secs(10)),
         "the abandoned request was aborted"
@@ -434,8 +501,14 @@ fn a_chain_abandons_a_model_silent_past_its_first_token_bound() {
     s.openai.push(OpenAiReply::Stream {
         lines: vec![
             (Duration::ZERO, oa::role_chunk()),
-            (Duration::from_millis(300), oa::reasoning_chunk("reasoning", "Let me think")),
-            (Duration::from_millis(300), oa::reasoning_chunk("reasoning", " about it")),
+            (
+                Duration::from_millis(300),
+                oa::reasoning_chunk("reasoning", "Let me think"),
+            ),
+            (
+                Duration::from_millis(300),
+                oa::reasoning_chunk("reasoning", " about it"),
+            ),
         ],
         separator: Separator::Lf,
         then: StreamEnd::Hang,
@@ -443,7 +516,10 @@ fn a_chain_abandons_a_model_silent_past_its_first_token_bound() {
     let spoken = turn_of(&s.worker, "conv_think", "t2", "Hello");
     assert_eq!(spoken.tts_text(), DEFAULT_GEMINI_TEXT);
     assert!(s.openai.client_disconnected(1, Duration::from_secs(10)));
-    assert_eq!(s.worker.turn_log("t2")["abandoned"][0]["reason"], "first_token_timeout");
+    assert_eq!(
+        s.worker.turn_log("t2")["abandoned"][0]["reason"],
+        "first_token_timeout"
+    );
 }
 
 #[test]
@@ -459,7 +535,10 @@ fn a_chain_never_fails_over_after_the_first_word_or_on_a_refusal() {
     assert_eq!(s.worker.turn_log("t1")["ending"], "truncated");
 
     // A refusal without a word: the apology, never another provider.
-    s.openai.push(oa::stream(oa::reply_lines(&[], "content_filter"), Duration::ZERO));
+    s.openai.push(oa::stream(
+        oa::reply_lines(&[], "content_filter"),
+        Duration::ZERO,
+    ));
     let refused = turn_of(&s.worker, "conv_refuse", "t2", "Hello");
     assert_eq!(refused.tts_text(), APOLOGY_BEFORE);
     let log = s.worker.turn_log("t2");
@@ -468,10 +547,14 @@ fn a_chain_never_fails_over_after_the_first_word_or_on_a_refusal() {
     assert!(s.gemini.requests().is_empty(), "Gemini was never asked");
 
     // But an empty `stop` is no refusal: the next model answers.
-    s.openai.push(oa::stream(oa::reply_lines(&[], "stop"), Duration::ZERO));
+    s.openai
+        .push(oa::stream(oa::reply_lines(&[], "stop"), Duration::ZERO));
     let empty = turn_of(&s.worker, "conv_empty", "t3", "Hello");
     assert_eq!(empty.tts_text(), DEFAULT_GEMINI_TEXT);
-    assert_eq!(s.worker.turn_log("t3")["abandoned"][0]["reason"], "nothing_spoken");
+    assert_eq!(
+        s.worker.turn_log("t3")["abandoned"][0]["reason"],
+        "nothing_spoken"
+    );
 }
 
 #[test]
@@ -503,7 +586,10 @@ fn a_refused_models_value_is_reported_and_turns_run_with_gemini() {
     );
     let health = get(&s.worker.url("/health")).json();
     let error = health["models"]["error"].as_str().unwrap();
-    assert!(error.contains("MODELS[0] (m): key names LAYERCODE_API_KEY"), "{error}");
+    assert!(
+        error.contains("MODELS[0] (m): key names LAYERCODE_API_KEY"),
+        "{error}"
+    );
     assert_eq!(health["models"]["entries"][0]["api"], "gemini");
     let spoken = turn_of(&s.worker, "conv_refused", "t1", "Hello");
     assert_eq!(spoken.tts_text(), DEFAULT_GEMINI_TEXT);
@@ -537,19 +623,34 @@ fn gemini_max_tokens_ends_with_the_close_and_is_stored_as_heard() {
     // Issue 22, item 5: a reply cut by the token limit used to dangle.
     let (gemini, _layercode, worker) = start_default();
     gemini.push(gemini_fixtures::stream(vec![
-        (Duration::ZERO, gemini_fixtures::text_event("The thing you asked about", None)),
-        (Duration::ZERO, gemini_fixtures::text_event(" is", Some("MAX_TOKENS"))),
+        (
+            Duration::ZERO,
+            gemini_fixtures::text_event("The thing you asked about", None),
+        ),
+        (
+            Duration::ZERO,
+            gemini_fixtures::text_event(" is", Some("MAX_TOKENS")),
+        ),
     ]));
     let cut = turn_of(&worker, "conv_max", "t1", "Tell me");
-    assert_eq!(cut.tts_text(), format!("The thing you asked about is {CLOSE_AFTER_CUT}"));
+    assert_eq!(
+        cut.tts_text(),
+        format!("The thing you asked about is {CLOSE_AFTER_CUT}")
+    );
     let log = worker.turn_log("t1");
-    assert_eq!((log["outcome"].as_str(), log["ending"].as_str()), (Some("cut"), Some("token_limit")));
+    assert_eq!(
+        (log["outcome"].as_str(), log["ending"].as_str()),
+        (Some("cut"), Some("token_limit"))
+    );
     assert_eq!(log["api"], "gemini");
     turn_of(&worker, "conv_max", "t2", "Go on");
     let next = &gemini.wait_for_requests(2, TURN_TIMEOUT)[1];
     assert_eq!(
         contents(&next.json())[1],
-        turn("model", &format!("The thing you asked about is {CLOSE_AFTER_CUT}"))
+        turn(
+            "model",
+            &format!("The thing you asked about is {CLOSE_AFTER_CUT}")
+        )
     );
 }
 
@@ -586,7 +687,8 @@ impl Drop for DevMock {
 
 /// The `MODELS` values of the README's worked examples, in order.
 fn readme_examples() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     readme
         .lines()
         .filter_map(|line| line.strip_prefix("MODELS='"))
@@ -597,7 +699,11 @@ fn readme_examples() -> Vec<String> {
 #[test]
 fn the_readme_examples_work_against_the_developer_mock() {
     let examples = readme_examples();
-    assert_eq!(examples.len(), 3, "OpenAI, Groq with Gemini after it, Ollama");
+    assert_eq!(
+        examples.len(),
+        3,
+        "OpenAI, Groq with Gemini after it, Ollama"
+    );
     let dev = DevMock::start();
     let layercode = MockLayercode::start();
     let unused = MockGemini::start();
@@ -632,12 +738,15 @@ fn the_readme_examples_work_against_the_developer_mock() {
         );
         let spoken = turn_of(&worker, "conv_readme", &format!("t{i}"), "Hello");
         assert!(
-            spoken
-                .tts_text()
-                .starts_with(&format!("You said: Hello. I am the offline mock model {first_model},")),
+            spoken.tts_text().starts_with(&format!(
+                "You said: Hello. I am the offline mock model {first_model},"
+            )),
             "{}",
             spoken.tts_text()
         );
-        assert_eq!(worker.turn_log(&format!("t{i}"))["model"], first_model.as_str());
+        assert_eq!(
+            worker.turn_log(&format!("t{i}"))["model"],
+            first_model.as_str()
+        );
     }
 }

@@ -62,7 +62,11 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut content_length = 0usize;
     let mut line = String::new();
     reader.read_line(&mut line)?; // request line
-    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let path = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
@@ -77,7 +81,12 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut body = vec![0u8; content_length.min(MAX_BODY)];
     reader.read_exact(&mut body)?;
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if path.split('?').next().unwrap_or_default().ends_with("/chat/completions") {
+    if path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .ends_with("/chat/completions")
+    {
         let asked = openai::read(&request);
         let model = request["model"].as_str().unwrap_or("a model").to_string();
         return match answer_to(&asked, &model) {
@@ -336,13 +345,16 @@ mod openai {
             .unwrap_or_default()
             .to_string();
         // Tool answers: the `tool` messages after the last assistant message with calls.
-        let tool_results = (messages.last().map(|m| &m["role"]) == Some(&json!("tool")))
-            .then(|| {
+        let tool_results =
+            (messages.last().map(|m| &m["role"]) == Some(&json!("tool"))).then(|| {
                 let start = messages
                     .iter()
                     .rposition(|m| m["role"] == "assistant")
                     .unwrap_or(0);
-                let calls = messages[start]["tool_calls"].as_array().cloned().unwrap_or_default();
+                let calls = messages[start]["tool_calls"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 messages[start + 1..]
                     .iter()
                     .map(|m| {
@@ -403,7 +415,10 @@ mod openai {
         let arguments = call["args"].to_string();
         let (a, b) = arguments.split_at(arguments.len() / 2);
         head(&mut stream)?;
-        event(&mut stream, &chunk(json!({"role": "assistant", "content": null}), None))?;
+        event(
+            &mut stream,
+            &chunk(json!({"role": "assistant", "content": null}), None),
+        )?;
         let first = json!({"tool_calls": [{"index": 0, "id": "mock_call_1", "type": "function",
             "function": {"name": call["name"], "arguments": ""}}]});
         event(&mut stream, &chunk(first, None))?;

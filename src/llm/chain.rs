@@ -170,8 +170,11 @@ pub struct Chain {
     /// The reports of the entries abandoned so far, in order.
     abandoned: Vec<EntryReport>,
     /// Runs once, right after the turn's first request leaves (whichever entry sends it).
-    on_sent: Rc<RefCell<Option<Box<dyn FnOnce()>>>>,
+    on_sent: SentHook,
 }
+
+/// A hook run once, shared by the entries' models.
+type SentHook = Rc<RefCell<Option<Box<dyn FnOnce()>>>>;
 
 impl Chain {
     /// `entries` (never empty: the config's chain) asked for `ask`; `silence_ms` is the caller's
@@ -216,7 +219,11 @@ impl Chain {
         EntryReport {
             api: entry.api,
             model: entry.model.clone(),
-            report: self.model.as_ref().map(WireModel::report).unwrap_or_default(),
+            report: self
+                .model
+                .as_ref()
+                .map(WireModel::report)
+                .unwrap_or_default(),
         }
     }
 }

@@ -593,7 +593,10 @@ mod tests {
         assert_eq!(check_for_openai(&[ToolEntry::EndCall]), Ok(()));
         for bad in ["shop.hours", "ns:tool", &"a".repeat(65)] {
             let error = check_for_openai(&named(bad)).unwrap_err();
-            assert!(error.contains("not valid for the openai api"), "{bad}: {error}");
+            assert!(
+                error.contains("not valid for the openai api"),
+                "{bad}: {error}"
+            );
         }
     }
 

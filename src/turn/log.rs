@@ -109,7 +109,12 @@ impl TurnLog {
 
     /// `models`: each model asked, in order (the last answered or failed last); empty when
     /// none was.
-    pub(super) fn emit(mut self, outcome: &TurnOutcome, models: &[EntryReport], clock: &impl Clock) {
+    pub(super) fn emit(
+        mut self,
+        outcome: &TurnOutcome,
+        models: &[EntryReport],
+        clock: &impl Clock,
+    ) {
         self.outcome = outcome.ending.outcome();
         self.ending = Some(match &outcome.ending {
             Ending::Complete => outcome.finish_reason.clone().unwrap_or_default(),

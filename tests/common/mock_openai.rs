@@ -150,7 +150,10 @@ pub mod openai_fixtures {
 
     /// The finish chunk: an empty delta and `finish_reason`.
     pub fn finish_chunk(reason: &str) -> String {
-        chunk(&format!(r#""delta":{{}},"finish_reason":{}"#, quote(reason)))
+        chunk(&format!(
+            r#""delta":{{}},"finish_reason":{}"#,
+            quote(reason)
+        ))
     }
 
     /// The usage chunk: `choices: []`.
@@ -280,7 +283,10 @@ pub mod openai_fixtures {
     /// `bytes` cut into `len`-byte pieces, `gap` apart.
     pub fn raw_split(bytes: &[u8], len: usize, gap: Duration) -> OpenAiReply {
         OpenAiReply::Raw {
-            pieces: bytes.chunks(len.max(1)).map(|p| (gap, p.to_vec())).collect(),
+            pieces: bytes
+                .chunks(len.max(1))
+                .map(|p| (gap, p.to_vec()))
+                .collect(),
             then: StreamEnd::Close,
         }
     }

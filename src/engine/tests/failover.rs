@@ -155,12 +155,7 @@ fn play(entries: Vec<Entry>, tools: bool) -> Played {
     play_with(entries, tools, usize::MAX, None)
 }
 
-fn play_with(
-    entries: Vec<Entry>,
-    tools: bool,
-    accepts: usize,
-    hangup_at: Option<u64>,
-) -> Played {
+fn play_with(entries: Vec<Entry>, tools: bool, accepts: usize, hangup_at: Option<u64>) -> Played {
     let clock = VirtualClock::default();
     let mut model = FakeChain {
         clock: &clock,
@@ -234,7 +229,10 @@ fn failures_before_the_first_word_move_on_and_others_do_not() {
         Failure::NoBody,
     ];
     for failure in moves_on {
-        let retryable = matches!(failure, Failure::Http(429 | 500 | 503) | Failure::Unreachable);
+        let retryable = matches!(
+            failure,
+            Failure::Http(429 | 500 | 503) | Failure::Unreachable
+        );
         let played = play(
             vec![
                 entry(None, vec![fails(failure.clone(), retryable)]),
@@ -244,7 +242,11 @@ fn failures_before_the_first_word_move_on_and_others_do_not() {
         );
         assert_eq!(played.outcome.ending, Ending::Complete, "{failure:?}");
         assert_eq!(heard_text(&played.heard), "Hello there.", "{failure:?}");
-        assert_eq!(played.opened, vec![0, 1], "no retry of A first: {failure:?}");
+        assert_eq!(
+            played.opened,
+            vec![0, 1],
+            "no retry of A first: {failure:?}"
+        );
         assert_eq!(played.aborted, vec![0], "{failure:?}");
         assert_eq!(played.outcome.abandoned, abandoned(&[(failure, 5)]));
         assert_eq!(played.outcome.attempts, 2);
@@ -258,10 +260,7 @@ fn failures_before_the_first_word_move_on_and_others_do_not() {
             ],
             false,
         );
-        assert_eq!(
-            played.outcome.ending,
-            Ending::Failed(Failure::Http(status))
-        );
+        assert_eq!(played.outcome.ending, Ending::Failed(Failure::Http(status)));
         assert_eq!(heard_text(&played.heard), APOLOGY_BEFORE_REPLY);
         assert_eq!(played.opened, vec![0]);
         assert!(played.outcome.abandoned.is_empty());
@@ -272,12 +271,21 @@ fn failures_before_the_first_word_move_on_and_others_do_not() {
 fn streams_that_end_or_break_with_nothing_speakable_move_on() {
     let cases: Vec<(Vec<S>, Failure)> = vec![
         (vec![S::Last(1, "", "STOP")], Failure::NothingSpoken),
-        (vec![S::Text(1, "**"), S::Last(1, "", "STOP")], Failure::NothingSpoken),
+        (
+            vec![S::Text(1, "**"), S::Last(1, "", "STOP")],
+            Failure::NothingSpoken,
+        ),
         (vec![S::Text(1, ""), S::End(1)], Failure::Truncated),
         (vec![S::Fail(1, Failure::Network)], Failure::Network),
         (vec![S::Fail(1, Failure::StreamError)], Failure::StreamError),
-        (vec![S::Fail(1, Failure::UnreadableEvent)], Failure::UnreadableEvent),
-        (vec![S::Fail(1, Failure::IncompleteStream)], Failure::IncompleteStream),
+        (
+            vec![S::Fail(1, Failure::UnreadableEvent)],
+            Failure::UnreadableEvent,
+        ),
+        (
+            vec![S::Fail(1, Failure::IncompleteStream)],
+            Failure::IncompleteStream,
+        ),
     ];
     for (steps, failure) in cases {
         let played = play(
@@ -298,7 +306,10 @@ fn never_after_the_first_word() {
         vec![
             entry(
                 None,
-                vec![ok(vec![S::Text(1, "The answer is"), S::Fail(1, Failure::Network)])],
+                vec![ok(vec![
+                    S::Text(1, "The answer is"),
+                    S::Fail(1, Failure::Network),
+                ])],
             ),
             entry(None, vec![ok(hello())]),
         ],
@@ -380,7 +391,10 @@ fn never_after_a_tool_call() {
     // A call that began before a break is no call made: the next model is asked.
     let played = play(
         vec![
-            entry(None, vec![ok(vec![S::Call(1, "lookup"), S::Fail(1, Failure::Network)])]),
+            entry(
+                None,
+                vec![ok(vec![S::Call(1, "lookup"), S::Fail(1, Failure::Network)])],
+            ),
             entry(None, vec![ok(hello())]),
         ],
         true,
@@ -394,7 +408,10 @@ fn never_after_a_tool_call() {
 fn a_model_silent_past_its_first_token_bound_is_abandoned() {
     // Hangs before answering.
     let played = play(
-        vec![entry(Some(1_500), vec![None]), entry(None, vec![ok(hello())])],
+        vec![
+            entry(Some(1_500), vec![None]),
+            entry(None, vec![ok(hello())]),
+        ],
         false,
     );
     assert_eq!(played.outcome.ending, Ending::Complete);
@@ -410,14 +427,22 @@ fn a_model_silent_past_its_first_token_bound_is_abandoned() {
         vec![
             entry(
                 Some(1_500),
-                vec![ok(vec![S::Text(400, ""), S::Text(400, "**"), S::Text(400, ""), S::Hang])],
+                vec![ok(vec![
+                    S::Text(400, ""),
+                    S::Text(400, "**"),
+                    S::Text(400, ""),
+                    S::Hang,
+                ])],
             ),
             entry(None, vec![ok(hello())]),
         ],
         false,
     );
     assert_eq!(played.outcome.ending, Ending::Complete);
-    assert_eq!(played.outcome.abandoned[0].failure, Failure::FirstTokenTimeout);
+    assert_eq!(
+        played.outcome.abandoned[0].failure,
+        Failure::FirstTokenTimeout
+    );
     assert_eq!(played.outcome.abandoned[0].ms, 1_500);
 
     // A first word in time keeps the model, however slow the rest.
@@ -425,7 +450,11 @@ fn a_model_silent_past_its_first_token_bound_is_abandoned() {
         vec![
             entry(
                 Some(1_500),
-                vec![ok(vec![S::Text(1_000, "Well"), S::Text(4_000, ", yes."), S::Last(1, "", "STOP")])],
+                vec![ok(vec![
+                    S::Text(1_000, "Well"),
+                    S::Text(4_000, ", yes."),
+                    S::Last(1, "", "STOP"),
+                ])],
             ),
             entry(None, vec![ok(hello())]),
         ],
@@ -482,23 +511,39 @@ fn the_silence_bound_covers_the_whole_chain() {
 
     // A first-token bound past the silence never outlasts it.
     let played = play(
-        vec![entry(Some(60_000), vec![None]), entry(None, vec![ok(hello())])],
+        vec![
+            entry(Some(60_000), vec![None]),
+            entry(None, vec![ok(hello())]),
+        ],
         false,
     );
     assert_eq!(played.outcome.ending, Ending::Failed(Failure::Timeout));
-    assert_eq!(played.heard, vec![(SILENCE, APOLOGY_BEFORE_REPLY.to_string())]);
+    assert_eq!(
+        played.heard,
+        vec![(SILENCE, APOLOGY_BEFORE_REPLY.to_string())]
+    );
     assert_eq!(played.opened, vec![0]);
 
     // Every model fails at once: the apology right away.
     let played = play(
         vec![
             entry(None, vec![fails(Failure::Http(401), false)]),
-            entry(None, vec![fails(Failure::Http(429), true), fails(Failure::Http(429), true)]),
+            entry(
+                None,
+                vec![
+                    fails(Failure::Http(429), true),
+                    fails(Failure::Http(429), true),
+                ],
+            ),
         ],
         false,
     );
     assert_eq!(played.outcome.ending, Ending::Failed(Failure::Http(429)));
-    assert_eq!(played.opened, vec![0, 1, 1], "the last model keeps its one retry");
+    assert_eq!(
+        played.opened,
+        vec![0, 1, 1],
+        "the last model keeps its one retry"
+    );
     assert!(played.heard[0].0 < 1_000);
     assert_eq!(heard_text(&played.heard), APOLOGY_BEFORE_REPLY);
 }
@@ -506,11 +551,20 @@ fn the_silence_bound_covers_the_whole_chain() {
 #[test]
 fn the_last_model_keeps_its_own_first_token_bound() {
     let played = play(
-        vec![entry(None, vec![fails(Failure::Http(503), false)]), entry(Some(2_000), vec![None])],
+        vec![
+            entry(None, vec![fails(Failure::Http(503), false)]),
+            entry(Some(2_000), vec![None]),
+        ],
         false,
     );
-    assert_eq!(played.outcome.ending, Ending::Failed(Failure::FirstTokenTimeout));
-    assert_eq!(played.heard, vec![(5 + 2_000, APOLOGY_BEFORE_REPLY.to_string())]);
+    assert_eq!(
+        played.outcome.ending,
+        Ending::Failed(Failure::FirstTokenTimeout)
+    );
+    assert_eq!(
+        played.heard,
+        vec![(5 + 2_000, APOLOGY_BEFORE_REPLY.to_string())]
+    );
 }
 
 #[test]
@@ -554,7 +608,11 @@ fn a_reply_cut_by_the_token_limit_is_closed_and_stored_as_heard() {
             )],
             false,
         );
-        assert_eq!(played.outcome.ending, Ending::Cut(Cut::TokenLimit), "{reason}");
+        assert_eq!(
+            played.outcome.ending,
+            Ending::Cut(Cut::TokenLimit),
+            "{reason}"
+        );
         assert_eq!(
             heard_text(&played.heard),
             format!("The thing you asked about is {CLOSE_AFTER_CUT}")
@@ -577,9 +635,16 @@ fn a_reply_cut_by_the_token_limit_is_closed_and_stored_as_heard() {
             )],
             true,
         );
-        assert_eq!(played.outcome.ending, Ending::Cut(Cut::TokenLimit), "{reason}");
+        assert_eq!(
+            played.outcome.ending,
+            Ending::Cut(Cut::TokenLimit),
+            "{reason}"
+        );
         assert!(
-            played.outcome.heard().ends_with(&format!("It says that {CLOSE_AFTER_CUT}")),
+            played
+                .outcome
+                .heard()
+                .ends_with(&format!("It says that {CLOSE_AFTER_CUT}")),
             "{}",
             played.outcome.heard()
         );
@@ -590,5 +655,8 @@ fn a_reply_cut_by_the_token_limit_is_closed_and_stored_as_heard() {
         vec![entry(None, vec![ok(vec![S::Last(1, "", "MAX_TOKENS")])])],
         false,
     );
-    assert_eq!(played.outcome.ending, Ending::Failed(Failure::NothingSpoken));
+    assert_eq!(
+        played.outcome.ending,
+        Ending::Failed(Failure::NothingSpoken)
+    );
 }

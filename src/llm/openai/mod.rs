@@ -15,4 +15,6 @@ mod stream;
 pub use error::{classify_error, ApiError};
 pub use model::{OpenAiModel, OpenAiStream};
 pub use request::{chat_url, follow_up_body, request_body};
-pub use stream::{parse_arguments, parse_chunk, CallAssembler, ChatStream, Chunk, Fragment, Update};
+pub use stream::{
+    parse_arguments, parse_chunk, CallAssembler, ChatStream, Chunk, Fragment, Update,
+};

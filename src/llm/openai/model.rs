@@ -134,7 +134,10 @@ pub struct OpenAiStream {
 }
 
 impl OpenAiStream {
-    fn update(&mut self, update: Result<Update, (Failure, Option<String>)>) -> Result<Option<Piece>, Failure> {
+    fn update(
+        &mut self,
+        update: Result<Update, (Failure, Option<String>)>,
+    ) -> Result<Option<Piece>, Failure> {
         if let Some(usage) = self.chat.usage.take() {
             self.report.borrow_mut().usage = Some(usage);
         }
@@ -156,7 +159,9 @@ impl ReplyStream for OpenAiStream {
         let update = match self.reader.next().await {
             Err(_) => return Err(Failure::Network),
             Ok(StreamItem::Oversized) => return Err(Failure::OversizedEvent),
-            Ok(StreamItem::End(leftover)) => self.chat.end_of_body(leftover.as_deref(), &self.api_key),
+            Ok(StreamItem::End(leftover)) => {
+                self.chat.end_of_body(leftover.as_deref(), &self.api_key)
+            }
             Ok(StreamItem::Event(data)) => self.chat.push(&data, &self.api_key),
         };
         self.update(update)

@@ -49,9 +49,9 @@ impl CallAssembler {
         let same_index = self.calls.iter().rposition(|c| c.index == fragment.index);
         let at = match same_index {
             Some(at)
-                if !id
-                    .as_ref()
-                    .is_some_and(|id| !self.calls[at].id.is_empty() && *id != self.calls[at].id) =>
+                if !id.as_ref().is_some_and(|id| {
+                    !self.calls[at].id.is_empty() && *id != self.calls[at].id
+                }) =>
             {
                 at
             }
@@ -308,7 +308,10 @@ impl ChatStream {
         }
         let finish = match chunk.finish_reason {
             Some(reason) if reason == "error" => {
-                return Err((Failure::StreamError, Some("finish_reason error".to_string())))
+                return Err((
+                    Failure::StreamError,
+                    Some("finish_reason error".to_string()),
+                ))
             }
             Some(reason) => {
                 self.finish_reason = Some(reason.clone());
@@ -454,10 +457,7 @@ mod tests {
             ),
             "data: [DONE]".to_string(),
         ];
-        lines
-            .iter()
-            .map(|line| format!("{line}\r\n\r\n"))
-            .collect()
+        lines.iter().map(|line| format!("{line}\r\n\r\n")).collect()
     }
 
     /// Everything a stream gives, in a comparable form.
@@ -578,14 +578,13 @@ mod tests {
 
     #[test]
     fn fragments_assemble_by_index_and_a_new_id_at_a_used_index_is_a_new_call() {
-        let fragment = |index, id: Option<&str>, name: Option<&str>, arguments: Option<&str>| {
-            Fragment {
+        let fragment =
+            |index, id: Option<&str>, name: Option<&str>, arguments: Option<&str>| Fragment {
                 index,
                 id: id.map(str::to_string),
                 name: name.map(str::to_string),
                 arguments: arguments.map(str::to_string),
-            }
-        };
+            };
         let mut calls = CallAssembler::default();
         // Ollama: each call whole; LM Studio-like: index 0 reused, told apart by id.
         calls.push(fragment(0, Some("a"), Some("one"), Some("{\"x\":1}")));
@@ -636,10 +635,20 @@ mod tests {
 
     #[test]
     fn finish_reasons_map_to_the_turn() {
-        assert_eq!(finish("stop", false), Finish { reason: "stop".into(), policy: false, token_limit: false });
+        assert_eq!(
+            finish("stop", false),
+            Finish {
+                reason: "stop".into(),
+                policy: false,
+                token_limit: false
+            }
+        );
         assert!(finish("length", false).token_limit);
         assert!(finish("content_filter", false).policy);
-        assert!(finish("stop", true).policy, "a refusal delta is a policy stop");
+        assert!(
+            finish("stop", true).policy,
+            "a refusal delta is a policy stop"
+        );
         let mut stream = ChatStream::new(1);
         let failed = stream.push(
             r#"{"choices":[{"index":0,"delta":{},"finish_reason":"error"}]}"#,
@@ -660,10 +669,7 @@ mod tests {
             (Failure::StreamError, Some("502 502".to_string()))
         );
         let mut stream = ChatStream::new(1);
-        let failed = stream.push(
-            r#"{"error":{"message":"boom","type":"server_error"}}"#,
-            "",
-        );
+        let failed = stream.push(r#"{"error":{"message":"boom","type":"server_error"}}"#, "");
         assert_eq!(
             failed.unwrap_err(),
             (Failure::StreamError, Some("500 server_error".to_string()))
@@ -679,7 +685,10 @@ mod tests {
         // A finish reason, then the body ends without [DONE]: complete.
         let mut stream = ChatStream::new(1);
         stream
-            .push(r#"{"choices":[{"index":0,"delta":{"content":"Hi."},"finish_reason":"stop"}]}"#, "")
+            .push(
+                r#"{"choices":[{"index":0,"delta":{"content":"Hi."},"finish_reason":"stop"}]}"#,
+                "",
+            )
             .unwrap();
         assert_eq!(stream.end_of_body(None, ""), Ok(Update::End));
         // [DONE] without its blank line at the very end, and without a finish: as `stop`.
@@ -695,7 +704,10 @@ mod tests {
         // The body just ends: no finish, a break.
         let mut stream = ChatStream::new(1);
         stream
-            .push(r#"{"choices":[{"index":0,"delta":{"content":"Half a"},"finish_reason":null}]}"#, "")
+            .push(
+                r#"{"choices":[{"index":0,"delta":{"content":"Half a"},"finish_reason":null}]}"#,
+                "",
+            )
             .unwrap();
         assert_eq!(stream.end_of_body(None, ""), Ok(Update::End));
         assert_eq!(stream.take_step(), ModelStep::default());
