@@ -4,8 +4,9 @@
 use super::machine::{self, CpuUse, Processes};
 use super::servers::{Runtime, Server, Target, WorkerKind, Workers};
 use crate::common::{
-    gemini_fixtures, get, message, openai_fixtures, GeminiReply, post_json, sign_now, MockGemini, MockLayercode, RequestTiming,
-    SseClient, SseNext, SIGNATURE_HEADER, TEST_WEBHOOK_SECRET, TURN_TIMEOUT,
+    gemini_fixtures, get, message, openai_fixtures, post_json, sign_now, GeminiReply, MockGemini,
+    MockLayercode, RequestTiming, SseClient, SseNext, SIGNATURE_HEADER, TEST_WEBHOOK_SECRET,
+    TURN_TIMEOUT,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;

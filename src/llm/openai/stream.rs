@@ -6,7 +6,6 @@
 //! [`ChatStream`] is the whole state of one reply and pure, so every split of a recorded stream
 //! is checked natively (`tests`); `model` only feeds it the payloads the SSE decoder returns.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{from_error_object, ApiError};
@@ -104,47 +103,6 @@ pub fn parse_arguments(raw: &str) -> Value {
     }
 }
 
-#[derive(Deserialize)]
-struct RawChunk {
-    choices: Option<Vec<RawChoice>>,
-    usage: Option<RawUsage>,
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct RawChoice {
-    delta: Option<RawDelta>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawDelta {
-    content: Option<String>,
-    refusal: Option<String>,
-    reasoning_content: Option<String>,
-    tool_calls: Option<Vec<RawToolCall>>,
-}
-
-#[derive(Deserialize)]
-struct RawToolCall {
-    index: Option<u64>,
-    id: Option<String>,
-    function: Option<RawFunction>,
-}
-
-#[derive(Deserialize)]
-struct RawFunction {
-    name: Option<String>,
-    arguments: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawUsage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    total_tokens: Option<u64>,
-}
-
 /// What one payload said.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Chunk {
@@ -171,49 +129,53 @@ pub fn parse_chunk(data: &str, api_key: &str) -> Result<Chunk, String> {
             ..Chunk::default()
         });
     }
+    // Read as a `Value` rather than typed structs: the worker parses `Value`s everywhere
+    // already, so this costs the wasm almost nothing, and a chunk is small.
     let json = replace_lone_surrogates(data.as_bytes());
-    let raw: RawChunk =
-        serde_json::from_slice(&json).map_err(|e| format!("unreadable chunk: {e}"))?;
+    let raw: Value = serde_json::from_slice(&json).map_err(|e| format!("unreadable chunk: {e}"))?;
+    if !raw.is_object() {
+        return Err("a chunk must be a JSON object".to_string());
+    }
+    let text =
+        |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
+    let count = |key: &str| raw["usage"].get(key).and_then(Value::as_u64);
     let mut chunk = Chunk {
-        usage: raw.usage.map(|u| Usage {
-            prompt_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-            total_tokens: u.total_tokens,
+        usage: raw["usage"].is_object().then(|| Usage {
+            prompt_tokens: count("prompt_tokens"),
+            output_tokens: count("completion_tokens"),
+            total_tokens: count("total_tokens"),
         }),
         ..Chunk::default()
     };
-    if let Some(error) = raw.error.filter(|e| !e.is_null()) {
+    if let Some(error) = raw.get("error").filter(|e| !e.is_null()) {
         let status = error
             .get("code")
             .and_then(Value::as_u64)
             .and_then(|c| u16::try_from(c).ok())
             .unwrap_or(500);
-        chunk.error = Some(from_error_object(status, &error, api_key));
+        chunk.error = Some(from_error_object(status, error, api_key));
         return Ok(chunk);
     }
-    let Some(choice) = raw.choices.and_then(|c| c.into_iter().next()) else {
-        return Ok(chunk); // the usage chunk: `choices: []`
+    // The usage chunk has `choices: []`.
+    let Some(choice) = raw["choices"].get(0) else {
+        return Ok(chunk);
     };
-    chunk.finish_reason = choice.finish_reason;
-    if let Some(delta) = choice.delta {
-        chunk.text = delta.content.unwrap_or_default();
-        if let Some(refusal) = delta.refusal.filter(|r| !r.is_empty()) {
-            chunk.refusal = true;
-            chunk.text.push_str(&refusal);
-        }
-        chunk.reasoning_content = delta.reasoning_content.unwrap_or_default();
-        chunk.fragments = delta
-            .tool_calls
-            .unwrap_or_default()
-            .into_iter()
-            .map(|call| {
-                let function = call.function;
-                Fragment {
-                    index: call.index.unwrap_or(0),
-                    id: call.id,
-                    name: function.as_ref().and_then(|f| f.name.clone()),
-                    arguments: function.and_then(|f| f.arguments),
-                }
+    chunk.finish_reason = text(choice, "finish_reason");
+    let delta = &choice["delta"];
+    chunk.text = text(delta, "content").unwrap_or_default();
+    if let Some(refusal) = text(delta, "refusal").filter(|r| !r.is_empty()) {
+        chunk.refusal = true;
+        chunk.text.push_str(&refusal);
+    }
+    chunk.reasoning_content = text(delta, "reasoning_content").unwrap_or_default();
+    if let Some(calls) = delta["tool_calls"].as_array() {
+        chunk.fragments = calls
+            .iter()
+            .map(|call| Fragment {
+                index: call["index"].as_u64().unwrap_or(0),
+                id: text(call, "id"),
+                name: text(&call["function"], "name"),
+                arguments: text(&call["function"], "arguments"),
             })
             .collect();
     }
