@@ -171,6 +171,8 @@ pub struct Chain {
     abandoned: Vec<EntryReport>,
     /// Runs once, right after the turn's first request leaves (whichever entry sends it).
     on_sent: SentHook,
+    /// What `open` fails with when there is no entry to ask.
+    unavailable: Failure,
 }
 
 /// A hook run once, shared by the entries' models.
@@ -189,6 +191,16 @@ impl Chain {
             controller: None,
             abandoned: Vec::new(),
             on_sent: Rc::default(),
+            unavailable: Failure::Unreachable,
+        }
+    }
+
+    /// A chain with no model to ask: every `open` fails with `failure`, not worth a retry (the
+    /// turn's store could not be read, say). The engine still ends the turn with the apology.
+    pub fn unavailable(failure: Failure) -> Self {
+        Chain {
+            unavailable: failure,
+            ..Chain::new(Vec::new(), 0, Ask::default())
         }
     }
 
@@ -235,7 +247,7 @@ impl Model for Chain {
         if self.model.is_none() {
             let Some(entry) = self.entries.get(self.current) else {
                 return Err(OpenError {
-                    failure: Failure::Unreachable,
+                    failure: self.unavailable.clone(),
                     retryable: false,
                 });
             };

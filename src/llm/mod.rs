@@ -155,15 +155,6 @@ pub trait ReplyStream {
     }
 }
 
-/// The stream of a model that never opens one (it fails at once).
-pub enum NoStream {}
-
-impl ReplyStream for NoStream {
-    async fn next(&mut self) -> Result<Option<Piece>, Failure> {
-        match *self {}
-    }
-}
-
 /// One function call of the model, in no wire's shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionCall {

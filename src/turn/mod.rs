@@ -32,7 +32,7 @@ use crate::history::HistoryMessage;
 use crate::layercode::event_stream::EventStream;
 use crate::layercode::events::Message;
 use crate::llm::chain::{Chain, EntryReport};
-use crate::llm::{Ask, Failure, Model, NoStream, OpenError};
+use crate::llm::{Ask, Failure};
 use crate::store::{Begun, StartWrites, Store};
 use crate::tools::memory::{self, PastCall};
 use crate::tools::{self, http::HttpTool};
@@ -287,20 +287,10 @@ async fn apologise_for(
     speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
 ) -> TurnOutcome {
-    let mut model = Unavailable(Some(failure));
+    // A chain with nothing in it, and the turn's own hang-up: the same engine code as every
+    // turn's, not a second copy of it in the wasm.
+    let mut model = Chain::unavailable(failure);
     let limits = Limits::new(1000, 1000, 0);
-    engine::run(&mut model, speaker, clock, std::future::pending(), limits).await
-}
-
-/// A model that fails at once, with a failure that is not worth a retry.
-struct Unavailable(Option<Failure>);
-
-impl Model for Unavailable {
-    type Stream = NoStream;
-    async fn open(&mut self) -> Result<NoStream, OpenError> {
-        Err(OpenError {
-            failure: self.0.take().unwrap_or(Failure::Unreachable),
-            retryable: false,
-        })
-    }
+    let hangup = speaker.stream.hangup();
+    engine::run(&mut model, speaker, clock, hangup, limits).await
 }
