@@ -539,6 +539,39 @@ mod tests {
     }
 
     #[test]
+    fn mangled_streams_never_panic() {
+        // Bytes flipped, dropped and repeated anywhere in the recorded stream, cut anywhere:
+        // whatever comes of it is an answer or a failure, never a panic.
+        const ALPHABET: &[u8] = b"{}[]\\\":,0a \r\n";
+        let bytes = recorded().into_bytes();
+        let mut rng = crate::test_rng::Rng::new(19);
+        for _ in 0..400 {
+            let mut mangled = bytes.clone();
+            for _ in 0..1 + rng.below(6) {
+                let at = rng.below(mangled.len());
+                match rng.below(3) {
+                    0 => mangled[at] = ALPHABET[rng.below(ALPHABET.len())],
+                    1 => {
+                        mangled.remove(at);
+                    }
+                    _ => {
+                        let piece = mangled[at..(at + rng.below(40)).min(mangled.len())].to_vec();
+                        mangled.splice(at..at, piece);
+                    }
+                }
+            }
+            mangled.truncate(rng.below(mangled.len() + 1));
+            let mut decoder = SseDecoder::new();
+            let mut stream = ChatStream::new(1);
+            for data in decoder.push(&mangled) {
+                let _ = stream.push(&data, "");
+            }
+            let _ = stream.end_of_body(decoder.finish().as_deref(), "");
+            let _ = stream.take_step();
+        }
+    }
+
+    #[test]
     fn fragments_assemble_by_index_and_a_new_id_at_a_used_index_is_a_new_call() {
         let fragment =
             |index, id: Option<&str>, name: Option<&str>, arguments: Option<&str>| Fragment {
