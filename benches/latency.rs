@@ -12,6 +12,8 @@
 //! * `LATENCY_BENCH_ROUNDS=<n>` (default 3), `LATENCY_BENCH_CONCURRENT_SECS=<s>` (default 30),
 //!   `LATENCY_BENCH_RUNTIMES=wrangler,bare` (default both): a shorter or longer full run.
 //! * `LATENCY_BENCH_RAW=<file>`: also write every sequential turn's wall-clock stamps as CSV.
+//! * `LATENCY_BENCH_WIRE=openai`: ours asks the mock over the OpenAI chat completions wire (one
+//!   `MODELS` entry); the pass-through keeps Gemini's, so the ratio prices the wire.
 //!
 //! `main` measures (`measure`), checks (`check`), then reports (`report`).
 

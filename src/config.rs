@@ -7,6 +7,7 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
+use crate::models::{self, Api, Endpoint, ModelEntry};
 use crate::tools::{self, ToolEntry};
 
 // Every setting's name, written once: `Config::from_lookup` reads these constants, and
@@ -44,9 +45,11 @@ pub const VOICE_PAGE: &str = "VOICE_PAGE";
 /// The header a deployer's proxy sets to the signed-in user: conversations then belong to users,
 /// not to browser cookies (`edge::ownership`).
 pub const CONVERSATION_OWNER_HEADER: &str = "CONVERSATION_OWNER_HEADER";
+/// The chain of models a turn may ask, in order (see `models`); unset: one Gemini entry.
+pub const MODELS: &str = "MODELS";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 22] = [
+pub const SETTING_NAMES: [&str; 23] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
@@ -69,6 +72,7 @@ pub const SETTING_NAMES: [&str; 22] = [
     MAX_TOOL_ROUNDS,
     VOICE_PAGE,
     CONVERSATION_OWNER_HEADER,
+    MODELS,
 ];
 
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash-lite";
@@ -213,6 +217,12 @@ pub struct Config {
     pub conversation_cookie_secrets: Vec<String>,
     /// The header naming the signed-in user, when conversations belong to users.
     pub conversation_owner_header: Option<String>,
+    /// The parsed `MODELS`; `Err` says why the value was refused (turns then run with the
+    /// default Gemini entry). `Ok(empty)`: not set.
+    pub models: Result<Vec<ModelEntry>, String>,
+    /// The models a turn asks, in order, keys resolved: `MODELS`, or the default Gemini entry
+    /// (`GEMINI_MODEL`, `GEMINI_API_BASE_URL`, `GOOGLE_GENERATIVE_AI_API_KEY`). Never empty.
+    pub chain: Vec<Endpoint>,
 }
 
 impl Config {
@@ -230,6 +240,57 @@ impl Config {
                 .map_or(default, |n| n.clamp(min, max))
         };
 
+        let gemini_api_key = non_empty(GOOGLE_GENERATIVE_AI_API_KEY);
+        let gemini_model = non_empty(GEMINI_MODEL)
+            .map(|m| m.trim_start_matches("models/").to_string())
+            .unwrap_or_else(|| DEFAULT_GEMINI_MODEL.to_string());
+        let gemini_api_base_url =
+            trim_slash(base_url(GEMINI_API_BASE_URL, DEFAULT_GEMINI_API_BASE_URL));
+        // A model key may name any secret but the worker's own: those never go to a provider.
+        let reserved: Vec<&str> = SETTING_NAMES
+            .iter()
+            .copied()
+            .filter(|name| *name != GOOGLE_GENERATIVE_AI_API_KEY)
+            .collect();
+        let models = models::parse(&get(MODELS).unwrap_or_default(), &reserved);
+        let chain = match &models {
+            Ok(entries) if !entries.is_empty() => entries
+                .iter()
+                .map(|entry| Endpoint {
+                    api: entry.api,
+                    model: entry.model.clone(),
+                    base_url: entry.base_url.clone().unwrap_or_else(|| match entry.api {
+                        Api::Gemini => gemini_api_base_url.clone(),
+                        Api::OpenAi => models::DEFAULT_OPENAI_BASE_URL.to_string(),
+                    }),
+                    key_name: entry.key.clone(),
+                    key: match entry.key.as_str() {
+                        "" => None,
+                        name => non_empty(name),
+                    },
+                    first_token_ms: entry.first_token_ms,
+                })
+                .collect(),
+            // Unset, or refused: the default entry, exactly as before `MODELS` existed.
+            _ => vec![Endpoint {
+                api: Api::Gemini,
+                model: gemini_model.clone(),
+                base_url: gemini_api_base_url.clone(),
+                key_name: GOOGLE_GENERATIVE_AI_API_KEY.to_string(),
+                key: gemini_api_key.clone(),
+                first_token_ms: None,
+            }],
+        };
+        let openai = chain.iter().any(|e| e.api == Api::OpenAi);
+        // Tool names must be valid for every configured wire (Gemini's rule always applies:
+        // it is what turns fall back to when `MODELS` is refused).
+        let tools = tools::parse(&get(TOOLS).unwrap_or_default()).and_then(|entries| {
+            if openai {
+                tools::check_for_openai(&entries)?;
+            }
+            Ok(entries)
+        });
+
         // Comma-separated secrets, several accepted so one can be rotated without downtime.
         let secrets = |name: &str| -> Vec<String> {
             get(name)
@@ -245,14 +306,9 @@ impl Config {
         Config {
             webhook_secrets: secrets(LAYERCODE_WEBHOOK_SECRET),
             layercode_api_key: non_empty(LAYERCODE_API_KEY),
-            gemini_api_key: non_empty(GOOGLE_GENERATIVE_AI_API_KEY),
-            gemini_model: non_empty(GEMINI_MODEL)
-                .map(|m| m.trim_start_matches("models/").to_string())
-                .unwrap_or_else(|| DEFAULT_GEMINI_MODEL.to_string()),
-            gemini_api_base_url: trim_slash(base_url(
-                GEMINI_API_BASE_URL,
-                DEFAULT_GEMINI_API_BASE_URL,
-            )),
+            gemini_api_key,
+            gemini_model,
+            gemini_api_base_url,
             layercode_api_base_url: trim_slash(base_url(
                 LAYERCODE_API_BASE_URL,
                 DEFAULT_LAYERCODE_API_BASE_URL,
@@ -278,7 +334,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_WELCOME_MESSAGE.to_string()),
             conversations_api_key: non_empty(CONVERSATIONS_API_KEY),
             conversation_ttl_ms: conversation_ttl_ms(&lookup),
-            tools: tools::parse(&get(TOOLS).unwrap_or_default()),
+            tools,
             tools_signing_secret: non_empty(TOOLS_SIGNING_SECRET),
             max_tool_rounds: u32::try_from(number(
                 MAX_TOOL_ROUNDS,
@@ -289,7 +345,35 @@ impl Config {
             voice_page: VoicePageMode::parse(&get(VOICE_PAGE).unwrap_or_default()),
             conversation_cookie_secrets: secrets(CONVERSATION_COOKIE_SECRET),
             conversation_owner_header: non_empty(CONVERSATION_OWNER_HEADER),
+            models,
+            chain,
         }
+    }
+
+    /// What `/health` says about `MODELS`: each entry of the chain turns use (`api`, `model`,
+    /// host, whether its key is present, never a value) and the refusal, if any.
+    pub fn models_report(&self) -> serde_json::Value {
+        let len = self.chain.len();
+        let entries: Vec<serde_json::Value> = self
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                serde_json::json!({
+                    "api": entry.api.name(),
+                    "model": entry.model,
+                    "host": entry.host(),
+                    "key": entry.key_name,
+                    "key_present": entry.key_present(),
+                    "first_token_ms": models::first_token_ms(
+                        entry.first_token_ms, index, len, self.gemini_timeout_ms),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "entries": entries,
+            "error": self.models.as_ref().err(),
+        })
     }
 
     /// The tools turns may use: none when `TOOLS` was refused.
@@ -580,6 +664,102 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("TOOLS[0] (x y): name must start"));
+    }
+
+    #[test]
+    fn unset_models_mean_the_gemini_entry_of_today() {
+        let c = config(&[
+            (GOOGLE_GENERATIVE_AI_API_KEY, "g_key"),
+            ("GEMINI_MODEL", "gemini-3.1-flash-lite"),
+        ]);
+        assert_eq!(c.models, Ok(Vec::new()));
+        assert_eq!(c.chain.len(), 1);
+        let entry = &c.chain[0];
+        assert_eq!(
+            (entry.api, entry.model.as_str(), entry.base_url.as_str()),
+            (
+                Api::Gemini,
+                "gemini-3.1-flash-lite",
+                DEFAULT_GEMINI_API_BASE_URL
+            )
+        );
+        assert_eq!(entry.key.as_deref(), Some("g_key"));
+        assert_eq!(config(&[(MODELS, "[]")]).chain.len(), 1);
+    }
+
+    #[test]
+    fn models_resolve_keys_by_name_and_are_reported_without_them() {
+        let c = config(&[
+            (
+                MODELS,
+                r#"[{"api": "openai", "model": "llama-3.3-70b-versatile",
+                     "base_url": "https://api.groq.com/openai/v1", "key": "GROQ_API_KEY"},
+                    {"api": "gemini", "model": "gemini-2.5-flash-lite"},
+                    {"api": "openai", "model": "gpt-4.1-mini"},
+                    {"api": "openai", "model": "llama3.2", "base_url": "http://localhost:11434/v1", "key": ""}]"#,
+            ),
+            ("GROQ_API_KEY", "gsk_secret_value"),
+            (GOOGLE_GENERATIVE_AI_API_KEY, "g_secret_value"),
+            (GEMINI_API_BASE_URL, "http://127.0.0.1:9/"),
+        ]);
+        assert_eq!(c.chain.len(), 4);
+        assert_eq!(c.chain[0].key.as_deref(), Some("gsk_secret_value"));
+        assert_eq!(c.chain[1].base_url, "http://127.0.0.1:9");
+        assert_eq!(c.chain[1].key.as_deref(), Some("g_secret_value"));
+        assert_eq!(c.chain[2].base_url, "https://api.openai.com/v1");
+        assert_eq!(c.chain[2].key, None, "OPENAI_API_KEY is not set");
+        assert_eq!(c.chain[3].key, None);
+        let report = c.models_report();
+        assert_eq!(report["error"], serde_json::Value::Null);
+        assert_eq!(
+            report["entries"][0],
+            serde_json::json!({"api": "openai", "model": "llama-3.3-70b-versatile",
+                "host": "api.groq.com", "key": "GROQ_API_KEY", "key_present": true,
+                "first_token_ms": 3333})
+        );
+        assert_eq!(report["entries"][2]["key_present"], false);
+        assert_eq!(report["entries"][3]["key_present"], true);
+        assert_eq!(report["entries"][3]["first_token_ms"], 10_000);
+        let text = report.to_string();
+        assert!(!text.contains("secret_value"), "{text}");
+    }
+
+    #[test]
+    fn refused_models_fall_back_to_gemini_and_say_why() {
+        let c = config(&[
+            (
+                MODELS,
+                r#"[{"api": "openai", "model": "m", "key": "LAYERCODE_WEBHOOK_SECRET"}]"#,
+            ),
+            (LAYERCODE_WEBHOOK_SECRET, "whsec"),
+        ]);
+        assert_eq!(c.chain.len(), 1);
+        assert_eq!(c.chain[0].api, Api::Gemini);
+        let report = c.models_report();
+        assert!(report["error"]
+            .as_str()
+            .unwrap()
+            .contains("key names LAYERCODE_WEBHOOK_SECRET"));
+        assert_eq!(report["entries"][0]["api"], "gemini");
+    }
+
+    #[test]
+    fn tool_names_must_suit_every_configured_api() {
+        let tools =
+            r#"[{"name": "shop.hours", "description": "Hours.", "url": "https://x.example/h"}]"#;
+        assert!(config(&[("TOOLS", tools)]).tools.is_ok(), "fine for Gemini");
+        let c = config(&[
+            ("TOOLS", tools),
+            (
+                MODELS,
+                r#"[{"api": "gemini", "model": "g"}, {"api": "openai", "model": "m"}]"#,
+            ),
+        ]);
+        let error = c.tools.unwrap_err();
+        assert!(
+            error.contains("TOOLS[0] (shop.hours): the name is not valid for the openai api"),
+            "{error}"
+        );
     }
 
     #[test]

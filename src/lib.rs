@@ -36,6 +36,7 @@ pub mod deadline;
 pub mod error;
 pub mod history;
 pub mod lossy_json;
+pub mod models;
 pub mod redact;
 pub mod retention;
 pub mod signature;

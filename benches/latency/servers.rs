@@ -19,6 +19,15 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// `LATENCY_BENCH_WIRE=openai`: ours asks the mock over the OpenAI chat completions wire
+/// (`MODELS` with one openai entry), the pass-through still over Gemini's.
+pub fn openai_wire() -> bool {
+    std::env::var("LATENCY_BENCH_WIRE").is_ok_and(|wire| wire == "openai")
+}
+
+/// Where ours sends its requests over the OpenAI wire.
+pub const OPENAI_PATH: &str = "/v1/chat/completions";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkerKind {
     Ours,
@@ -205,6 +214,15 @@ impl Server {
         let mut options = WorkerOptions::new(gemini, layercode);
         if target.worker == WorkerKind::PassThrough || workers.ours_dir != workers.repo {
             options = options.config(&workers.config(target.worker));
+        }
+        if target.worker == WorkerKind::Ours && openai_wire() {
+            let models = format!(
+                r#"[{{"api": "openai", "model": "bench", "base_url": "{}/v1"}}]"#,
+                gemini.base_url()
+            );
+            options = options
+                .var("MODELS", &models)
+                .secret("OPENAI_API_KEY", "bench_openai_key");
         }
         let started = Instant::now();
         match target.runtime {

@@ -253,7 +253,11 @@ pub struct UpstreamAnswer {
 /// Calls Layercode and reads its whole answer, headers and body within one deadline (504
 /// past it).
 async fn exchange(url: &str, api_key: &str, body: &str) -> Result<UpstreamAnswer, AppError> {
-    let request = json_post(url, ("authorization", &format!("Bearer {api_key}")), body)?;
+    let request = json_post(
+        url,
+        Some(("authorization", &format!("Bearer {api_key}"))),
+        body,
+    )?;
     let controller = AbortController::default();
     let answer = within(UPSTREAM_TIMEOUT, read_answer(request, &controller.signal())).await;
     match answer {

@@ -1,5 +1,5 @@
-//! `GET /health`: liveness, which settings are present (never their values), and what `TOOLS`
-//! declares.
+//! `GET /health`: liveness, which settings are present (never their values), what `TOOLS`
+//! declares and which models `MODELS` chains (never a key).
 
 use worker::{Env, Response};
 
@@ -11,6 +11,7 @@ use crate::error::{json_response, AppError};
 pub fn handle(env: &Env) -> Result<Response, AppError> {
     let config = config::Config::from_env(env);
     let tools = config.tools_report();
+    let models = config.models_report();
     let settings: serde_json::Map<String, serde_json::Value> =
         config::present_settings(config::env_lookup(env))
             .into_iter()
@@ -23,6 +24,7 @@ pub fn handle(env: &Env) -> Result<Response, AppError> {
         "tools": tools,
         // How `/authorize` resumes a conversation: `cookie`, `owner header <name>`, or why not.
         "resume": ownership::resume_report(&config),
+        "models": models,
     });
     Ok(json_response(200, &body.to_string())?)
 }

@@ -130,6 +130,7 @@ fn piece(text: &str, finish: Option<&str>) -> Piece {
         finish: finish.map(|reason| Finish {
             reason: reason.to_string(),
             policy: matches!(reason, "SAFETY" | "RECITATION"),
+            token_limit: matches!(reason, "MAX_TOKENS" | "length"),
         }),
     }
 }
@@ -624,6 +625,7 @@ fn words_fit_the_room_left() {
     }
 }
 
+mod failover;
 mod tools;
 
 #[test]
@@ -636,6 +638,7 @@ fn a_reply_whose_end_the_caller_never_took_is_interrupted_and_unheard_at_first()
         attempts: 1,
         first_speech_at_ms: Some(0),
         tools: ToolLog::default(),
+        abandoned: Vec::new(),
     };
     let failed = || Ending::Failed(Failure::Timeout);
     // (ending, spoken, closing, end taken, frames taken) → (outcome, what is stored)

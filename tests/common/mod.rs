@@ -13,6 +13,7 @@ pub mod gzip;
 pub mod http;
 pub mod mock_gemini;
 pub mod mock_layercode;
+pub mod mock_openai;
 pub mod mock_server;
 pub mod rng;
 pub mod signing;
@@ -27,6 +28,7 @@ pub use http::{
 };
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
+pub use mock_openai::{openai_fixtures, MockOpenAi, OpenAiReply, Separator, DEFAULT_OPENAI_TEXT};
 pub use mock_server::{Mock, RecordedRequest, RequestTiming, StreamEnd};
 pub use rng::Rng;
 pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
