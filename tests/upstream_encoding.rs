@@ -21,7 +21,7 @@ fn encoded(pieces: Vec<Vec<u8>>) -> GeminiReply {
         encoding: "gzip".into(),
         pieces: pieces
             .into_iter()
-            .map(|piece| (Duration::from_millis(300), piece))
+            .map(|piece| (Cue::After(Duration::from_millis(300)), piece))
             .collect(),
     }
 }
