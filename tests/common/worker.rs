@@ -183,7 +183,7 @@ impl Worker {
         format!("{}{path}", self.base_url)
     }
 
-    /// Everything wrangler/workerd wrote to stdout and stderr so far.
+    /// Every complete line wrangler/workerd wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         read_log(&self.log_path)
     }
@@ -326,12 +326,20 @@ pub fn current_worker_logs() -> String {
     })
 }
 
-/// The log as text, without ANSI colour codes: wrangler colours its error blocks even with
-/// `NO_COLOR=1 FORCE_COLOR=0` and output to a file, which would break substring checks.
-fn read_log(path: &Path) -> String {
-    strip_ansi(&String::from_utf8_lossy(
-        &fs::read(path).unwrap_or_default(),
-    ))
+/// The log's complete lines as text, without ANSI colour codes: wrangler colours its error
+/// blocks even with `NO_COLOR=1 FORCE_COLOR=0` and output to a file, which would break
+/// substring checks.
+///
+/// Only complete lines: the log is read while wrangler appends to it, and a read can land in the
+/// middle of a write (the kernel extends a file page by page), so the last line may be cut short:
+/// a ready line naming half a port, a turn line that is not yet valid JSON or lacks the field a
+/// test looks for. A line counts once its newline is there; the bytes before a newline are
+/// always written before it.
+pub fn read_log(path: &Path) -> String {
+    let mut bytes = fs::read(path).unwrap_or_default();
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(complete);
+    strip_ansi(&String::from_utf8_lossy(&bytes))
 }
 
 /// Removes CSI escape sequences (`ESC [ params final-byte`).
