@@ -534,8 +534,16 @@ fn wrangler_command(repo: &Path, run_dir: &Path, persist: &Path, opts: &WorkerOp
     ] {
         cmd.env(k, v);
     }
+    // The level wrangler logs at by default, whatever the developer's shell says: the ready line
+    // and the request log the start-up reads are not printed below it (WRANGLER_LOG=warn in
+    // the shell made every start wait 90 s and fail).
+    cmd.env("WRANGLER_LOG", "log");
     // wrangler also writes a debug log file per run, by default under ~/.config/.wrangler/logs.
     cmd.env("WRANGLER_LOG_PATH", run_dir.join("wrangler-debug"));
+    // Every `wrangler dev` on the machine registers its worker, by name, in one shared directory
+    // (~/.config/.wrangler/registry) and withdraws the entry when it stops: all test workers
+    // share a name, and a developer's own `wrangler dev` of this project too. This one's is its own.
+    cmd.env("WRANGLER_REGISTRY_PATH", run_dir.join("registry"));
     // wrangler can merge its own environment into the worker's bindings (when wrangler.toml
     // declares `secrets`, or with CLOUDFLARE_INCLUDE_PROCESS_ENV); keep the developer's shell
     // values of these names out so tests see exactly the configured ones.
@@ -549,6 +557,8 @@ fn wrangler_command(repo: &Path, run_dir: &Path, persist: &Path, opts: &WorkerOp
         cmd.env_remove(k);
     }
     cmd.env_remove("CLOUDFLARE_INCLUDE_PROCESS_ENV");
+    // Would select a `[env.<name>]` section of the config instead of the one under test.
+    cmd.env_remove("CLOUDFLARE_ENV");
     cmd.env_remove("CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV");
     cmd
 }
