@@ -595,13 +595,16 @@ fn wait_ready(group: &mut ProcessGroup, log: &Path, run_dir: &Path) -> Result<St
         }
     })?;
     let probe = format!("/__harness/{}", start_token(run_dir));
-    // Any status will do (our worker answers 404): what counts is whose log records it.
+    // Any status will do (our worker answers 404): what counts is whose log records it. Sent
+    // once, so it may take whatever is left of the start-up time (a first request on a loaded
+    // machine can take seconds), not a shorter timeout of its own.
+    let left = wait.deadline.saturating_duration_since(Instant::now());
     try_request(
         "GET",
         &format!("{base_url}{probe}"),
         &[],
         b"",
-        Duration::from_secs(5),
+        left.max(READY_POLL),
     )
     .map_err(|e| format!("GET {probe}: {e}"))?;
     let logged = format!(" {probe} ");
