@@ -274,10 +274,15 @@ pub fn durable_object_files(persist_dir: &Path, class: &str) -> Vec<PathBuf> {
 }
 
 /// Runs `sqlite3 -readonly -json <file> <sql>` and returns the rows (empty for no rows).
+///
+/// The file belongs to a running worker (WAL mode). A WAL reader is not blocked by a writer,
+/// but can find the file busy for a moment (the writer's checkpoint, or its recovery on first
+/// open); the CLI's default is to fail at once with 'database is locked', so it waits instead.
 pub fn sqlite_json(file: &Path, sql: &str) -> Vec<Value> {
     let out = Command::new("sqlite3")
         .arg("-readonly")
         .arg("-json")
+        .args(["-cmd", ".timeout 10000"])
         .arg(file)
         .arg(sql)
         .output()
