@@ -115,6 +115,12 @@ impl Workers {
         Workers::with_ours(repo, ours_dir)
     }
 
+    /// Ours is this repository, whatever the environment says.
+    pub fn repository() -> Workers {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Workers::with_ours(repo.clone(), repo)
+    }
+
     /// Ours is the contract's floor in plain JS, `benches/contract/<variant>`.
     pub fn contract_floor(variant: &str) -> Workers {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
