@@ -43,6 +43,7 @@ pub const PINNED_NODE: &str = "node_modules/.bin/node";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const READY_POLL: Duration = Duration::from_millis(100);
 const SIGINT_GRACE: Duration = Duration::from_secs(10);
+const SIGKILL_GRACE: Duration = Duration::from_secs(30);
 const LOG_TAIL_LINES: usize = 60;
 
 /// How to start a [`Worker`].
@@ -735,12 +736,14 @@ impl ProcessGroup {
             .map(|status| format!("exited: {status}"))
     }
 
-    /// SIGINT to the group, up to 10 s for it to go, then SIGKILL.
+    /// SIGINT to the group, up to 10 s for it to go, then SIGKILL and up to 30 s for the kernel
+    /// to finish them (tests assert that nothing of the group survives a stop: on a loaded
+    /// machine a killed process can take seconds to go, and the wait ends as soon as it has).
     fn stop(&mut self) {
         signal_group(self.pgid, SIGINT);
         if !self.wait_gone(SIGINT_GRACE) {
             signal_group(self.pgid, SIGKILL);
-            self.wait_gone(Duration::from_secs(5));
+            self.wait_gone(SIGKILL_GRACE);
         }
         let _ = self.child.wait();
         let _ = fs::remove_file(&self.pgid_file);
