@@ -339,7 +339,7 @@ fn an_upstream_that_stalls_after_its_headers_is_504() {
     assert_eq!(response.status, 504, "{}", response.text());
     assert_eq!(error_of(&response), "upstream service timed out");
     assert!(
-        layercode.client_disconnected(0, Duration::from_secs(10)),
+        layercode.client_disconnected(0, TURN_TIMEOUT),
         "the upstream request was abandoned, not left open"
     );
 }

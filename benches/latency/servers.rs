@@ -8,7 +8,7 @@
 //! * [`Runtime::Bare`]: `benches/serve.mjs`, Miniflare's API on one workerd, no dev proxy; run
 //!   in its own process group, stopped group-wide like the harness stops wrangler.
 
-use crate::common::worker::{new_run_dir, ProcessGroup};
+use crate::common::worker::{new_run_dir, read_log, ProcessGroup};
 use crate::common::{
     get, process_group_members, try_request, MockGemini, MockLayercode, Worker, WorkerOptions,
 };
@@ -122,6 +122,12 @@ impl Workers {
             None => repo.clone(),
         };
         Workers::with_ours(repo, ours_dir)
+    }
+
+    /// Ours is this repository, whatever the environment says.
+    pub fn repository() -> Workers {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Workers::with_ours(repo.clone(), repo)
     }
 
     /// Ours is the contract's floor in plain JS, `benches/contract/<variant>`.
@@ -255,7 +261,7 @@ impl Server {
     pub fn logs(&self) -> String {
         match &self.running {
             Running::Wrangler(worker) => worker.logs(),
-            Running::Bare { log, .. } => fs::read_to_string(log).unwrap_or_default(),
+            Running::Bare { log, .. } => read_log(log),
         }
     }
 
@@ -332,7 +338,7 @@ fn start_bare(
     let mut group = ProcessGroup::spawn(cmd, &log, &run_dir.with_extension("1.pgid"));
     let deadline = Instant::now() + BARE_READY_TIMEOUT;
     let ready_line = loop {
-        let text = fs::read_to_string(&log).unwrap_or_default();
+        let text = read_log(&log);
         if let Some(line) = text.lines().find(|l| l.starts_with("ready on ")) {
             break line.to_string();
         }

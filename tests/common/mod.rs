@@ -29,7 +29,7 @@ pub use http::{
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
 pub use mock_openai::{openai_fixtures, MockOpenAi, OpenAiReply, Separator, DEFAULT_OPENAI_TEXT};
-pub use mock_server::{Mock, RecordedRequest, RequestTiming, StreamEnd};
+pub use mock_server::{Cue, Gate, Mock, RecordedRequest, RequestTiming, StreamEnd};
 pub use rng::Rng;
 pub use signing::{now_secs, sign, sign_now, signature_hex, SIGNATURE_HEADER};
 pub use spoken::*;
