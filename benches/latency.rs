@@ -8,10 +8,13 @@
 //!
 //! Environment:
 //! * `LATENCY_BENCH_WORKER_DIR=<checkout>`: "ours" is `<checkout>/wrangler.toml` and its
-//!   `build/` instead of this repository's (compare prototype builds without copying code).
+//!   `build/` instead of this repository's (compare prototype builds without copying code). Full
+//!   runs only: the smoke run always checks this repository.
 //! * `LATENCY_BENCH_ROUNDS=<n>` (default 3), `LATENCY_BENCH_CONCURRENT_SECS=<s>` (default 30),
 //!   `LATENCY_BENCH_RUNTIMES=wrangler,bare` (default both): a shorter or longer full run.
 //! * `LATENCY_BENCH_RAW=<file>`: also write every sequential turn's wall-clock stamps as CSV.
+//! * `LATENCY_BENCH_WIRE=openai`: ours asks the mock over the OpenAI chat completions wire (one
+//!   `MODELS` entry); the pass-through keeps Gemini's, so the ratio prices the wire.
 //!
 //! `main` measures (`measure`), checks (`check`), then reports (`report`).
 
@@ -130,7 +133,13 @@ fn runtimes_from_env() -> Vec<Runtime> {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test` passes nothing of the kind.
     let full = std::env::args().any(|a| a == "--bench");
-    let workers = Workers::from_env();
+    // The smoke run is part of the test suite: it checks this repository's worker, even in a
+    // shell where LATENCY_BENCH_WORKER_DIR names another checkout to benchmark.
+    let workers = if full {
+        Workers::from_env()
+    } else {
+        Workers::repository()
+    };
     let measurements = measure::run(if full { full_scale() } else { smoke_scale() }, &workers);
     if let Ok(path) = std::env::var("LATENCY_BENCH_RAW") {
         report::write_raw(&path, &measurements);

@@ -155,7 +155,11 @@ fn tool_turn(
         &message(conversation, &turn_id, "What are the Paris hours?"),
     );
     assert_well_formed_turn(&transcript, &turn_id);
-    assert_eq!(transcript.tts_text(), format!("One moment. {ANSWER}"));
+    // Less a "Still checking" line, said only if this machine took 2 s over the round.
+    assert_eq!(
+        without_still_checking(worker, conversation, &turn_id, &transcript.tts_text()),
+        format!("One moment. {ANSWER}")
+    );
     let g = last_timings(gemini, gemini_before + 2, 2);
     let t = last_timings(endpoint, tool_before + 1, 1)[0];
     let call_sent = g[0].first_chunk_at.expect("Gemini called");

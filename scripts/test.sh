@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every check and test: formatting, clippy (wasm and native), native unit tests, the
-# integration tests against the real worker under `wrangler dev`, and an offline deploy dry run.
+# integration tests against the real worker under `wrangler dev` (the voice page's in headless
+# Chromium), and an offline deploy dry run.
 # Installs whatever is missing first (see scripts/setup.sh) and reuses what is there.
 set -eu
 . "$(dirname "$0")/env.sh"
@@ -20,11 +21,29 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "setup"
 sh scripts/setup.sh
+# The browser tests (tests/voice_page.rs) need two Debian packages: Chromium, driven headless by
+# playwright-core, and espeak-ng, the voice of the local Layercode stand-in. Installed here when
+# missing, from Debian's archive only (no browser download from anywhere else).
+missing=""
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing="$missing chromium"
+command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: apt-get install$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get install -y $missing || { apt-get update && apt-get install -y $missing; }
+  else
+    echo "setup: the browser tests need$missing: run 'sudo apt-get install -y$missing'" >&2
+  fi
+fi
 for component in rustfmt clippy; do
   rustup component list --installed | grep -q "^$component" || rustup component add "$component"
 done
 rustc --version; worker-build --version; wasm-bindgen --version
 node --version; npx --no-install wrangler --version; "$WASM_OPT_BIN" --version
+"${CHROMIUM:-/usr/bin/chromium}" --version 2>/dev/null || true
+espeak-ng --version 2>/dev/null || true
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,18 +7,22 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
+use crate::models::{self, Api, Endpoint, ModelEntry};
 use crate::tools::{self, ToolEntry};
 
 // Every setting's name, written once: `Config::from_lookup` reads these constants, and
 // `SETTING_NAMES` lists them all (a test checks that the two agree).
 
-/// Names of the five secrets. Their values are never logged or returned.
+/// Names of the six secrets. Their values are never logged or returned.
 pub const LAYERCODE_WEBHOOK_SECRET: &str = "LAYERCODE_WEBHOOK_SECRET";
 pub const LAYERCODE_API_KEY: &str = "LAYERCODE_API_KEY";
 pub const GOOGLE_GENERATIVE_AI_API_KEY: &str = "GOOGLE_GENERATIVE_AI_API_KEY";
 pub const CONVERSATIONS_API_KEY: &str = "CONVERSATIONS_API_KEY";
 /// Signs every HTTP tool call (`x-tool-signature`).
 pub const TOOLS_SIGNING_SECRET: &str = "TOOLS_SIGNING_SECRET";
+/// Keys the cookie that proves a browser started a conversation (`edge::ownership`); without
+/// it, `/authorize` refuses to resume conversations.
+pub const CONVERSATION_COOKIE_SECRET: &str = "CONVERSATION_COOKIE_SECRET";
 
 pub const GEMINI_MODEL: &str = "GEMINI_MODEL";
 pub const GEMINI_API_BASE_URL: &str = "GEMINI_API_BASE_URL";
@@ -36,18 +40,27 @@ pub const CONVERSATION_TTL_DAYS: &str = "CONVERSATION_TTL_DAYS";
 pub const CONVERSATION_TTL_SECONDS: &str = "CONVERSATION_TTL_SECONDS";
 pub const TOOLS: &str = "TOOLS";
 pub const MAX_TOOL_ROUNDS: &str = "MAX_TOOL_ROUNDS";
+/// The voice page at `/`: `on`, `local` (the local Layercode stand-in) or off (the default).
+pub const VOICE_PAGE: &str = "VOICE_PAGE";
+/// The header a deployer's proxy sets to the signed-in user: conversations then belong to users,
+/// not to browser cookies (`edge::ownership`).
+pub const CONVERSATION_OWNER_HEADER: &str = "CONVERSATION_OWNER_HEADER";
+/// The chain of models a turn may ask, in order (see `models`); unset: one Gemini entry.
+pub const MODELS: &str = "MODELS";
+
 /// The model that writes the running summary of a long call; `off` writes none.
 pub const SUMMARY_MODEL: &str = "SUMMARY_MODEL";
 /// The IANA time zone of `{{date}}` and `{{time}}` in the prompt and the welcome.
 pub const TIME_ZONE: &str = "TIME_ZONE";
 
 /// Every setting name, secrets first, in the order `/health` reports them.
-pub const SETTING_NAMES: [&str; 21] = [
+pub const SETTING_NAMES: [&str; 25] = [
     LAYERCODE_WEBHOOK_SECRET,
     LAYERCODE_API_KEY,
     GOOGLE_GENERATIVE_AI_API_KEY,
     CONVERSATIONS_API_KEY,
     TOOLS_SIGNING_SECRET,
+    CONVERSATION_COOKIE_SECRET,
     GEMINI_MODEL,
     GEMINI_API_BASE_URL,
     LAYERCODE_API_BASE_URL,
@@ -62,6 +75,9 @@ pub const SETTING_NAMES: [&str; 21] = [
     CONVERSATION_TTL_SECONDS,
     TOOLS,
     MAX_TOOL_ROUNDS,
+    VOICE_PAGE,
+    CONVERSATION_OWNER_HEADER,
+    MODELS,
     SUMMARY_MODEL,
     TIME_ZONE,
 ];
@@ -152,6 +168,38 @@ impl AllowedOrigins {
     }
 }
 
+/// What `VOICE_PAGE` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoicePageMode {
+    /// No page (the default): `/` is 404.
+    Off,
+    /// The page, talking to Layercode's cloud (the SDK's own socket URL).
+    On,
+    /// Local development: the page's SDK talks to the stand-in at `LAYERCODE_API_BASE_URL`
+    /// (`layercode-sim --serve`, started by `./scripts/dev.sh`).
+    Local,
+}
+
+impl VoicePageMode {
+    /// `on` or `local` (any case); anything else, unset included, is off.
+    pub fn parse(raw: &str) -> VoicePageMode {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "on" => VoicePageMode::On,
+            "local" => VoicePageMode::Local,
+            _ => VoicePageMode::Off,
+        }
+    }
+
+    /// How the page's script names the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            VoicePageMode::Off => "off",
+            VoicePageMode::On => "layercode",
+            VoicePageMode::Local => "local",
+        }
+    }
+}
+
 /// The typed configuration of one request.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -181,6 +229,19 @@ pub struct Config {
     pub tools_signing_secret: Option<String>,
     /// Model rounds per turn, counting the first.
     pub max_tool_rounds: u32,
+    /// Whether `/` serves the voice page, and whom its SDK talks to.
+    pub voice_page: VoicePageMode,
+    /// Keys of the conversation cookie: the first signs, every one verifies (rotation). Empty:
+    /// resuming a conversation is refused.
+    pub conversation_cookie_secrets: Vec<String>,
+    /// The header naming the signed-in user, when conversations belong to users.
+    pub conversation_owner_header: Option<String>,
+    /// The parsed `MODELS`; `Err` says why the value was refused (turns then run with the
+    /// default Gemini entry). `Ok(empty)`: not set.
+    pub models: Result<Vec<ModelEntry>, String>,
+    /// The models a turn asks, in order, keys resolved: `MODELS`, or the default Gemini entry
+    /// (`GEMINI_MODEL`, `GEMINI_API_BASE_URL`, `GOOGLE_GENERATIVE_AI_API_KEY`). Never empty.
+    pub chain: Vec<Endpoint>,
     pub summary_model: SummaryModel,
     /// IANA name; a name the runtime does not know counts as UTC (`/health` says so).
     pub time_zone: String,
@@ -201,24 +262,75 @@ impl Config {
                 .map_or(default, |n| n.clamp(min, max))
         };
 
-        Config {
-            webhook_secrets: get(LAYERCODE_WEBHOOK_SECRET)
+        let gemini_api_key = non_empty(GOOGLE_GENERATIVE_AI_API_KEY);
+        let gemini_model = non_empty(GEMINI_MODEL)
+            .map(|m| m.trim_start_matches("models/").to_string())
+            .unwrap_or_else(|| DEFAULT_GEMINI_MODEL.to_string());
+        let gemini_api_base_url =
+            trim_slash(base_url(GEMINI_API_BASE_URL, DEFAULT_GEMINI_API_BASE_URL));
+        // A model key may name any secret but the worker's own: those never go to a provider.
+        let reserved: Vec<&str> = SETTING_NAMES
+            .iter()
+            .copied()
+            .filter(|name| *name != GOOGLE_GENERATIVE_AI_API_KEY)
+            .collect();
+        let models = models::parse(&get(MODELS).unwrap_or_default(), &reserved);
+        let chain = match &models {
+            Ok(entries) if !entries.is_empty() => entries
+                .iter()
+                .map(|entry| Endpoint {
+                    api: entry.api,
+                    model: entry.model.clone(),
+                    base_url: entry.base_url.clone().unwrap_or_else(|| match entry.api {
+                        Api::Gemini => gemini_api_base_url.clone(),
+                        Api::OpenAi => models::DEFAULT_OPENAI_BASE_URL.to_string(),
+                    }),
+                    key_name: entry.key.clone(),
+                    key: match entry.key.as_str() {
+                        "" => None,
+                        name => non_empty(name),
+                    },
+                    first_token_ms: entry.first_token_ms,
+                })
+                .collect(),
+            // Unset, or refused: the default entry, exactly as before `MODELS` existed.
+            _ => vec![Endpoint {
+                api: Api::Gemini,
+                model: gemini_model.clone(),
+                base_url: gemini_api_base_url.clone(),
+                key_name: GOOGLE_GENERATIVE_AI_API_KEY.to_string(),
+                key: gemini_api_key.clone(),
+                first_token_ms: None,
+            }],
+        };
+        let openai = chain.iter().any(|e| e.api == Api::OpenAi);
+        // Tool names must be valid for every configured wire (Gemini's rule always applies:
+        // it is what turns fall back to when `MODELS` is refused).
+        let tools = tools::parse(&get(TOOLS).unwrap_or_default()).and_then(|entries| {
+            if openai {
+                tools::check_for_openai(&entries)?;
+            }
+            Ok(entries)
+        });
+
+        // Comma-separated secrets, several accepted so one can be rotated without downtime.
+        let secrets = |name: &str| -> Vec<String> {
+            get(name)
                 .map(|raw| {
                     raw.split(',')
                         .map(|s| s.trim().to_string())
                         .filter(|s| !s.is_empty())
                         .collect()
                 })
-                .unwrap_or_default(),
+                .unwrap_or_default()
+        };
+
+        Config {
+            webhook_secrets: secrets(LAYERCODE_WEBHOOK_SECRET),
             layercode_api_key: non_empty(LAYERCODE_API_KEY),
-            gemini_api_key: non_empty(GOOGLE_GENERATIVE_AI_API_KEY),
-            gemini_model: non_empty(GEMINI_MODEL)
-                .map(|m| m.trim_start_matches("models/").to_string())
-                .unwrap_or_else(|| DEFAULT_GEMINI_MODEL.to_string()),
-            gemini_api_base_url: trim_slash(base_url(
-                GEMINI_API_BASE_URL,
-                DEFAULT_GEMINI_API_BASE_URL,
-            )),
+            gemini_api_key,
+            gemini_model,
+            gemini_api_base_url,
             layercode_api_base_url: trim_slash(base_url(
                 LAYERCODE_API_BASE_URL,
                 DEFAULT_LAYERCODE_API_BASE_URL,
@@ -244,7 +356,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_WELCOME_MESSAGE.to_string()),
             conversations_api_key: non_empty(CONVERSATIONS_API_KEY),
             conversation_ttl_ms: conversation_ttl_ms(&lookup),
-            tools: tools::parse(&get(TOOLS).unwrap_or_default()),
+            tools,
             tools_signing_secret: non_empty(TOOLS_SIGNING_SECRET),
             max_tool_rounds: u32::try_from(number(
                 MAX_TOOL_ROUNDS,
@@ -252,6 +364,11 @@ impl Config {
                 TOOL_ROUNDS_RANGE,
             ))
             .unwrap_or(1),
+            voice_page: VoicePageMode::parse(&get(VOICE_PAGE).unwrap_or_default()),
+            conversation_cookie_secrets: secrets(CONVERSATION_COOKIE_SECRET),
+            conversation_owner_header: non_empty(CONVERSATION_OWNER_HEADER),
+            models,
+            chain,
             summary_model: match non_empty(SUMMARY_MODEL) {
                 None => SummaryModel::First,
                 Some(off) if off.eq_ignore_ascii_case("off") => SummaryModel::Off,
@@ -259,6 +376,32 @@ impl Config {
             },
             time_zone: non_empty(TIME_ZONE).unwrap_or_else(|| DEFAULT_TIME_ZONE.to_string()),
         }
+    }
+
+    /// What `/health` says about `MODELS`: each entry of the chain turns use (`api`, `model`,
+    /// host, whether its key is present, never a value) and the refusal, if any.
+    pub fn models_report(&self) -> serde_json::Value {
+        let len = self.chain.len();
+        let entries: Vec<serde_json::Value> = self
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                serde_json::json!({
+                    "api": entry.api.name(),
+                    "model": entry.model,
+                    "host": entry.host(),
+                    "key": entry.key_name,
+                    "key_present": entry.key_present(),
+                    "first_token_ms": models::first_token_ms(
+                        entry.first_token_ms, index, len, self.gemini_timeout_ms),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "entries": entries,
+            "error": self.models.as_ref().err(),
+        })
     }
 
     /// The tools turns may use: none when `TOOLS` was refused.
@@ -313,7 +456,7 @@ fn conversation_ttl_ms(lookup: impl Fn(&str) -> Option<String>) -> u64 {
             .filter(|v| !v.is_empty())
     };
     let seconds = get(CONVERSATION_TTL_SECONDS)
-        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|v| parse_f64(&v))
         .filter(|s| s.is_finite() && *s >= 0.0);
     let ttl_ms = match seconds {
         // Rounded up so a tiny positive value never turns into "forever" (the cast saturates).
@@ -324,6 +467,38 @@ fn conversation_ttl_ms(lookup: impl Fn(&str) -> Option<String>) -> u64 {
             .saturating_mul(MS_PER_DAY),
     };
     ttl_ms.min(MAX_CONVERSATION_TTL_MS)
+}
+
+/// `s.parse::<f64>().ok()` for a finite number (`inf` and `nan` give `None`), without std's
+/// float parser in the wasm: its tables and code are about 14 KB of the gzipped module, for this
+/// one testing-only setting. In the Worker, JavaScript reads a string that std would accept;
+/// V8 rounds correctly, as std does, so the value is the same.
+fn parse_f64(s: &str) -> Option<f64> {
+    if !is_decimal_number(s) {
+        return None;
+    }
+    #[cfg(target_arch = "wasm32")]
+    return Some(worker::js_sys::Number::parse_float(s));
+    #[cfg(not(target_arch = "wasm32"))]
+    return s.parse().ok();
+}
+
+/// Whether `s` is a number in std's `f64` grammar: an optional sign, digits with an optional
+/// `.` (a digit on at least one side of it), then optionally `e` or `E`, a sign and digits.
+fn is_decimal_number(s: &str) -> bool {
+    fn unsigned(t: &str) -> &str {
+        t.strip_prefix(['+', '-']).unwrap_or(t)
+    }
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let (mantissa, exponent) = match unsigned(s).split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(unsigned(exponent))),
+        None => (unsigned(s), None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    digits(whole)
+        && digits(fraction)
+        && !(whole.is_empty() && fraction.is_empty())
+        && exponent.is_none_or(|e| !e.is_empty() && digits(e))
 }
 
 /// Which settings are present (never their values), for `/health`.
@@ -373,6 +548,7 @@ mod tests {
         assert_eq!(c.tools, Ok(Vec::new()));
         assert_eq!(c.tools_signing_secret, None);
         assert_eq!(c.max_tool_rounds, 4);
+        assert_eq!(c.voice_page, VoicePageMode::Off);
         assert_eq!(c.summary_model, SummaryModel::First);
         assert_eq!(c.time_zone, "UTC");
     }
@@ -419,6 +595,65 @@ mod tests {
             7 * MS_PER_DAY,
             "a blank override is unset"
         );
+    }
+
+    #[test]
+    fn parse_f64_reads_what_std_reads() {
+        let inputs = [
+            "0",
+            "7",
+            "1.5",
+            "-1.5",
+            "+2",
+            "5.",
+            ".5",
+            "-.5",
+            "007",
+            "1e3",
+            "1E3",
+            "2.5e-3",
+            "1e+2",
+            "-0",
+            "1e999",
+            "1e-999",
+            "0.30000000000000004",
+            "123456789012345678901234",
+            "inf",
+            "-infinity",
+            "NaN",
+            "",
+            ".",
+            "+",
+            "-",
+            "e5",
+            "1e",
+            "1e+",
+            "1.2.3",
+            "1e5e3",
+            "+-1",
+            "1_000",
+            "0x10",
+            " 1",
+            "1 ",
+            "1,5",
+            "١",
+            "1e-+5",
+            "..5",
+        ];
+        for input in inputs {
+            let expected = input.parse::<f64>().ok().filter(|v| v.is_finite());
+            let got = parse_f64(input).filter(|v| v.is_finite());
+            assert_eq!(
+                got.map(f64::to_bits),
+                expected.map(f64::to_bits),
+                "{input:?}"
+            );
+            // What std accepts, apart from inf and nan, is exactly what the check lets through.
+            let finite_syntax = input.parse::<f64>().is_ok()
+                && !input.to_ascii_lowercase().contains("inf")
+                && !input.to_ascii_lowercase().contains("nan");
+            assert_eq!(is_decimal_number(input), finite_syntax, "{input:?}");
+        }
     }
 
     #[test]
@@ -474,6 +709,102 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("TOOLS[0] (x y): name must start"));
+    }
+
+    #[test]
+    fn unset_models_mean_the_gemini_entry_of_today() {
+        let c = config(&[
+            (GOOGLE_GENERATIVE_AI_API_KEY, "g_key"),
+            ("GEMINI_MODEL", "gemini-3.1-flash-lite"),
+        ]);
+        assert_eq!(c.models, Ok(Vec::new()));
+        assert_eq!(c.chain.len(), 1);
+        let entry = &c.chain[0];
+        assert_eq!(
+            (entry.api, entry.model.as_str(), entry.base_url.as_str()),
+            (
+                Api::Gemini,
+                "gemini-3.1-flash-lite",
+                DEFAULT_GEMINI_API_BASE_URL
+            )
+        );
+        assert_eq!(entry.key.as_deref(), Some("g_key"));
+        assert_eq!(config(&[(MODELS, "[]")]).chain.len(), 1);
+    }
+
+    #[test]
+    fn models_resolve_keys_by_name_and_are_reported_without_them() {
+        let c = config(&[
+            (
+                MODELS,
+                r#"[{"api": "openai", "model": "llama-3.3-70b-versatile",
+                     "base_url": "https://api.groq.com/openai/v1", "key": "GROQ_API_KEY"},
+                    {"api": "gemini", "model": "gemini-2.5-flash-lite"},
+                    {"api": "openai", "model": "gpt-4.1-mini"},
+                    {"api": "openai", "model": "llama3.2", "base_url": "http://localhost:11434/v1", "key": ""}]"#,
+            ),
+            ("GROQ_API_KEY", "gsk_secret_value"),
+            (GOOGLE_GENERATIVE_AI_API_KEY, "g_secret_value"),
+            (GEMINI_API_BASE_URL, "http://127.0.0.1:9/"),
+        ]);
+        assert_eq!(c.chain.len(), 4);
+        assert_eq!(c.chain[0].key.as_deref(), Some("gsk_secret_value"));
+        assert_eq!(c.chain[1].base_url, "http://127.0.0.1:9");
+        assert_eq!(c.chain[1].key.as_deref(), Some("g_secret_value"));
+        assert_eq!(c.chain[2].base_url, "https://api.openai.com/v1");
+        assert_eq!(c.chain[2].key, None, "OPENAI_API_KEY is not set");
+        assert_eq!(c.chain[3].key, None);
+        let report = c.models_report();
+        assert_eq!(report["error"], serde_json::Value::Null);
+        assert_eq!(
+            report["entries"][0],
+            serde_json::json!({"api": "openai", "model": "llama-3.3-70b-versatile",
+                "host": "api.groq.com", "key": "GROQ_API_KEY", "key_present": true,
+                "first_token_ms": 3333})
+        );
+        assert_eq!(report["entries"][2]["key_present"], false);
+        assert_eq!(report["entries"][3]["key_present"], true);
+        assert_eq!(report["entries"][3]["first_token_ms"], 10_000);
+        let text = report.to_string();
+        assert!(!text.contains("secret_value"), "{text}");
+    }
+
+    #[test]
+    fn refused_models_fall_back_to_gemini_and_say_why() {
+        let c = config(&[
+            (
+                MODELS,
+                r#"[{"api": "openai", "model": "m", "key": "LAYERCODE_WEBHOOK_SECRET"}]"#,
+            ),
+            (LAYERCODE_WEBHOOK_SECRET, "whsec"),
+        ]);
+        assert_eq!(c.chain.len(), 1);
+        assert_eq!(c.chain[0].api, Api::Gemini);
+        let report = c.models_report();
+        assert!(report["error"]
+            .as_str()
+            .unwrap()
+            .contains("key names LAYERCODE_WEBHOOK_SECRET"));
+        assert_eq!(report["entries"][0]["api"], "gemini");
+    }
+
+    #[test]
+    fn tool_names_must_suit_every_configured_api() {
+        let tools =
+            r#"[{"name": "shop.hours", "description": "Hours.", "url": "https://x.example/h"}]"#;
+        assert!(config(&[("TOOLS", tools)]).tools.is_ok(), "fine for Gemini");
+        let c = config(&[
+            ("TOOLS", tools),
+            (
+                MODELS,
+                r#"[{"api": "gemini", "model": "g"}, {"api": "openai", "model": "m"}]"#,
+            ),
+        ]);
+        let error = c.tools.unwrap_err();
+        assert!(
+            error.contains("TOOLS[0] (shop.hours): the name is not valid for the openai api"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -133,15 +133,37 @@ pub fn heard_prefix(sent: &str, text_heard: Option<&str>, words_heard: Option<f6
     sent[..end].to_string()
 }
 
-/// Whether `text_heard` is about the reply at all, given `heard`, what [`heard_prefix`] kept of
-/// it: a text that does not confirm even the start of the reply's first word belongs to another
-/// reply. A context saying nothing was heard, or giving only a word count, cannot be checked
-/// and is taken as it is.
-pub fn text_confirms(text_heard: Option<&str>, heard: &str) -> bool {
-    match text_heard {
-        Some(text) if !text.trim().is_empty() => !heard.is_empty(),
-        _ => true,
+/// How many of the newest replies a context without `assistant_turn_id` is matched against.
+/// Contexts overtake each other by a turn or two, not more; a wider net only makes a short
+/// text ("Sure,") fit several replies, which drops it.
+pub const RECENT_REPLIES: usize = 4;
+
+/// Which reply a context without `assistant_turn_id` is about, given what each of the recent
+/// replies sent (newest first): the one `text_heard` is the start of, word by word (see
+/// [`heard_fits`]), or `None` when it fits none or several, since applying it to the wrong
+/// reply would rewrite what the caller heard of that one. A context without words (nothing
+/// heard, or only a count) cannot be matched and is about the newest reply.
+pub fn reply_heard(sent: &[&str], text_heard: Option<&str>) -> Option<usize> {
+    let Some(text) = text_heard.filter(|text| !text.trim().is_empty()) else {
+        return (!sent.is_empty()).then_some(0);
+    };
+    let mut fitting = sent
+        .iter()
+        .enumerate()
+        .filter(|(_, reply)| heard_fits(reply, text));
+    match (fitting.next(), fitting.next()) {
+        (Some((index, _)), None) => Some(index),
+        _ => None,
     }
+}
+
+/// Whether `text_heard` is the start of `sent`, word by word, as [`heard_prefix`] compares
+/// (case, spacing and punctuation aside; its last word may be cut short), and no longer.
+pub fn heard_fits(sent: &str, text_heard: &str) -> bool {
+    // What the clamp keeps of `sent` must end where the heard text does, word for word.
+    let heard = heard_prefix(sent, Some(text_heard), None);
+    let words = |text: &str| text.split_whitespace().count();
+    !heard.is_empty() && words(&heard) == words(text_heard)
 }
 
 /// The byte length of `partial` within `word`, if `word` starts with it (ignoring case).
@@ -213,27 +235,59 @@ mod tests {
     }
 
     #[test]
-    fn a_text_about_another_reply_does_not_confirm_this_one() {
+    fn a_heard_text_fits_a_reply_it_starts() {
         let sent = "The capital of Wyoming is Cheyenne.";
-        let table: [(Option<&str>, Option<f64>, bool); 7] = [
-            (Some("The capital"), None, true),
-            (Some("the"), None, true),
-            (Some("Th"), None, true),
-            // Another reply's words: not about this one.
-            (Some("Sure, I can book that"), None, false),
-            (Some("Cheyenne"), None, false),
-            // Nothing heard, or only a count: nothing to check against.
-            (Some("  "), Some(0.0), true),
-            (None, Some(3.0), true),
+        let table: [(&str, bool); 10] = [
+            ("The capital", true),
+            ("the  CAPITAL, of", true),
+            ("Th", true),
+            ("The capital of Wyoming is Cheyenne.", true),
+            // Another reply's words, or this reply's words out of place.
+            ("Sure, I can book that", false),
+            ("Cheyenne", false),
+            ("The capital of Texas", false),
+            // Only the last word may be cut short.
+            ("Th capital", false),
+            // Longer than what was sent: about another reply (or forged).
+            ("The capital of Wyoming is Cheyenne. Indeed", false),
+            ("  ", false),
         ];
-        for (text_heard, words_heard, expected) in table {
-            let heard = heard_prefix(sent, text_heard, words_heard);
+        for (text_heard, expected) in table {
+            assert_eq!(heard_fits(sent, text_heard), expected, "{text_heard:?}");
+        }
+    }
+
+    #[test]
+    fn a_context_without_an_id_is_about_the_one_reply_its_text_fits() {
+        // Newest first, as the store reads them.
+        let replies = [
+            "You are welcome.",
+            "Parking is free on Sundays.",
+            "Sure, the museum opens at nine.",
+            "Sure, tickets cost twelve euros.",
+        ];
+        let table: [(Option<&str>, Option<usize>); 8] = [
+            (Some("Parking is"), Some(1)),
+            (Some("sure the museum"), Some(2)),
+            (Some("You"), Some(0)),
+            // Fits two replies: which one was cut cannot be told, so neither is.
+            (Some("Sure,"), None),
+            // Fits none.
+            (Some("The museum"), None),
+            (Some("Parking is free on Sundays. And Mondays."), None),
+            // Nothing heard, or only a count: cannot be matched, about the newest reply.
+            (Some(" "), Some(0)),
+            (None, Some(0)),
+        ];
+        for (text_heard, expected) in table {
             assert_eq!(
-                text_confirms(text_heard, &heard),
+                reply_heard(&replies, text_heard),
                 expected,
-                "{text_heard:?} / {words_heard:?}"
+                "{text_heard:?}"
             );
         }
+        assert_eq!(reply_heard(&[], None), None);
+        assert_eq!(reply_heard(&[], Some("Parking")), None);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod deadline;
 pub mod error;
 pub mod history;
 pub mod lossy_json;
+pub mod models;
 pub mod placeholders;
 pub mod redact;
 pub mod retention;
@@ -61,12 +62,14 @@ enum Endpoint {
     Agent,
     Authorize,
     Conversations,
+    VoicePage,
 }
 
 impl Endpoint {
     fn of(path: &str) -> Option<Endpoint> {
         match path {
             "/health" => Some(Endpoint::Health),
+            edge::voice_page::PATH => Some(Endpoint::VoicePage),
             "/agent" | "/api/agent" => Some(Endpoint::Agent),
             "/authorize" | "/api/authorize" => Some(Endpoint::Authorize),
             p if p.starts_with(edge::conversations_api::PATH_PREFIX) => {
@@ -81,6 +84,7 @@ impl Endpoint {
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let answer = match (Endpoint::of(&req.path()), req.method()) {
         (Some(Endpoint::Health), Method::Get) => edge::health::handle(&env),
+        (Some(Endpoint::VoicePage), Method::Get) => edge::voice_page::handle(&env),
         (Some(Endpoint::Agent), Method::Post) => edge::agent::handle(req, env).await,
         (Some(Endpoint::Authorize), Method::Post) => edge::authorize::handle(req, env).await,
         (Some(Endpoint::Authorize), Method::Options) => edge::authorize::preflight(&req, &env),

@@ -8,8 +8,17 @@ use common::*;
 
 use std::time::Duration;
 
-/// Short, so the timeout cases finish quickly.
-const TIMEOUT_MS: &str = "1500";
+/// The silence limit of the cases that end by reaching it: shorter than the default so they
+/// finish sooner, and still long enough that the words sent before the silence ("Let me
+/// think") are heard first even after a stall of seconds (with 1.5 s, a stall of about that long
+/// before them turned the mid-reply apology into the one before any reply).
+const TIMEOUT_MS: &str = "5000";
+/// The other cases run with the default limit (10 s), which they never reach: there a short one
+/// could only be reached by a slow machine, and a retry needs half a second of it left (with
+/// 1.5 s, a first attempt slowed past 1 s meant no retry and the wrong outcome).
+const DEFAULT_TIMEOUT_MS: &str = "10000";
+/// The hanging-Gemini test has nothing to hear before the limit, so it may be short.
+const HANG_TIMEOUT_MS: &str = "1500";
 
 struct Case {
     name: &'static str,
@@ -18,6 +27,8 @@ struct Case {
     heard: String,
     /// How many requests Gemini should receive (2 = one retry).
     requests: usize,
+    /// The case ends by reaching the silence limit ([`TIMEOUT_MS`]).
+    times_out: bool,
 }
 
 fn stream_of(events: Vec<String>, then: StreamEnd) -> GeminiReply {
@@ -43,6 +54,7 @@ fn cases() -> Vec<Case> {
             replies: vec![overloaded(), reply(&["Back again."], Duration::ZERO)],
             heard: "Back again.".into(),
             requests: 2,
+            times_out: false,
         },
         Case {
             name: "429 twice: one retry, then an apology",
@@ -60,6 +72,7 @@ fn cases() -> Vec<Case> {
             ],
             heard: APOLOGY_BEFORE.into(),
             requests: 2,
+            times_out: false,
         },
         Case {
             name: "400 invalid key is not retried",
@@ -70,6 +83,7 @@ fn cases() -> Vec<Case> {
             )],
             heard: APOLOGY_BEFORE.into(),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "404 retired model is not retried",
@@ -80,6 +94,7 @@ fn cases() -> Vec<Case> {
             )],
             heard: APOLOGY_BEFORE.into(),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "error inside the stream after some words",
@@ -92,6 +107,7 @@ fn cases() -> Vec<Case> {
             )],
             heard: format!("The answer is {APOLOGY_MID}"),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "blocked prompt",
@@ -101,6 +117,7 @@ fn cases() -> Vec<Case> {
             )],
             heard: APOLOGY_BEFORE.into(),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "safety stop with no text",
@@ -110,6 +127,7 @@ fn cases() -> Vec<Case> {
             )],
             heard: APOLOGY_BEFORE.into(),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "a reply of punctuation only is nothing heard",
@@ -119,6 +137,7 @@ fn cases() -> Vec<Case> {
             )],
             heard: format!("…... {APOLOGY_BEFORE}"),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "a safety stop after half a sentence ends with a close",
@@ -131,6 +150,7 @@ fn cases() -> Vec<Case> {
             )],
             heard: format!("The recipe needs {CLOSE_AFTER_CUT}"),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "body ends without finishReason (truncated)",
@@ -140,12 +160,14 @@ fn cases() -> Vec<Case> {
             )],
             heard: format!("Half a {APOLOGY_MID}"),
             requests: 1,
+            times_out: false,
         },
         Case {
             name: "no answer at all within GEMINI_TIMEOUT_MS",
             replies: vec![GeminiReply::Hang],
             heard: APOLOGY_BEFORE.into(),
             requests: 1,
+            times_out: true,
         },
         Case {
             name: "silence mid-stream longer than GEMINI_TIMEOUT_MS",
@@ -155,22 +177,35 @@ fn cases() -> Vec<Case> {
             )],
             heard: format!("Let me think {APOLOGY_MID}"),
             requests: 1,
+            times_out: true,
         },
     ]
 }
 
 #[test]
 fn every_gemini_fault_ends_with_speech_and_response_end() {
+    let (timing_out, others): (Vec<Case>, Vec<Case>) =
+        cases().into_iter().partition(|c| c.times_out);
+    // Two workers side by side (a panic in either fails the test).
+    std::thread::scope(|scope| {
+        scope.spawn(|| run_cases(timing_out, TIMEOUT_MS, "conv_fault_timeout"));
+        run_cases(others, DEFAULT_TIMEOUT_MS, "conv_fault");
+    });
+}
+
+/// Runs each case as a turn, then a second turn that shows what was stored, against one worker
+/// with this silence limit.
+fn run_cases(cases: Vec<Case>, timeout_ms: &str, conversation_prefix: &str) {
     let gemini = MockGemini::start();
     let layercode = MockLayercode::start();
     let worker =
-        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", TIMEOUT_MS));
+        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", timeout_ms));
     let mut seen_requests = 0;
-    for (i, case) in cases().into_iter().enumerate() {
+    for (i, case) in cases.into_iter().enumerate() {
         for reply in case.replies {
             gemini.push(reply);
         }
-        let conversation = format!("conv_fault_{i}");
+        let conversation = format!("{conversation_prefix}_{i}");
         let transcript = stream_webhook(&worker, &message(&conversation, "turn_1", "Question?"));
         assert_well_formed_turn(&transcript, "turn_1");
         assert_eq!(transcript.tts_text(), case.heard, "{}", case.name);
@@ -202,8 +237,9 @@ fn every_gemini_fault_ends_with_speech_and_response_end() {
 fn a_hanging_gemini_is_aborted_after_the_timeout() {
     let gemini = MockGemini::start();
     let layercode = MockLayercode::start();
-    let worker =
-        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", TIMEOUT_MS));
+    let worker = Worker::start(
+        WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", HANG_TIMEOUT_MS),
+    );
     gemini.push(GeminiReply::Hang);
     let transcript = stream_webhook(&worker, &message("conv_hang", "turn_1", "Hello?"));
     assert_eq!(transcript.tts_text(), APOLOGY_BEFORE);
@@ -213,7 +249,7 @@ fn a_hanging_gemini_is_aborted_after_the_timeout() {
         "the apology waits for the timeout: {apology_at:?}"
     );
     assert!(
-        gemini.client_disconnected(0, Duration::from_secs(10)),
+        gemini.client_disconnected(0, TURN_TIMEOUT),
         "the Gemini request was aborted, not left hanging"
     );
     let log = worker.wait_for_log("\"turn_id\":\"turn_1\"", TURN_TIMEOUT);

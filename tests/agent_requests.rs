@@ -248,6 +248,47 @@ fn data_session_update_and_unknown_events_are_answered_with_json() {
     assert!(gemini.requests().is_empty());
 }
 
+/// Issue 22, item 3: the upper-case names of Layercode's older docs are answered as the events
+/// they name (before: `200 {"status":"ignored"}`, and the caller heard silence).
+#[test]
+fn legacy_upper_case_event_names_are_answered_as_their_current_names() {
+    let (gemini, _layercode, worker) = start_with(|o| o);
+    let mut start = session_start("conv_legacy", "t0");
+    start["type"] = "SESSION_START".into();
+    let welcome = stream_webhook(&worker, &start);
+    assert_well_formed_turn(&welcome, "t0");
+    assert_eq!(welcome.tts_text(), "Hi! How can I help you today?");
+
+    let secret_words = "my locker code is 4471";
+    let mut legacy_message = message("conv_legacy", "t1", secret_words);
+    legacy_message["type"] = "MESSAGE".into();
+    let reply = stream_webhook(&worker, &legacy_message);
+    assert_well_formed_turn(&reply, "t1");
+    assert_eq!(reply.tts_text(), DEFAULT_GEMINI_TEXT);
+    let asked = contents(&gemini.wait_for_requests(1, TURN_TIMEOUT)[0].json());
+    assert_eq!(asked.last(), Some(&turn("user", secret_words)));
+
+    let mut end =
+        json!({"type": "SESSION_END", "session_id": "s", "conversation_id": "conv_legacy"});
+    let ended = post_webhook(&worker, &end);
+    assert_eq!(ended.status, 200, "{}", ended.text());
+    assert_eq!(ended.json(), json!({"status": "ok"}));
+    end["type"] = "SESSION_UPDATE".into();
+    assert_eq!(post_webhook(&worker, &end).json(), json!({"status": "ok"}));
+
+    for legacy in ["SESSION_START", "MESSAGE", "SESSION_END", "SESSION_UPDATE"] {
+        let line = worker.wait_for_log(&format!("\"type\":\"{legacy}\""), TURN_TIMEOUT);
+        assert!(line.contains("\"outcome\":\"legacy_type_name\""), "{line}");
+        assert!(
+            line.contains("\"conversation_id\":\"conv_legacy\""),
+            "{line}"
+        );
+    }
+    let logs = worker.logs();
+    assert!(!logs.contains("locker"), "user text reached the log");
+    assert!(!logs.contains("ignored_unknown_type"), "{logs}");
+}
+
 #[test]
 fn session_end_records_the_session_with_its_metrics() {
     let (_gemini, _layercode, worker) = start_with(|o| o);

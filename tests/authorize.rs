@@ -61,20 +61,29 @@ fn a_browser_request_becomes_a_session_key_with_the_bearer_key_server_side() {
 
 #[test]
 fn only_allow_listed_fields_are_forwarded() {
-    let (layercode, worker) = start_with(|o| o);
+    let (layercode, worker) =
+        start_with(|o| o.secret("CONVERSATION_COOKIE_SECRET", "test_cookie_secret"));
+    // Resuming needs the cookie the conversation's start set (tests/authorize_resume.rs).
+    let started = authorize(&worker, BROWSER_BODY);
+    let set_cookie = started.header("set-cookie").expect("a conversation cookie");
+    let cookie = set_cookie.split(';').next().unwrap_or_default();
     let body = json!({
-        "agent_id": "ag_123", "conversation_id": "lc_conv_9", "metadata": {"a": 1},
+        "agent_id": "ag_123", "conversation_id": "lc_conv_test_456", "metadata": {"a": 1},
         "sdk_version": "2.7.0", "custom_metadata": {"plan": "pro"},
         "config": {"plugins": [{"use": "agent.webhook", "options": {"url": "https://evil.example"}}]},
         "custom_headers": {"authorization": "Bearer stolen"}, "anything_else": true
     });
-    let response = authorize(&worker, &body.to_string());
-    assert_eq!(response.status, 200);
-    let upstream = &layercode.wait_for_requests(1, TURN_TIMEOUT)[0];
+    let response = post_json(
+        &worker.url("/authorize"),
+        &[("cookie", cookie)],
+        &body.to_string(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let upstream = &layercode.wait_for_requests(2, TURN_TIMEOUT)[1];
     assert_eq!(
         upstream.json(),
         json!({
-            "agent_id": "ag_123", "conversation_id": "lc_conv_9", "metadata": {"a": 1},
+            "agent_id": "ag_123", "conversation_id": "lc_conv_test_456", "metadata": {"a": 1},
             "sdk_version": "2.7.0", "custom_metadata": {"plan": "pro"}
         })
     );
@@ -135,6 +144,16 @@ fn bad_requests_are_refused_before_any_upstream_call() {
     assert_eq!(
         error_of(&too_large),
         "request body is larger than 65536 bytes"
+    );
+    let long_id = format!(
+        r#"{{"agent_id":"a","conversation_id":"{}"}}"#,
+        "c".repeat(257)
+    );
+    let long = authorize(&worker, &long_id);
+    assert_eq!(long.status, 400);
+    assert_eq!(
+        error_of(&long),
+        "`conversation_id` is longer than 256 bytes"
     );
     assert!(layercode.requests().is_empty());
 }
@@ -320,7 +339,7 @@ fn an_upstream_that_stalls_after_its_headers_is_504() {
     assert_eq!(response.status, 504, "{}", response.text());
     assert_eq!(error_of(&response), "upstream service timed out");
     assert!(
-        layercode.client_disconnected(0, Duration::from_secs(10)),
+        layercode.client_disconnected(0, TURN_TIMEOUT),
         "the upstream request was abandoned, not left open"
     );
 }

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "history",
             "lossy_json",
+            "models",
             "placeholders",
             "redact",
             "retention",

@@ -213,12 +213,17 @@ fn interrupt_after_cuts_the_reply_and_reports_what_was_heard() {
         // A one-word greeting: shorter than the limit, so it is not interrupted.
         WorkerOptions::new(&gemini, &layercode).var("WELCOME_MESSAGE", "Hello!"),
     );
-    // A slow story (about 3 s), still streaming when the simulator barges in. Its third word
-    // ends only when the third chunk arrives, so the cut has to wait for that chunk.
+    // A slow story, still streaming when the simulator barges in. Its third word ends only
+    // when the third chunk arrives, so the cut has to wait for that chunk. It goes on for a
+    // minute, so it is still streaming when the worker gives up on it, however late that comes
+    // (told once, in about 3 s, it could end first on a loaded machine, and the check that the
+    // worker gave up on it failed).
     let rest = "was a very long story that nobody ever heard to the end, because every time \
                 somebody started telling it the listener fell asleep.";
     let mut story = vec!["Once".to_string(), " upon a".into(), " time, there".into()];
-    story.extend(rest.split(' ').map(|word| format!(" {word}")));
+    for _ in 0..25 {
+        story.extend(rest.split(' ').map(|word| format!(" {word}")));
+    }
     let parts: Vec<&str> = story.iter().map(String::as_str).collect();
     gemini.push(gemini_fixtures::reply(&parts, Duration::from_millis(100)));
     gemini.push(gemini_fixtures::reply(
@@ -276,7 +281,7 @@ fn interrupt_after_cuts_the_reply_and_reports_what_was_heard() {
     );
     // Dropping the connection reached the worker, which gave up on the rest of the story.
     assert!(
-        gemini.client_disconnected(0, SHORT),
+        gemini.client_disconnected(0, TURN_TIMEOUT),
         "the worker kept streaming the interrupted reply from Gemini"
     );
 }
@@ -285,7 +290,10 @@ fn interrupt_after_cuts_the_reply_and_reports_what_was_heard() {
 fn a_wrong_secret_and_a_silent_stream_fail_clearly() {
     let gemini = MockGemini::start();
     let layercode = MockLayercode::start();
-    let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    // The longest silence limit the worker takes: its apology never comes before the
+    // simulator's own turn timeout below.
+    let worker =
+        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", "120000"));
 
     // --secret wins over a correct secret in the environment.
     let run = simulate(
@@ -309,7 +317,9 @@ fn a_wrong_secret_and_a_silent_stream_fail_clearly() {
     );
 
     // Gemini never answers: the stream stays silent past --turn-timeout and the turn fails,
-    // but the run goes on to the next line and still ends the session.
+    // but the run goes on to the next line and still ends the session. The timeout applies to
+    // that next turn too, which must be answered in time: 10 s (with 1 s, a turn slowed past a
+    // second on a loaded machine failed as well).
     gemini.push(GeminiReply::Hang);
     let run = simulate(
         &run_dir(),
@@ -321,12 +331,12 @@ fn a_wrong_secret_and_a_silent_stream_fail_clearly() {
             "--secret",
             TEST_WEBHOOK_SECRET,
             "--turn-timeout",
-            "1",
+            "10",
             "--no-session-start",
         ],
     );
     assert_eq!(run.code, Some(1), "{run}");
-    run.find("failed: no response.end within 1 s]\nyou> hello?\n");
+    run.find("failed: no response.end within 10 s]\nyou> hello?\n");
     run.find("agent> Hello from the mock.\n  [first text ");
     run.find("session ended (3 transcript items)\n");
     run.find("script: 2 turns, 1 ended cleanly, 0 interrupted, 1 failed\n");

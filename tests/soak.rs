@@ -3,8 +3,9 @@
 //! checked against an independent model of what each conversation's history must be.
 //!
 //! Scale and randomness come from the environment:
-//! `SOAK_CONVERSATIONS` (default 50), `SOAK_TURNS` (default 10), `SOAK_SEED` (default: from the
-//! clock; always printed, so a failing run can be replayed exactly).
+//! `SOAK_CONVERSATIONS` (default 50), `SOAK_TURNS` (default 10), `SOAK_SEED` (default: a fixed
+//! seed, [`DEFAULT_SEED`], so the suite runs the same plan every time; `SOAK_SEED=clock` takes
+//! one from the clock to explore; always printed, so a failing run can be replayed exactly).
 //!
 //! Because the conversations run concurrently, the mock Gemini cannot answer in FIFO order: it
 //! reads the tag the test put in the newest user message (`c7 t3 fault=http503`) and answers
@@ -36,6 +37,10 @@ const WINDOW_MAX_CHARS: usize = 24_000;
 const EVENT_GAP: Duration = Duration::from_millis(15);
 /// How long the worker may take to log every turn after the last client finished.
 const LOG_DEADLINE: Duration = Duration::from_secs(30);
+/// The plan of a default run: the seed of the last default run in RELIABILITY.md. A seed from
+/// the clock made every run of the suite a different test, so one that failed could not be told
+/// from a flake by running it again; new seeds are for exploring (`SOAK_SEED=clock`).
+const DEFAULT_SEED: u64 = 1_795_758_620_100_239_363;
 
 // ---------------------------------------------------------------------------------------------
 // The plan: what each turn of each conversation does.
@@ -499,13 +504,14 @@ fn soak_concurrent_conversations_keep_exact_history() {
     let conversations = env_usize("SOAK_CONVERSATIONS", 50).max(1);
     let turns = env_usize("SOAK_TURNS", 10).max(1);
     let seed = match std::env::var("SOAK_SEED") {
+        Ok(v) if v.trim() == "clock" => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
         Ok(v) => v
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("SOAK_SEED={v:?} is not a number")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64),
+            .unwrap_or_else(|_| panic!("SOAK_SEED={v:?} is neither a number nor 'clock'")),
+        Err(_) => DEFAULT_SEED,
     };
     println!(
         "soak: SOAK_SEED={seed} SOAK_CONVERSATIONS={conversations} SOAK_TURNS={turns} \

@@ -33,6 +33,13 @@ fn checked_turn(worker: &Worker, conversation: &str, turn_id: &str, text: &str) 
     transcript
 }
 
+/// What a tool turn said, less a "Still checking" line that a slow machine made the worker say
+/// (see [`without_still_checking`]): these tests' endpoints answer at once, and they are not
+/// about that line (`a_hanging_endpoint_...` and `a_redelivered_turn_...` are).
+fn said(worker: &Worker, conversation: &str, turn_id: &str, transcript: &SseTranscript) -> String {
+    without_still_checking(worker, conversation, turn_id, &transcript.tts_text())
+}
+
 #[test]
 fn health_lists_the_tools_and_warns_without_a_signing_secret() {
     let (_gemini, worker) = start(|o| o.var("TOOLS", SHOP_HOURS));
@@ -109,7 +116,7 @@ fn a_tool_turn_calls_the_signed_endpoint_and_answers_with_its_result() {
 
     let transcript = checked_turn(&worker, "conv_tools", "t1", "Is the Paris shop open?");
     assert_eq!(
-        transcript.tts_text(),
+        said(&worker, "conv_tools", "t1", &transcript),
         "Let me check the hours. It is open until seven."
     );
     let statuses: Vec<String> = transcript
@@ -332,7 +339,7 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
     );
     let transcript = checked_turn(&worker, "conv_500", "t1", "Hours in Paris?");
     assert_eq!(
-        transcript.tts_text(),
+        said(&worker, "conv_500", "t1", &transcript),
         "Let me check the hours. Sorry, I can't see the hours right now."
     );
     assert_eq!(
@@ -357,7 +364,7 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
     gemini.push(empty_round());
     let transcript = checked_turn(&worker, "conv_down", "t1", "Any stock in Lyon?");
     assert_eq!(
-        transcript.tts_text(),
+        said(&worker, "conv_down", "t1", &transcript),
         "One moment. Sorry, I couldn't finish looking that up. Could you ask again?"
     );
     // No id from the model: the worker made one, and the answer carries none.
@@ -387,7 +394,10 @@ fn a_failing_or_unreachable_endpoint_is_an_error_for_the_model_and_spoken_as_a_s
 #[test]
 fn a_hanging_endpoint_times_out_is_aborted_and_the_timeout_is_spoken() {
     let hanging = endpoint(|| MockReply::Hang);
-    let tools = format!("[{}]", shop_hours_at(&hanging, r#", "timeout_ms": 2600"#));
+    // The call's deadline, far from the 2 s after which the worker says "Still checking": with
+    // 2.6 s, a machine that stalled from before the 2 s until past the deadline woke to find
+    // the call timed out first, and the line was never said. Now such a stall must last 6 s.
+    let tools = format!("[{}]", shop_hours_at(&hanging, r#", "timeout_ms": 8000"#));
     let (gemini, worker) = start_with_tools(&tools);
     push_call_then_reply(
         &gemini,
@@ -410,12 +420,12 @@ fn a_hanging_endpoint_times_out_is_aborted_and_the_timeout_is_spoken() {
         last_content(&requests[1]),
         function_response(serde_json::json!({
             "name": "shop_hours", "id": "fc_slow",
-            "response": {"error": "the tool did not answer within 2600 ms"}}))
+            "response": {"error": "the tool did not answer within 8000 ms"}}))
     );
     // The worker gave up on the endpoint's request rather than leave it open.
     assert_eq!(hanging.wait_for_requests(1, TURN_TIMEOUT).len(), 1);
     assert!(
-        hanging.client_disconnected(0, Duration::from_secs(10)),
+        hanging.client_disconnected(0, TURN_TIMEOUT),
         "the timed-out fetch was aborted"
     );
     let line = worker.wait_for_log(r#""outcome":"timeout""#, TURN_TIMEOUT);
@@ -477,19 +487,27 @@ fn end_call_says_goodbye_then_asks_the_app_to_hang_up() {
 
 #[test]
 fn a_redelivered_turn_never_calls_a_side_effect_tool_twice() {
-    // The booking takes a second, so the redelivery arrives while the first delivery runs.
-    let booking = endpoint(|| MockReply::Chunked {
-        status: 200,
-        content_type: "application/json".into(),
-        pieces: vec![(Duration::from_millis(1000), br#"{"booked": true}"#.to_vec())],
-        end: StreamEnd::Close,
-    });
+    // The booking answers only when the test opens the gate: after the worker has said it is
+    // still checking (so that line is always in the reply) and after the redelivery arrived
+    // (so it certainly arrives while the first delivery runs). Neither used to be certain: the
+    // booking took 1 s, and the line came or not depending on how fast the machine was.
+    let booked = Gate::new();
+    let booking = {
+        let booked = booked.clone();
+        endpoint(move || MockReply::Cued {
+            status: 200,
+            content_type: "application/json".into(),
+            pieces: vec![(Cue::Opened(booked.clone()), br#"{"booked": true}"#.to_vec())],
+            end: StreamEnd::Close,
+        })
+    };
     let tools = format!(
         "[{}]",
         http_tool(
             "book_table",
             &format!("{}/book", booking.base_url()),
-            r#", "side_effect": true, "filler": "Booking that now.""#
+            // The longest deadline a tool may have: the held booking never reaches it.
+            r#", "side_effect": true, "filler": "Booking that now.", "timeout_ms": 60000"#
         )
     );
     let (gemini, worker) = start_with_tools(&tools);
@@ -501,20 +519,32 @@ fn a_redelivered_turn_never_calls_a_side_effect_tool_twice() {
 
     let event = message("conv_book", "t1", "Book a table in Paris.");
     let mut first = open_webhook(&worker, &event);
-    let filler = first.next_event(TURN_TIMEOUT).expect("the filler");
-    assert_eq!(filler.json["content"], "Booking that now.");
-    booking.wait_for_requests(1, TURN_TIMEOUT);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &SseEvent| tts_text(std::slice::from_ref(e)).contains(STILL_CHECKING))
+    {
+        seen.push(
+            first
+                .next_event(TURN_TIMEOUT)
+                .expect("the filler, the status, the wait"),
+        );
+    }
+    assert_eq!(booking.wait_for_requests(1, TURN_TIMEOUT).len(), 1);
 
     // Layercode redelivers the same turn while the booking runs, and once more afterwards.
-    let during = stream_webhook(&worker, &event);
+    let during = open_webhook(&worker, &event);
+    booked.open();
     let mut first = first.read_all(TURN_TIMEOUT);
-    first.events.insert(0, filler);
+    first.events.splice(0..0, seen);
+    let during = during.read_all(TURN_TIMEOUT);
     let after = stream_webhook(&worker, &event);
+    let reply = format!("Booking that now. {STILL_CHECKING} Your table is booked.");
     assert_well_formed_turn(&first, "t1");
-    assert_eq!(first.tts_text(), "Booking that now. Your table is booked.");
+    assert_eq!(first.tts_text(), reply);
     for again in [&during, &after] {
         assert_well_formed_turn(again, "t1");
-        assert_eq!(again.tts_text(), "Booking that now. Your table is booked.");
+        assert_eq!(again.tts_text(), reply);
         assert!(tool_statuses(&again.events).is_empty(), "no call replayed");
     }
     assert_eq!(booking.requests().len(), 1, "booked once");
@@ -523,12 +553,14 @@ fn a_redelivered_turn_never_calls_a_side_effect_tool_twice() {
         2,
         "the model was asked once per round"
     );
+    // Both redeliveries were logged as such (a log line can reach the file after its answer).
+    let redelivered = |logs: &str| logs.matches(r#""outcome":"redelivered""#).count();
+    let deadline = std::time::Instant::now() + TURN_TIMEOUT;
+    while redelivered(&worker.logs()) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let logs = worker.logs();
-    assert_eq!(
-        logs.matches(r#""outcome":"redelivered""#).count(),
-        2,
-        "{logs}"
-    );
+    assert_eq!(redelivered(&logs), 2, "{logs}");
 }
 
 #[test]
@@ -551,7 +583,7 @@ fn barge_in_mid_tool_aborts_the_call_and_the_next_request_is_valid() {
     // learns of the hang-up at its next write (the request signal does not fire while the turn
     // is silent), so this abort comes at the call's deadline at the latest (3 s here).
     assert!(
-        hanging.client_disconnected(0, Duration::from_secs(10)),
+        hanging.client_disconnected(0, TURN_TIMEOUT),
         "the tool's fetch was aborted"
     );
     let line = worker.wait_for_log(r#""conversation_id":"conv_cut""#, TURN_TIMEOUT);
@@ -674,7 +706,7 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
         "Can you check the hours in Paris?",
     );
     assert_eq!(
-        checked.tts_text(),
+        said(&worker, "conv_dev", "t2", &checked),
         "Let me check the hours. The shop hours tool says: open true, until 19:00."
     );
     assert_eq!(
@@ -722,6 +754,26 @@ fn the_developer_mock_calls_a_declared_tool_and_says_its_result() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    // As above, a "Still checking" line is taken out, if the simulator's turn (its own
+    // conversation) had a round of calls that took 2 s.
+    let line = format!(" {STILL_CHECKING}");
+    let stdout = if stdout.contains(&line) {
+        let slow: usize = worker
+            .logs()
+            .lines()
+            .filter(|l| l.contains("\"event\":\"turn\"") && !l.contains("\"conv_dev\""))
+            .filter_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
+            .map(|entry| slow_rounds(&entry))
+            .sum();
+        assert!(
+            slow >= stdout.matches(&line).count(),
+            "{STILL_CHECKING:?} without 2 s of calls:\n{stdout}\n{}",
+            worker.logs()
+        );
+        stdout.replace(&line, "").into()
+    } else {
+        stdout
+    };
     assert!(
         stdout.contains(
             "agent> Let me check the hours. [tool shop_hours started] [tool shop_hours done] \
@@ -786,7 +838,7 @@ fn gemini_3_accepts_every_follow_up_because_signatures_are_sent_back() {
     let transcript = stream_webhook(&worker, &message("conv_g3", "t1", "Hours and stock?"));
     assert_well_formed_turn(&transcript, "t1");
     assert_eq!(
-        transcript.tts_text(),
+        said(&worker, "conv_g3", "t1", &transcript),
         "One moment. Open until six, and in stock."
     );
     let transcript = stream_webhook(&worker, &message("conv_g3", "t2", "Thanks!"));

@@ -17,12 +17,19 @@ fn sse_event(json: &str) -> Vec<u8> {
 
 /// A body labelled gzip, written in pieces 300 ms apart.
 fn encoded(pieces: Vec<Vec<u8>>) -> GeminiReply {
+    encoded_cued(
+        pieces
+            .into_iter()
+            .map(|piece| (Cue::After(Duration::from_millis(300)), piece))
+            .collect(),
+    )
+}
+
+/// A body labelled gzip, each piece written when its cue comes.
+fn encoded_cued(pieces: Vec<(Cue, Vec<u8>)>) -> GeminiReply {
     GeminiReply::Encoded {
         encoding: "gzip".into(),
-        pieces: pieces
-            .into_iter()
-            .map(|piece| (Duration::from_millis(300), piece))
-            .collect(),
+        pieces,
     }
 }
 
@@ -32,6 +39,10 @@ fn a_gzip_labelled_gemini_body_costs_only_its_own_turn() {
     let gemini = MockGemini::start();
     let layercode = MockLayercode::start();
     let worker = Worker::start(WorkerOptions::new(&gemini, &layercode));
+    // The corrupt block of the last case is written only once the caller has heard the first
+    // event: 300 ms apart, a worker slowed by that much read both in one network chunk, which is
+    // the third case (an apology before any words) rather than the fourth.
+    let corrupt_block = Gate::new();
     let cases = [
         (
             "valid gzip is decoded",
@@ -40,11 +51,13 @@ fn a_gzip_labelled_gemini_body_costs_only_its_own_turn() {
                 Some("STOP"),
             )))]),
             "Hello there.".to_string(),
+            None,
         ),
         (
             "labelled gzip, body not gzip",
             encoded(vec![sse_event(&text_event("Hello there.", Some("STOP")))]),
             APOLOGY_BEFORE.to_string(),
+            None,
         ),
         (
             "gzip corrupt after the first event, in the same network chunk",
@@ -53,20 +66,36 @@ fn a_gzip_labelled_gemini_body_costs_only_its_own_turn() {
                 None,
             )))]),
             APOLOGY_BEFORE.to_string(),
+            None,
         ),
         (
             "gzip corrupt after the first event, in a later network chunk",
-            encoded(vec![
-                gzip_start(&sse_event(&text_event("The answer is", None))),
-                CORRUPT_BLOCK.to_vec(),
+            encoded_cued(vec![
+                (
+                    Cue::After(Duration::ZERO),
+                    gzip_start(&sse_event(&text_event("The answer is", None))),
+                ),
+                (Cue::Opened(corrupt_block.clone()), CORRUPT_BLOCK.to_vec()),
             ]),
             format!("The answer is {APOLOGY_MID}"),
+            Some(corrupt_block),
         ),
     ];
-    for (i, (name, reply, heard)) in cases.into_iter().enumerate() {
+    for (i, (name, reply, heard, then)) in cases.into_iter().enumerate() {
         gemini.push(reply);
         let turn_id = format!("turn_{i}");
-        let transcript = stream_webhook(&worker, &message("conv_gzip", &turn_id, "Question?"));
+        let event = message("conv_gzip", &turn_id, "Question?");
+        let transcript = match then {
+            None => stream_webhook(&worker, &event),
+            Some(gate) => {
+                let mut stream = open_webhook(&worker, &event);
+                let first = stream.next_event(TURN_TIMEOUT).expect("the first words");
+                gate.open();
+                let mut transcript = stream.read_all(TURN_TIMEOUT);
+                transcript.events.insert(0, first);
+                transcript
+            }
+        };
         assert_well_formed_turn(&transcript, &turn_id);
         assert_eq!(transcript.tts_text(), heard, "{name}");
         worker.wait_for_log(&format!("\"turn_id\":\"{turn_id}\""), TURN_TIMEOUT);

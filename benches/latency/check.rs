@@ -1,7 +1,7 @@
 //! What must hold for the numbers to mean anything (smoke and full runs alike).
 
 use super::measure::{Measurements, REPLY_PARTS};
-use super::servers::WorkerKind;
+use super::servers::{WorkerKind, OPENAI_PATH};
 use crate::common::gemini_fixtures;
 
 /// Panics unless every turn was a well-formed stream ending in exactly one `response.end`,
@@ -28,15 +28,18 @@ pub fn check(m: &Measurements) {
         }
     }
     assert!(bad.is_empty(), "{} turn(s) went wrong: {bad:#?}", bad.len());
-    // Both workers call the same model at the same URL.
+    // Both workers call the same model at the same URL (ours over the OpenAI wire when
+    // `LATENCY_BENCH_WIRE=openai`).
     let mut paths: Vec<&str> = m.gemini.values().map(|g| g.path.as_str()).collect();
     paths.sort_unstable();
     paths.dedup();
-    assert_eq!(
-        paths,
-        [gemini_fixtures::stream_path(gemini_fixtures::MODEL_VERSION)],
-        "Gemini request paths"
-    );
+    let gemini = gemini_fixtures::stream_path(gemini_fixtures::MODEL_VERSION);
+    let expected: Vec<&str> = if super::servers::openai_wire() {
+        vec![OPENAI_PATH, gemini.as_str()]
+    } else {
+        vec![gemini.as_str()]
+    };
+    assert_eq!(paths, expected, "model request paths");
     let scale = &m.scale;
     for runtime in &scale.runtimes {
         for worker in [WorkerKind::Ours, WorkerKind::PassThrough] {

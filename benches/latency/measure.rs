@@ -4,9 +4,9 @@
 use super::machine::{self, CpuUse, Processes};
 use super::servers::{Runtime, Server, Target, WorkerKind, Workers};
 use crate::common::{
-    gemini_fixtures, get, is_summary_request, message, post_json, sign_now, MockGemini,
-    MockLayercode, RequestTiming, SseClient, SseNext, SIGNATURE_HEADER, TEST_WEBHOOK_SECRET,
-    TURN_TIMEOUT,
+    gemini_fixtures, get, is_summary_request, message, openai_fixtures, post_json, sign_now,
+    GeminiReply, MockGemini, MockLayercode, RequestTiming, SseClient, SseNext, SIGNATURE_HEADER,
+    TEST_WEBHOOK_SECRET, TURN_TIMEOUT,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -209,9 +209,24 @@ pub fn ms(d: Duration) -> f64 {
 pub fn run(scale: Scale, workers: &Workers) -> Measurements {
     let machine = machine::description(&workers.repo);
     let load_at_start = machine::load(&workers.repo);
+    // One mock for both wires: Gemini's stream, or OpenAI's for `…/chat/completions` (ours
+    // with `LATENCY_BENCH_WIRE=openai`), one chunk per event, written at once either way.
     // Summaries are written by the mock the tests' way (what the caller said, oldest first).
-    let gemini =
-        MockGemini::start_summarising(|_| gemini_fixtures::reply(&REPLY_PARTS, Duration::ZERO));
+    let gemini = MockGemini::start_with(|request| {
+        if request.path.ends_with("/chat/completions") {
+            let lines = openai_fixtures::reply_lines(&REPLY_PARTS, "stop");
+            GeminiReply::Raw {
+                pieces: lines
+                    .iter()
+                    .map(|line| (Duration::ZERO, format!("{line}\n\n").into_bytes()))
+                    .collect(),
+            }
+        } else if is_summary_request(&request.json()) {
+            gemini_fixtures::summary_reply(&request.json())
+        } else {
+            gemini_fixtures::reply(&REPLY_PARTS, Duration::ZERO)
+        }
+    });
     let layercode = MockLayercode::start();
     let mut m = Measurements {
         ours_dir: workers.ours_dir.display().to_string(),
@@ -250,14 +265,19 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
             });
             continue;
         }
-        let Some(contents) = body["contents"].as_array() else {
-            continue;
+        // Gemini's `contents`, or the OpenAI wire's `messages` (without the system message).
+        let (contents, text) = match (body["contents"].as_array(), body["messages"].as_array()) {
+            (Some(contents), _) => (
+                contents.clone(),
+                contents.last().and_then(|c| c["parts"][0]["text"].as_str()),
+            ),
+            (None, Some(messages)) => (
+                messages[1..].to_vec(),
+                messages.last().and_then(|m| m["content"].as_str()),
+            ),
+            _ => continue,
         };
-        let Some(tag) = contents
-            .last()
-            .and_then(|c| c["parts"][0]["text"].as_str())
-            .and_then(|t| t.lines().last())
-        else {
+        let Some(tag) = text.and_then(|t| t.lines().last()) else {
             continue;
         };
         m.gemini.insert(

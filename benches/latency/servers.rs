@@ -8,7 +8,7 @@
 //! * [`Runtime::Bare`]: `benches/serve.mjs`, Miniflare's API on one workerd, no dev proxy; run
 //!   in its own process group, stopped group-wide like the harness stops wrangler.
 
-use crate::common::worker::{new_run_dir, ProcessGroup};
+use crate::common::worker::{new_run_dir, read_log, ProcessGroup};
 use crate::common::{
     get, process_group_members, try_request, MockGemini, MockLayercode, Worker, WorkerOptions,
 };
@@ -18,6 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// `LATENCY_BENCH_WIRE=openai`: ours asks the mock over the OpenAI chat completions wire
+/// (`MODELS` with one openai entry), the pass-through still over Gemini's.
+pub fn openai_wire() -> bool {
+    std::env::var("LATENCY_BENCH_WIRE").is_ok_and(|wire| wire == "openai")
+}
+
+/// Where ours sends its requests over the OpenAI wire.
+pub const OPENAI_PATH: &str = "/v1/chat/completions";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkerKind {
@@ -115,6 +124,12 @@ impl Workers {
         Workers::with_ours(repo, ours_dir)
     }
 
+    /// Ours is this repository, whatever the environment says.
+    pub fn repository() -> Workers {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Workers::with_ours(repo.clone(), repo)
+    }
+
     /// Ours is the contract's floor in plain JS, `benches/contract/<variant>`.
     pub fn contract_floor(variant: &str) -> Workers {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -206,6 +221,15 @@ impl Server {
         if target.worker == WorkerKind::PassThrough || workers.ours_dir != workers.repo {
             options = options.config(&workers.config(target.worker));
         }
+        if target.worker == WorkerKind::Ours && openai_wire() {
+            let models = format!(
+                r#"[{{"api": "openai", "model": "bench", "base_url": "{}/v1"}}]"#,
+                gemini.base_url()
+            );
+            options = options
+                .var("MODELS", &models)
+                .secret("OPENAI_API_KEY", "bench_openai_key");
+        }
         let started = Instant::now();
         match target.runtime {
             Runtime::WranglerDev => {
@@ -237,7 +261,7 @@ impl Server {
     pub fn logs(&self) -> String {
         match &self.running {
             Running::Wrangler(worker) => worker.logs(),
-            Running::Bare { log, .. } => fs::read_to_string(log).unwrap_or_default(),
+            Running::Bare { log, .. } => read_log(log),
         }
     }
 
@@ -314,7 +338,7 @@ fn start_bare(
     let mut group = ProcessGroup::spawn(cmd, &log, &run_dir.with_extension("1.pgid"));
     let deadline = Instant::now() + BARE_READY_TIMEOUT;
     let ready_line = loop {
-        let text = fs::read_to_string(&log).unwrap_or_default();
+        let text = read_log(&log);
         if let Some(line) = text.lines().find(|l| l.starts_with("ready on ")) {
             break line.to_string();
         }

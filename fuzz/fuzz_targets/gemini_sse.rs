@@ -1,12 +1,14 @@
 //! `sse::SseDecoder` gives the same payloads and the same `finish()` leftover however the body
 //! is split into network chunks, and never panics; `gemini::parse_event` never panics on any
-//! payload (nor `gemini::classify_error` on any leftover).
+//! payload (nor `gemini::classify_error` on any leftover), and neither does the OpenAI wire's
+//! `openai::ChatStream` (chunks, tool-call fragments, the end of the body).
 //!
 //! Input layout: byte 0 low 3 bits = `n`, the next `n` bytes are chunk sizes (used cyclically; 0
 //! is an empty chunk), the rest is the response body. `n = 0` feeds it in one-byte chunks.
 #![no_main]
 
 use layercode_gemini_worker::llm::gemini::{classify_error, parse_event};
+use layercode_gemini_worker::llm::openai::ChatStream;
 use layercode_gemini_worker::sse::SseDecoder;
 use libfuzzer_sys::fuzz_target;
 
@@ -52,10 +54,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, expected, "a reused decoder decodes differently");
     assert_eq!(decoder.finish(), expected_rest);
 
+    let mut chat = ChatStream::new(1);
     for payload in &expected {
         let _ = parse_event(payload, "k");
+        let _ = chat.push(payload, "k");
     }
     if let Some(leftover) = &leftover {
         let _ = classify_error(500, leftover, "k");
     }
+    let _ = chat.end_of_body(leftover.as_deref(), "k");
+    let _ = chat.take_step();
 });

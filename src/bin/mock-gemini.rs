@@ -1,8 +1,11 @@
-//! An offline stand-in for Gemini's `streamGenerateContent?alt=sse`, for local development
-//! without a Google key: `MOCK_GEMINI=1 ./scripts/dev.sh` starts it and points the worker at it.
+//! An offline stand-in for Gemini's `streamGenerateContent?alt=sse` and for any OpenAI-compatible
+//! `POST …/chat/completions`, for local development without a key: `MOCK_GEMINI=1
+//! ./scripts/dev.sh` starts it and points the worker's Gemini at it; a `MODELS` entry whose
+//! `base_url` is `http://127.0.0.1:8790/v1` talks to it over the OpenAI wire.
 //!
 //! It answers every request with a reply built from the caller's last message, streamed word by
-//! word in Gemini's real SSE format, slowly enough to interrupt. Loopback only; std only.
+//! word in the wire's real SSE format (OpenAI's with a usage chunk and `[DONE]`), slowly enough
+//! to interrupt, and names the model it was asked for. Loopback only; std only.
 //!
 //! When the request declares tools (`TOOLS`), it also plays a model that calls them, so the
 //! tool loop can be seen without a key: a message containing "check" or a declared tool's name
@@ -65,6 +68,11 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut content_length = 0usize;
     let mut line = String::new();
     reader.read_line(&mut line)?; // request line
+    let path = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
@@ -83,10 +91,39 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         let part = serde_json::json!({ "text": mock_summary::mock_summary(&request) });
         return stream_call(stream, part);
     }
-    match answer(&request) {
+    if path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .ends_with("/chat/completions")
+    {
+        let asked = openai::read(&request);
+        let model = request["model"].as_str().unwrap_or("a model").to_string();
+        return match answer_to(&asked, &model) {
+            Answer::Call(part) => openai::stream_call(stream, &part),
+            Answer::Words(reply) => openai::stream_reply(stream, &reply, &model),
+        };
+    }
+    let model = path
+        .split("/models/")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or("gemini")
+        .to_string();
+    match answer(&request, &model) {
         Answer::Call(part) => stream_call(stream, part),
         Answer::Words(reply) => stream_reply(stream, &reply),
     }
+}
+
+/// What a request asks, whatever its wire.
+struct Asked {
+    /// Each declared tool as Gemini writes it: `{name, description, parametersJsonSchema}`.
+    declared: Vec<serde_json::Value>,
+    last_user_text: String,
+    calling_allowed: bool,
+    /// When the request ends with tool answers: (name, `{"output"|"error": …}`) per call.
+    tool_results: Option<Vec<(String, serde_json::Value)>>,
 }
 
 /// What the mock model does with one request.
@@ -97,19 +134,28 @@ enum Answer {
     Words(String),
 }
 
-fn answer(request: &serde_json::Value) -> Answer {
-    let declared = declared_tools(request);
-    if let Some(words) = tool_results_in_words(request) {
-        return Answer::Words(words);
+fn answer(request: &serde_json::Value, model: &str) -> Answer {
+    let asked = Asked {
+        declared: declared_tools(request),
+        last_user_text: last_user_text(request),
+        calling_allowed: request["toolConfig"]["functionCallingConfig"]["mode"] != "NONE",
+        tool_results: tool_results(request),
+    };
+    answer_to(&asked, model)
+}
+
+fn answer_to(asked: &Asked, model: &str) -> Answer {
+    let declared = &asked.declared;
+    if let Some(results) = &asked.tool_results {
+        return Answer::Words(results_in_words(results));
     }
-    let text = last_user_text(request);
-    let calling_allowed = request["toolConfig"]["functionCallingConfig"]["mode"] != "NONE";
-    if calling_allowed {
-        if let Some(tool) = tool_asked_for(&declared, &text) {
-            return Answer::Call(call_part(tool, &text));
+    let text = &asked.last_user_text;
+    if asked.calling_allowed {
+        if let Some(tool) = tool_asked_for(declared, text) {
+            return Answer::Call(call_part(tool, text));
         }
     }
-    let mut reply = reply_for(&text);
+    let mut reply = reply_for(text, model);
     if let Some(name) = declared
         .iter()
         .filter_map(|t| t["name"].as_str())
@@ -190,26 +236,39 @@ fn call_part(tool: &serde_json::Value, text: &str) -> serde_json::Value {
     })
 }
 
-/// When the request ends with tool answers: a sentence saying each one.
-fn tool_results_in_words(request: &serde_json::Value) -> Option<String> {
+/// When the request ends with Gemini `functionResponse`s: each (name, response).
+fn tool_results(request: &serde_json::Value) -> Option<Vec<(String, serde_json::Value)>> {
     let last = request["contents"].as_array()?.last()?;
-    let answers: Vec<String> = last["parts"]
+    let results: Vec<(String, serde_json::Value)> = last["parts"]
         .as_array()?
         .iter()
         .filter_map(|p| p.get("functionResponse"))
         .map(|r| {
-            let name = r["name"].as_str().unwrap_or("the").replace('_', " ");
-            let response = &r["response"];
-            if r["name"] == END_CALL {
-                "Goodbye, thanks for calling.".to_string()
-            } else if let Some(error) = response.get("error") {
-                format!("The {name} tool failed: {}.", in_words(error))
-            } else {
-                format!("The {name} tool says: {}.", in_words(&response["output"]))
-            }
+            (
+                r["name"].as_str().unwrap_or("the").to_string(),
+                r["response"].clone(),
+            )
         })
         .collect();
-    (!answers.is_empty()).then(|| answers.join(" "))
+    (!results.is_empty()).then_some(results)
+}
+
+/// A sentence saying each tool answer.
+fn results_in_words(results: &[(String, serde_json::Value)]) -> String {
+    results
+        .iter()
+        .map(|(name, response)| {
+            let spoken = name.replace('_', " ");
+            if name == END_CALL {
+                "Goodbye, thanks for calling.".to_string()
+            } else if let Some(error) = response.get("error") {
+                format!("The {spoken} tool failed: {}.", in_words(error))
+            } else {
+                format!("The {spoken} tool says: {}.", in_words(&response["output"]))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A JSON value as plain words: `{"open": true, "until": "19:00"}` → "open true, until 19:00".
@@ -259,12 +318,150 @@ fn last_user_text(request: &serde_json::Value) -> String {
         .to_string()
 }
 
-fn reply_for(user_text: &str) -> String {
+fn reply_for(user_text: &str, model: &str) -> String {
     let heard = user_text.lines().last().unwrap_or_default().trim();
     format!(
-        "You said: {heard}. I am the offline mock model, so I simply echo what I hear, one \
+        "You said: {heard}. I am the offline mock model {model}, so I simply echo what I hear, one \
          word at a time, the way a real model streams its answer. Talk over me to try a barge-in."
     )
+}
+
+/// The OpenAI chat completions wire: what a request asks, and the streamed answers.
+mod openai {
+    use super::Asked;
+    use serde_json::{json, Value};
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::thread;
+
+    pub fn read(request: &Value) -> Asked {
+        let empty = Vec::new();
+        let messages = request["messages"].as_array().unwrap_or(&empty);
+        let declared = request["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let f = &t["function"];
+                json!({"name": f["name"], "description": f["description"],
+                       "parametersJsonSchema": f["parameters"]})
+            })
+            .collect();
+        let last_user_text = messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        // Tool answers: the `tool` messages after the last assistant message with calls.
+        let tool_results =
+            (messages.last().map(|m| &m["role"]) == Some(&json!("tool"))).then(|| {
+                let start = messages
+                    .iter()
+                    .rposition(|m| m["role"] == "assistant")
+                    .unwrap_or(0);
+                let calls = messages[start]["tool_calls"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                messages[start + 1..]
+                    .iter()
+                    .map(|m| {
+                        let name = calls
+                            .iter()
+                            .find(|c| c["id"] == m["tool_call_id"])
+                            .and_then(|c| c["function"]["name"].as_str())
+                            .unwrap_or("the")
+                            .to_string();
+                        let answer = m["content"]
+                            .as_str()
+                            .and_then(|c| serde_json::from_str(c).ok())
+                            .unwrap_or(Value::Null);
+                        (name, answer)
+                    })
+                    .collect()
+            });
+        Asked {
+            declared,
+            last_user_text,
+            calling_allowed: request["tool_choice"] != "none",
+            tool_results,
+        }
+    }
+
+    fn head(stream: &mut TcpStream) -> std::io::Result<()> {
+        stream.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
+              transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        )
+    }
+
+    fn event(stream: &mut TcpStream, data: &str) -> std::io::Result<()> {
+        let event = format!("data: {data}\n\n");
+        write!(stream, "{:x}\r\n{event}\r\n", event.len())?;
+        stream.flush()
+    }
+
+    fn chunk(delta: Value, finish: Option<&str>) -> String {
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0,
+               "model": "mock", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+               "usage": null})
+        .to_string()
+    }
+
+    fn end(stream: &mut TcpStream, words: usize) -> std::io::Result<()> {
+        let usage = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
+            "created": 0, "model": "mock", "choices": [],
+            "usage": {"prompt_tokens": 20, "completion_tokens": words, "total_tokens": 20 + words}});
+        event(stream, &usage.to_string())?;
+        event(stream, "[DONE]")?;
+        stream.write_all(b"0\r\n\r\n")
+    }
+
+    /// The call as fragments: id and name first, then the arguments in two pieces.
+    pub fn stream_call(mut stream: TcpStream, part: &Value) -> std::io::Result<()> {
+        let call = &part["functionCall"];
+        let arguments = call["args"].to_string();
+        let (a, b) = arguments.split_at(arguments.len() / 2);
+        head(&mut stream)?;
+        event(
+            &mut stream,
+            &chunk(json!({"role": "assistant", "content": null}), None),
+        )?;
+        let first = json!({"tool_calls": [{"index": 0, "id": "mock_call_1", "type": "function",
+            "function": {"name": call["name"], "arguments": ""}}]});
+        event(&mut stream, &chunk(first, None))?;
+        for piece in [a, b] {
+            let more = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+            event(&mut stream, &chunk(more, None))?;
+        }
+        event(&mut stream, &chunk(json!({}), Some("tool_calls")))?;
+        end(&mut stream, 1)
+    }
+
+    pub fn stream_reply(mut stream: TcpStream, reply: &str, _model: &str) -> std::io::Result<()> {
+        head(&mut stream)?;
+        event(
+            &mut stream,
+            &chunk(json!({"role": "assistant", "content": ""}), None),
+        )?;
+        let words: Vec<&str> = reply.split(' ').collect();
+        for (i, word) in words.iter().enumerate() {
+            let text = if i == 0 {
+                word.to_string()
+            } else {
+                format!(" {word}")
+            };
+            // A write error means the worker hung up (barge-in): stop quietly.
+            if event(&mut stream, &chunk(json!({"content": text}), None)).is_err() {
+                return Ok(());
+            }
+            thread::sleep(super::WORD_GAP);
+        }
+        event(&mut stream, &chunk(json!({}), Some("stop")))?;
+        end(&mut stream, words.len())
+    }
 }
 
 fn stream_reply(mut stream: TcpStream, reply: &str) -> std::io::Result<()> {

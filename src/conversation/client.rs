@@ -2,9 +2,11 @@
 
 use worker::js_sys::Uint8Array;
 use worker::web_sys::{self, AbortSignal};
-use worker::{Env, Method, Request, RequestInit, Response};
+use worker::{Env, Method, Response};
 
-use super::{EraseReply, ReadReply, Route, BINDING, TRANSCRIPT_PATH};
+use super::{
+    EraseReply, ReadReply, Route, BINDING, OWNER_CHECK_PATH, OWNER_CLAIM_PATH, TRANSCRIPT_PATH,
+};
 use crate::store::Transcript;
 
 /// Calls one conversation's Durable Object.
@@ -49,17 +51,38 @@ impl ConversationClient {
         Ok(reply.erased)
     }
 
+    /// Whether the user of this digest owns the conversation; with `claim`, a conversation
+    /// without an owner (a new one) becomes theirs first.
+    pub async fn owned_by(&self, owner_digest: &str, claim: bool) -> worker::Result<bool> {
+        let path = if claim {
+            OWNER_CLAIM_PATH
+        } else {
+            OWNER_CHECK_PATH
+        };
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&owner_digest.into());
+        let url = format!("https://conversation{path}");
+        let request = crate::upstream::request(&url, &init)?;
+        let response = self.stub.fetch_with_request(request).await?;
+        match response.status_code() {
+            204 => Ok(true),
+            403 => Ok(false),
+            status => Err(worker::Error::RustError(format!(
+                "conversation store answered {status} to an owner check"
+            ))),
+        }
+    }
+
     async fn call_transcript<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
     ) -> worker::Result<T> {
-        let mut init = RequestInit::new();
-        init.with_method(method);
+        let init = web_sys::RequestInit::new();
+        init.set_method(method.as_ref());
         let url = format!("https://conversation{TRANSCRIPT_PATH}");
-        let mut response = self
-            .stub
-            .fetch_with_request(Request::new_with_init(&url, &init)?)
-            .await?;
+        let request = crate::upstream::request(&url, &init)?;
+        let mut response = self.stub.fetch_with_request(request).await?;
         if response.status_code() != 200 {
             let detail = response.text().await.unwrap_or_default();
             return Err(worker::Error::RustError(format!(
@@ -68,7 +91,9 @@ impl ConversationClient {
             )));
         }
         let text = response.text().await?;
-        serde_json::from_str(&text).map_err(|_| unreadable_transcript())
+        // `from_slice`, not `from_str` (here and elsewhere): the wasm then holds one copy of
+        // serde_json's parser, not a second one for `StrRead` (about 2 KB gzipped).
+        serde_json::from_slice(text.as_bytes()).map_err(|_| unreadable_transcript())
     }
 }
 

@@ -55,6 +55,11 @@ impl Route {
 /// Where the object serves the conversations API: `GET` reads, `DELETE` erases.
 const TRANSCRIPT_PATH: &str = "/transcript";
 
+/// Where `/authorize` asks whether a user owns the conversation (`POST`, the owner's digest as
+/// the body): 204 yes, 403 no. At the claim path, a conversation without an owner becomes its.
+const OWNER_CHECK_PATH: &str = "/owner/check";
+const OWNER_CLAIM_PATH: &str = "/owner/claim";
+
 /// The object's answer to a read: `None` when nothing is stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ReadReply {

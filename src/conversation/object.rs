@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use worker::{console_log, durable_object, DurableObject, Env, Method, Request, Response, State};
 
-use super::{EraseReply, ReadReply, Route, TRANSCRIPT_PATH};
+use super::{EraseReply, ReadReply, Route, OWNER_CHECK_PATH, OWNER_CLAIM_PATH, TRANSCRIPT_PATH};
 use crate::config::Config;
 use crate::layercode::events::{self, WebhookEvent};
 use crate::retention::{self, Decision};
@@ -42,6 +42,15 @@ impl DurableObject for Conversation {
                 Method::Get => self.read_response(),
                 Method::Delete => self.erase_response().await,
                 _ => Response::error("method not allowed", 405),
+            };
+        }
+        let claim = req.path() == OWNER_CLAIM_PATH;
+        if claim || req.path() == OWNER_CHECK_PATH {
+            let digest = req.text().await?;
+            return match self.store.owned_by(&digest, claim) {
+                Ok(true) => Ok(Response::empty()?.with_status(204)),
+                Ok(false) => Response::error("not the owner", 403),
+                Err(e) => Response::error(format!("storage error: {e}"), 500),
             };
         }
         let Some(route) = Route::from_path(&req.path()) else {

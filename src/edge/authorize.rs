@@ -9,6 +9,9 @@
 //! refused from an origin that is not allowed and must declare a JSON body. Layercode's answer
 //! is read within one deadline, a redirect is never followed (it would carry the key), and only
 //! a JSON object, with our key redacted from it, reaches the browser.
+//!
+//! A conversation is resumed only for the caller that started it (`ownership`): a request
+//! naming a `conversation_id` without that proof is refused before Layercode is called.
 
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ use worker::{AbortController, AbortSignal, Env, Fetch, Request, Response};
 use crate::config::{AllowedOrigins, Config, LAYERCODE_API_KEY};
 use crate::deadline::within;
 use crate::edge::body;
+use crate::edge::conversations_api::MAX_ID_BYTES;
+use crate::edge::ownership::{self, Caller};
 use crate::error::{json_response, AppError};
 use crate::redact::redact;
 use crate::upstream::json_post;
@@ -48,7 +53,7 @@ enum FieldType {
 pub async fn handle(mut req: Request, env: Env) -> Result<Response, AppError> {
     let config = Config::from_env(&env);
     let origin = req.headers().get("origin").ok().flatten();
-    let response = authorize(&mut req, &config, origin.as_deref())
+    let response = authorize(&mut req, &env, &config, origin.as_deref())
         .await
         .or_else(|error| error.to_response())?;
     Ok(with_cors(
@@ -85,6 +90,7 @@ pub fn preflight(req: &Request, env: &Env) -> Result<Response, AppError> {
 
 async fn authorize(
     req: &mut Request,
+    env: &Env,
     config: &Config,
     origin: Option<&str>,
 ) -> Result<Response, AppError> {
@@ -102,15 +108,44 @@ async fn authorize(
         .as_deref()
         .ok_or(AppError::MissingSetting(LAYERCODE_API_KEY))?;
     let raw = body::read_limited(req, MAX_AUTHORIZE_BODY_BYTES).await?;
-    // This is where an app authenticates its user (session cookie, JWT…) before minting a key.
     let forwarded = upstream_body(&raw, config.layercode_agent_id.as_deref())?;
+    // Who is calling (`ownership::caller` is where a deployment's own login plugs in), and
+    // whether they may resume the conversation they name: decided before Layercode is called.
+    let caller = ownership::caller(req, config)?;
+    let resumed = forwarded.get("conversation_id").and_then(Value::as_str);
+    if let Some(conversation_id) = resumed {
+        ownership::check_resume(req, env, config, &caller, conversation_id).await?;
+    }
     let url = format!(
         "{}/v1/agents/web/authorize_session",
         config.layercode_api_base_url
     );
     let answer = exchange(&url, api_key, &forwarded.to_string()).await?;
     let body = browser_body(&answer, api_key)?;
-    Ok(json_response(answer.status, &body)?)
+    let mut response = json_response(answer.status, &body)?;
+    if let Some(cookie) = grant(env, config, &caller, &body, resumed.is_none()).await? {
+        response.headers_mut().append("set-cookie", &cookie)?;
+    }
+    Ok(response)
+}
+
+/// Ties the conversation of a granted session to its caller (see `ownership::grant`); the
+/// cookie to set, if any.
+async fn grant(
+    env: &Env,
+    config: &Config,
+    caller: &Caller,
+    body: &str,
+    new: bool,
+) -> Result<Option<String>, AppError> {
+    let answer: Value = serde_json::from_slice(body.as_bytes()).unwrap_or_default();
+    match answer["conversation_id"].as_str() {
+        Some(conversation_id) if !conversation_id.is_empty() => {
+            ownership::grant(env, config, caller, conversation_id, new).await
+        }
+        // Without an id the SDK cannot resume anything: there is nothing to prove.
+        _ => Ok(None),
+    }
 }
 
 /// Whether a request with this `Origin` header may be served: none (not a browser), the
@@ -178,6 +213,16 @@ pub fn upstream_body(raw: &[u8], pinned_agent: Option<&str>) -> Result<Value, Ap
             }
         }
     }
+    // A conversation id names a Durable Object when its owner is checked: Layercode's are short.
+    if out
+        .get("conversation_id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.len() > MAX_ID_BYTES)
+    {
+        return Err(AppError::BadRequest(format!(
+            "`conversation_id` is longer than {MAX_ID_BYTES} bytes"
+        )));
+    }
     let requested = out
         .get("agent_id")
         .and_then(Value::as_str)
@@ -208,7 +253,11 @@ pub struct UpstreamAnswer {
 /// Calls Layercode and reads its whole answer, headers and body within one deadline (504
 /// past it).
 async fn exchange(url: &str, api_key: &str, body: &str) -> Result<UpstreamAnswer, AppError> {
-    let request = json_post(url, ("authorization", &format!("Bearer {api_key}")), body)?;
+    let request = json_post(
+        url,
+        Some(("authorization", &format!("Bearer {api_key}"))),
+        body,
+    )?;
     let controller = AbortController::default();
     let answer = within(UPSTREAM_TIMEOUT, read_answer(request, &controller.signal())).await;
     match answer {
@@ -259,7 +308,9 @@ fn success_body(answer: &UpstreamAnswer, api_key: &str) -> Result<String, AppErr
     if !is_json_content_type(answer.content_type.as_deref()) {
         return Err(not_json);
     }
-    let value = match serde_json::from_str::<Value>(&answer.body) {
+    // `from_slice`, not `from_str` (here and below): the wasm then holds one copy of serde_json's
+    // parser, not a second one for `StrRead` (about 2 KB gzipped).
+    let value = match serde_json::from_slice::<Value>(answer.body.as_bytes()) {
         Ok(value @ Value::Object(_)) => value,
         _ => return Err(not_json),
     };
@@ -292,19 +343,20 @@ fn redact_strings(value: &Value, api_key: &str) -> Value {
                 .map(|item| redact_strings(item, api_key))
                 .collect(),
         ),
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(name, field)| (clean(name), redact_strings(field, api_key)))
-                .collect(),
-        ),
+        Value::Object(fields) => {
+            let mut clean_fields = serde_json::Map::new();
+            for (name, field) in fields {
+                clean_fields.insert(clean(name), redact_strings(field, api_key));
+            }
+            Value::Object(clean_fields)
+        }
         other => other.clone(),
     }
 }
 
 /// Layercode's `{"error": "..."}` message, or a generic one; never containing the API key.
 pub fn upstream_error_message(status: u16, body: &str, api_key: &str) -> String {
-    let message = serde_json::from_str::<Value>(body)
+    let message = serde_json::from_slice::<Value>(body.as_bytes())
         .ok()
         .and_then(|v| match v.get("error") {
             Some(Value::String(s)) => Some(s.clone()),
@@ -356,6 +408,17 @@ mod tests {
                 "conversation_id": "lc_conv_1", "custom_metadata": {"plan": "pro"}
             })
         );
+    }
+
+    #[test]
+    fn a_conversation_id_longer_than_any_real_one_is_400() {
+        let long = "c".repeat(257);
+        assert_eq!(
+            body(json!({"agent_id": "a", "conversation_id": long}), None).unwrap_err(),
+            AppError::BadRequest("`conversation_id` is longer than 256 bytes".to_string())
+        );
+        let longest = "c".repeat(256);
+        assert!(body(json!({"agent_id": "a", "conversation_id": longest}), None).is_ok());
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl<'a> TranscriptBody<'a> {
             summary: transcript
                 .summary_json
                 .as_deref()
-                .and_then(|json| serde_json::from_str(json).ok()),
+                .and_then(|json| serde_json::from_slice(json.as_bytes()).ok()),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! `GET /health`: liveness, which settings are present (never their values), what `TOOLS`
-//! declares, and the placeholders the prompt and the welcome use.
+//! declares, which models `MODELS` chains (never a key), and the placeholders the prompt and
+//! the welcome use.
 
 use serde_json::json;
 use worker::{Env, Response};
 
 use crate::config::{self, Config};
+use crate::edge::ownership;
 use crate::error::{json_response, AppError};
 use crate::placeholders;
 
@@ -12,6 +14,8 @@ use crate::placeholders;
 /// placeholders the prompt and the welcome use.
 pub fn handle(env: &Env) -> Result<Response, AppError> {
     let config = Config::from_env(env);
+    let tools = config.tools_report();
+    let models = config.models_report();
     let settings: serde_json::Map<String, serde_json::Value> =
         config::present_settings(config::env_lookup(env))
             .into_iter()
@@ -21,7 +25,10 @@ pub fn handle(env: &Env) -> Result<Response, AppError> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "settings": settings,
-        "tools": config.tools_report(),
+        "tools": tools,
+        // How `/authorize` resumes a conversation: `cookie`, `owner header <name>`, or why not.
+        "resume": ownership::resume_report(&config),
+        "models": models,
         "placeholders": placeholders_report(&config),
     });
     Ok(json_response(200, &body.to_string())?)

@@ -1,7 +1,8 @@
 //! The edge: the Worker's HTTP endpoints, each a request in and a response out.
 //!
 //! `agent` (the signed Layercode webhook, forwarded to the conversation), `authorize` (the
-//! session-key proxy), `conversations_api` (read or erase a transcript), `health`, and `body`
+//! session-key proxy) with `ownership` (who may resume a conversation), `conversations_api`
+//! (read or erase a transcript), `health`, `voice_page` (the page's HTML and policy), and `body`
 //! (bounded body reading). No SQL and no model here: turns run in the conversation's Durable
 //! Object (the conversations API names the store's record types, which the object returns).
 //!
@@ -12,3 +13,5 @@ pub mod authorize;
 pub mod body;
 pub mod conversations_api;
 pub mod health;
+pub mod ownership;
+pub mod voice_page;

@@ -5,6 +5,10 @@
 //! are the model layer's (`llm`); the tool rounds are `tool_loop`, over a [`ToolRunner`].
 //!
 //! What the engine decides, and nothing else does:
+//! * failover: in the turn's first round, before the caller heard a word and before any tool
+//!   call, a failure that allows it ([`fails_over`]) or an entry silent past its own
+//!   `first_token_ms` moves the turn to the next model of the chain (`Model::fail_over`, which
+//!   aborts the abandoned request); never on a refusal, never past the silence bound;
 //! * retry: once a retryable failure happened before anything was spoken, and only while the
 //!   silence deadline leaves room (the model module says *whether* a failure is retryable);
 //! * silence: the caller never waits longer than `Limits::silence_ms` between two things heard;
@@ -41,7 +45,8 @@ pub const APOLOGY_BEFORE_REPLY: &str =
     "Sorry, I'm having trouble answering right now. Could you say that again in a moment?";
 /// Spoken when the model fails part-way through a reply.
 pub const APOLOGY_MID_REPLY: &str = "Sorry, I lost my train of thought there.";
-/// Spoken when a reply is cut short (too long, or stopped by a content policy mid-sentence).
+/// Spoken when a reply is cut short (too long, stopped by a content policy mid-sentence, or cut
+/// by the model's token limit).
 pub const CLOSE_AFTER_CUT: &str = "I'll stop there.";
 
 /// Why a reply was cut short.
@@ -53,6 +58,8 @@ pub enum Cut {
     Length,
     /// The model stopped for a content policy after a half sentence.
     Policy,
+    /// The model's own token limit cut its reply (Gemini `MAX_TOKENS`, OpenAI `length`).
+    TokenLimit,
 }
 
 impl Cut {
@@ -61,8 +68,44 @@ impl Cut {
             Cut::TurnTime => "turn_limit",
             Cut::Length => "length_limit",
             Cut::Policy => "policy_stop",
+            Cut::TokenLimit => "token_limit",
         }
     }
+}
+
+/// Whether a failure before anything was heard may move the turn to the next model: the model
+/// could not be reached or asked (unreachable, no key, 401, 403, 404, 408, 429, 5xx), or its
+/// stream ended or broke with nothing speakable, or it was silent past its `first_token_ms`.
+/// Never a refusal (a blocked prompt; a policy stop is caught before this is asked): another
+/// provider must not be used to get around it. Never our own bad request (other 4xx, a
+/// redirect), which would fail the same way anywhere, nor the silence bound, which is the
+/// caller's whole wait.
+pub fn fails_over(failure: &Failure) -> bool {
+    match failure {
+        Failure::Http(status) => {
+            matches!(status, 401 | 403 | 404 | 408 | 429) || (500..=599).contains(status)
+        }
+        Failure::Unreachable
+        | Failure::MissingApiKey
+        | Failure::NoBody
+        | Failure::Network
+        | Failure::UnreadableEvent
+        | Failure::StreamError
+        | Failure::IncompleteStream
+        | Failure::OversizedEvent
+        | Failure::Truncated
+        | Failure::NothingSpoken
+        | Failure::FirstTokenTimeout => true,
+        Failure::Blocked | Failure::Timeout | Failure::Storage => false,
+    }
+}
+
+/// A model of the chain the turn moved away from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abandoned {
+    pub failure: Failure,
+    /// From asking that model to abandoning it.
+    pub ms: u64,
 }
 
 /// Where the caller hears the reply.
@@ -168,6 +211,8 @@ pub struct TurnOutcome {
     pub first_speech_at_ms: Option<u64>,
     /// The tool rounds and calls of the turn (empty without tools).
     pub tools: ToolLog,
+    /// The chain's models abandoned before the one that answered (or failed last), in order.
+    pub abandoned: Vec<Abandoned>,
 }
 
 impl TurnOutcome {
@@ -181,6 +226,27 @@ impl TurnOutcome {
             (true, Some(closing)) => closing.to_string(),
             (false, Some(closing)) => format!("{} {closing}", self.spoken),
         }
+    }
+}
+
+impl TurnOutcome {
+    /// The outcome once the speaker has closed: `end_taken` says whether the caller was still
+    /// there for the end of the reply, `frames_taken` how many frames were taken before that.
+    /// A reply the caller left is never stored as whole: it is interrupted. When at most one
+    /// frame was taken, nothing is known to have been heard, since the runtime may report a
+    /// hang-up only after the first frame that follows it (RELIABILITY.md, issue 22 item 4):
+    /// the reply is stored as unheard, empty. Past the first frame, what was sent stays stored
+    /// for a later interruption context to clamp.
+    pub fn after_delivery(mut self, end_taken: bool, frames_taken: usize) -> TurnOutcome {
+        if end_taken {
+            return self;
+        }
+        self.ending = Ending::Interrupted;
+        if frames_taken <= 1 {
+            self.spoken.clear();
+            self.closing = None;
+        }
+        self
     }
 }
 
@@ -220,6 +286,10 @@ struct Turn<'a, S, C: Clock, H> {
     /// The next words start a new utterance (a model round after a tool's filler): a space
     /// keeps them from running into what was said before.
     separate_next: bool,
+    abandoned: Vec<Abandoned>,
+    /// When the model being asked was first asked, and how many requests it got.
+    entry_started_ms: u64,
+    entry_attempts: u32,
 }
 
 impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
@@ -234,20 +304,94 @@ impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
             attempts: 0,
             first_speech_at_ms: None,
             separate_next: false,
+            abandoned: Vec::new(),
+            entry_started_ms: clock.now_ms(),
+            entry_attempts: 0,
         }
     }
 
-    /// Opens the stream (retrying as allowed), then speaks it to the end.
+    /// Opens the stream (retrying, failing over as allowed), then speaks it to the end.
     async fn reply<M: Model>(&mut self, model: &mut M, limits: Limits) -> Result<(), Stop> {
-        let mut stream = self.open(model, limits).await?;
-        let finish = self.read(&mut stream, limits).await?;
+        let (_stream, finish) = self.round(model, limits, true).await?;
         self.finish_reason = finish.as_ref().map(|f| f.reason.clone());
         match finish {
             None => Err(Stop::Failed(Failure::Truncated)),
             Some(_) if !has_words(&self.spoken) => Err(Stop::Failed(Failure::NothingSpoken)),
+            Some(f) if f.token_limit => Err(Stop::Cut(Cut::TokenLimit)),
             Some(f) if f.policy && !ends_sentence(&self.spoken) => Err(Stop::Cut(Cut::Policy)),
             Some(_) => Ok(()),
         }
+    }
+
+    /// One model round: its stream opened and spoken to the end, with the model's finish. With
+    /// `first` (the turn's first round, before any tool call) a failure before the caller heard
+    /// a word moves on to the chain's next model where [`fails_over`] allows it, and so does a
+    /// stream that ended with nothing speakable and no call, unless the model refused.
+    async fn round<M: Model>(
+        &mut self,
+        model: &mut M,
+        limits: Limits,
+        first: bool,
+    ) -> Result<(M::Stream, Option<Finish>), Stop> {
+        if first {
+            self.start_entry(model);
+        }
+        loop {
+            let opened = self.open(model, limits, first).await;
+            let read = match opened {
+                Ok(mut stream) => match self.read(&mut stream, limits).await {
+                    Ok(finish) => Ok((stream, finish)),
+                    Err(stop) => Err(stop),
+                },
+                Err(stop) => Err(stop),
+            };
+            let failure = match read {
+                Ok((stream, finish)) => {
+                    let refused = finish.as_ref().is_some_and(|f| f.policy);
+                    let answered = stream.calling() || has_words(&self.spoken);
+                    if !first || answered || refused {
+                        return Ok((stream, finish));
+                    }
+                    let failure = match finish {
+                        None => Failure::Truncated,
+                        Some(_) => Failure::NothingSpoken,
+                    };
+                    if self.fail_over(model, &failure) {
+                        continue; // the abandoned stream is dropped here
+                    }
+                    // The last model: the caller's ending follows from the finish, as before.
+                    return Ok((stream, finish));
+                }
+                Err(Stop::Failed(failure)) => failure,
+                Err(stop) => return Err(stop),
+            };
+            if first && !has_words(&self.spoken) && self.fail_over(model, &failure) {
+                continue;
+            }
+            return Err(Stop::Failed(failure));
+        }
+    }
+
+    /// Starts the clock of the model about to be asked, and its own first-token bound.
+    fn start_entry<M: Model>(&mut self, model: &M) {
+        self.entry_started_ms = self.clock.now_ms();
+        self.entry_attempts = 0;
+        self.waiter.start_entry(model.first_token_ms());
+    }
+
+    /// Moves to the chain's next model if `failure` allows it and there is one; records the
+    /// abandoned one.
+    fn fail_over<M: Model>(&mut self, model: &mut M, failure: &Failure) -> bool {
+        if !fails_over(failure) || !model.fail_over() {
+            return false;
+        }
+        let ms = self.clock.now_ms().saturating_sub(self.entry_started_ms);
+        self.abandoned.push(Abandoned {
+            failure: failure.clone(),
+            ms,
+        });
+        self.start_entry(model);
+        true
     }
 
     /// Speaks a stream to its end; the model's finish, if it gave one.
@@ -264,6 +408,9 @@ impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
                     if piece.finish.is_some() {
                         finish = piece.finish;
                     }
+                    if stream.calling() {
+                        self.waiter.answered();
+                    }
                     self.say(&filter.push(&piece.text), limits).await?;
                 }
                 Ok(None) => break,
@@ -274,16 +421,27 @@ impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
         Ok(finish)
     }
 
-    async fn open<M: Model>(&mut self, model: &mut M, limits: Limits) -> Result<M::Stream, Stop> {
+    /// Opens the stream: `first` (the turn's first round) fails over first, then the model
+    /// being asked gets its one retry as allowed.
+    async fn open<M: Model>(
+        &mut self,
+        model: &mut M,
+        limits: Limits,
+        first: bool,
+    ) -> Result<M::Stream, Stop> {
         loop {
             self.attempts += 1;
+            self.entry_attempts += 1;
             let error = match self.waiter.wait(model.open()).await? {
                 Ok(stream) => return Ok(stream),
                 Err(error) => error,
             };
+            if first && !has_words(&self.spoken) && self.fail_over(model, &error.failure) {
+                continue;
+            }
             // Retry only while the caller's wait leaves room for the pause and a real attempt.
             let room = self.waiter.left_ms() > limits.retry_delay_ms.saturating_mul(2);
-            if !(error.retryable && self.attempts < limits.max_attempts && room) {
+            if !(error.retryable && self.entry_attempts < limits.max_attempts && room) {
                 return Err(Stop::Failed(error.failure));
             }
             self.waiter
@@ -356,6 +514,7 @@ impl<'a, S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'a, S, C, H> {
             attempts: self.attempts,
             first_speech_at_ms: self.first_speech_at_ms,
             tools: ToolLog::default(),
+            abandoned: self.abandoned,
         }
     }
 }
@@ -397,6 +556,9 @@ struct Waiter<'a, C: Clock, H> {
     silence_deadline_ms: u64,
     /// When the whole turn runs out.
     turn_deadline_ms: u64,
+    /// When the model being asked runs out of its own `first_token_ms`, while it has said
+    /// nothing and called nothing (only when earlier than the silence deadline).
+    first_token_deadline_ms: Option<u64>,
     timer: Pin<Box<dyn Future<Output = ()> + 'a>>,
 }
 
@@ -412,6 +574,7 @@ impl<'a, C: Clock, H: Future<Output = ()>> Waiter<'a, C, H> {
             silence_ms: limits.silence_ms,
             silence_deadline_ms,
             turn_deadline_ms,
+            first_token_deadline_ms: None,
             timer: Box::pin(clock.sleep(first)),
         }
     }
@@ -419,21 +582,46 @@ impl<'a, C: Clock, H: Future<Output = ()>> Waiter<'a, C, H> {
     /// The caller heard something: the silence starts again.
     fn heard(&mut self) {
         self.silence_deadline_ms = self.clock.now_ms().saturating_add(self.silence_ms);
+        self.first_token_deadline_ms = None;
     }
 
-    /// Time left before either deadline.
+    /// The model answered with a call: its first-token bound no longer applies.
+    fn answered(&mut self) {
+        self.first_token_deadline_ms = None;
+    }
+
+    /// A model is being asked: its own first-token bound, if it ends before the caller's
+    /// silence does (the silence bound covers the whole chain regardless).
+    fn start_entry(&mut self, first_token_ms: Option<u64>) {
+        let now = self.clock.now_ms();
+        let bound = self.silence_deadline_ms.min(self.turn_deadline_ms);
+        self.first_token_deadline_ms = first_token_ms
+            .map(|ms| now.saturating_add(ms))
+            .filter(|deadline| *deadline < bound);
+        if self.first_token_deadline_ms.is_some() {
+            self.timer = Box::pin(self.clock.sleep(self.left_ms()));
+        }
+    }
+
+    /// Time left before any deadline.
     fn left_ms(&self) -> u64 {
-        let deadline = self.silence_deadline_ms.min(self.turn_deadline_ms);
+        let mut deadline = self.silence_deadline_ms.min(self.turn_deadline_ms);
+        if let Some(first_token) = self.first_token_deadline_ms {
+            deadline = deadline.min(first_token);
+        }
         deadline.saturating_sub(self.clock.now_ms())
     }
 
-    /// Which deadline has passed, if one has (the silence one only when `silence` is watched).
+    /// Which deadline has passed, if one has (the silence one, and the model's first-token
+    /// one, only when `silence` is watched).
     fn expired(&self, silence: bool) -> Option<Stop> {
         let now = self.clock.now_ms();
         if now >= self.turn_deadline_ms {
             Some(Stop::Cut(Cut::TurnTime))
         } else if silence && now >= self.silence_deadline_ms {
             Some(Stop::Failed(Failure::Timeout))
+        } else if silence && self.first_token_deadline_ms.is_some_and(|d| now >= d) {
+            Some(Stop::Failed(Failure::FirstTokenTimeout))
         } else {
             None
         }

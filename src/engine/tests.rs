@@ -130,6 +130,7 @@ fn piece(text: &str, finish: Option<&str>) -> Piece {
         finish: finish.map(|reason| Finish {
             reason: reason.to_string(),
             policy: matches!(reason, "SAFETY" | "RECITATION"),
+            token_limit: matches!(reason, "MAX_TOKENS" | "length"),
         }),
     }
 }
@@ -624,5 +625,89 @@ fn words_fit_the_room_left() {
     }
 }
 
+mod failover;
 mod summary;
 mod tools;
+
+#[test]
+fn a_reply_whose_end_the_caller_never_took_is_interrupted_and_unheard_at_first() {
+    let outcome = |ending: Ending, spoken: &str, closing: Option<&'static str>| TurnOutcome {
+        ending,
+        spoken: spoken.to_string(),
+        closing,
+        finish_reason: None,
+        attempts: 1,
+        first_speech_at_ms: Some(0),
+        tools: ToolLog::default(),
+        abandoned: Vec::new(),
+    };
+    let failed = || Ending::Failed(Failure::Timeout);
+    // (ending, spoken, closing, end taken, frames taken) → (outcome, what is stored)
+    type Row = (
+        Ending,
+        &'static str,
+        Option<&'static str>,
+        bool,
+        usize,
+        &'static str,
+        &'static str,
+    );
+    let table: [Row; 7] = [
+        // The caller took the end: as it was.
+        (
+            Ending::Complete,
+            "Hi there.",
+            None,
+            true,
+            1,
+            "complete",
+            "Hi there.",
+        ),
+        (
+            failed(),
+            "",
+            Some(APOLOGY_BEFORE_REPLY),
+            true,
+            1,
+            "failed",
+            APOLOGY_BEFORE_REPLY,
+        ),
+        // Gone before the end, after one frame: nothing is known to have been heard.
+        (
+            Ending::Complete,
+            "Hi there.",
+            None,
+            false,
+            1,
+            "interrupted",
+            "",
+        ),
+        (
+            failed(),
+            "",
+            Some(APOLOGY_BEFORE_REPLY),
+            false,
+            1,
+            "interrupted",
+            "",
+        ),
+        (Ending::Interrupted, "Hi", None, false, 1, "interrupted", ""),
+        (Ending::Complete, "", None, false, 0, "interrupted", ""),
+        // Past the first frame, what was sent stays for an interruption context to clamp.
+        (
+            Ending::Cut(Cut::Length),
+            "One two",
+            Some(CLOSE_AFTER_CUT),
+            false,
+            3,
+            "interrupted",
+            "One two I'll stop there.",
+        ),
+    ];
+    for (ending, spoken, closing, end_taken, frames, expected_outcome, expected_text) in table {
+        let label = format!("{ending:?} {spoken:?} {end_taken} {frames}");
+        let after = outcome(ending, spoken, closing).after_delivery(end_taken, frames);
+        assert_eq!(after.ending.outcome(), expected_outcome, "{label}");
+        assert_eq!(after.heard(), expected_text, "{label}");
+    }
+}

@@ -28,6 +28,9 @@ pub const TOOL_FALLBACK: &str = "Sorry, I couldn't finish looking that up. Could
 pub const INTERRUPTED: &str = "interrupted by the caller";
 /// The answer for a call still running when the turn ran out of time.
 pub const CANCELLED: &str = "cancelled: the turn ran out of time";
+/// The answer for a call whose arguments were not a JSON object (it is not run).
+pub const ARGS_NOT_AN_OBJECT: &str =
+    "the arguments were not a valid JSON object, so the tool was not called";
 
 /// How one call ended, as `response.data` and the log say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,8 +156,8 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
             log.rounds += 1;
             let round = log.steps.len() as u32 + 1;
             let spoken_before = self.spoken.len();
-            let mut stream = self.open(model, limits).await?;
-            let finish = self.read(&mut stream, limits).await?;
+            // Only the first round may fail over: later ones follow a tool call.
+            let (mut stream, finish) = self.round(model, limits, log.steps.is_empty()).await?;
             let step = stream.take_step();
             self.finish_reason = finish.as_ref().map(|f| f.reason.clone());
             let said = has_words(&self.spoken[spoken_before..]);
@@ -170,6 +173,7 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
                 }
                 log.steps.push(ToolStep {
                     model_parts: step.parts,
+                    calls: step.calls,
                     responses,
                 });
                 stopped?;
@@ -203,6 +207,7 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
                 Some(_) if !has_words(&self.spoken) => {
                     return Err(Stop::Failed(Failure::NothingSpoken))
                 }
+                Some(f) if f.token_limit => return Err(Stop::Cut(Cut::TokenLimit)),
                 Some(f) if f.policy && !ends_sentence(&self.spoken) => {
                     return Err(Stop::Cut(Cut::Policy))
                 }
@@ -240,7 +245,14 @@ impl<S: Speaker, C: Clock, H: Future<Output = ()>> Turn<'_, S, C, H> {
                     .unwrap_or_else(|| tools.call_id(round, i))
             })
             .collect();
-        let plans: Vec<Result<CallPlan, String>> = calls.iter().map(|c| tools.prepare(c)).collect();
+        let plans: Vec<Result<CallPlan, String>> = calls
+            .iter()
+            .map(|call| match call.args {
+                // Arguments that did not parse as a JSON object are never run.
+                Value::Object(_) => tools.prepare(call),
+                _ => Err(ARGS_NOT_AN_OBJECT.to_string()),
+            })
+            .collect();
 
         let mut stopped = Ok(());
         if !model_just_spoke {

@@ -29,6 +29,9 @@ pub struct EventStream {
     turn_id: Option<String>,
     /// False once a write failed: Layercode dropped the request (barge-in) or went away.
     connected: bool,
+    /// Frames the response's reader has taken so far (which is not proof they reached the
+    /// client: see [`EventStream::frames_taken`]).
+    taken: usize,
 }
 
 impl EventStream {
@@ -56,6 +59,7 @@ impl EventStream {
             request_signal,
             turn_id,
             connected: true,
+            taken: 0,
         };
         Ok((stream, response))
     }
@@ -94,12 +98,22 @@ impl EventStream {
         self.write(&frame).await
     }
 
-    /// Sends `response.end` and closes the body. Exactly once, last, by construction.
-    pub async fn end(mut self) {
+    /// How many `tts`/`data` frames the response's reader took. A taken frame did not
+    /// necessarily reach the client: under `wrangler dev` a client that hung up is reported
+    /// (a refused write, the request's abort signal) only after the next frame was taken, so
+    /// that frame was lost (RELIABILITY.md, issue 22 item 4).
+    pub fn frames_taken(&self) -> usize {
+        self.taken
+    }
+
+    /// Sends `response.end` and closes the body. Exactly once, last, by construction. True when
+    /// the client was still there for all of it: the end frame taken, the body closed and the
+    /// request not aborted.
+    pub async fn end(mut self) -> bool {
         let frame = sse::encode_end(self.turn_id.as_deref());
-        if self.write(&frame).await {
-            settles_ok(self.writer.close()).await;
-        }
+        self.write(&frame).await
+            && settles_ok(self.writer.close()).await
+            && !self.request_signal.aborted()
     }
 
     async fn write(&mut self, frame: &[u8]) -> bool {
@@ -110,6 +124,7 @@ impl EventStream {
         // The promise settles when the reader has taken the chunk; it rejects once the
         // readable side was cancelled, which is how a dropped request shows up here.
         self.connected = settles_ok(self.writer.write_with_chunk(&chunk)).await;
+        self.taken += usize::from(self.connected);
         self.connected
     }
 }

@@ -45,6 +45,18 @@ impl WebhookEvent {
             WebhookEvent::Unknown { kind } => kind,
         }
     }
+
+    /// The conversation the event is about, if it names one.
+    pub fn conversation_id(&self) -> Option<&str> {
+        match self {
+            WebhookEvent::SessionStart(e) => Some(&e.conversation_id),
+            WebhookEvent::Message(e) => Some(&e.conversation_id),
+            WebhookEvent::SessionEnd(e) => Some(&e.conversation_id),
+            WebhookEvent::Data(e) => e.conversation_id.as_deref(),
+            WebhookEvent::SessionUpdate(e) => e.conversation_id.as_deref(),
+            WebhookEvent::Unknown { .. } => None,
+        }
+    }
 }
 
 /// A session (one connection) opened; the agent may speak first.
@@ -177,9 +189,25 @@ pub struct SessionUpdate {
     pub recording_status: Option<String>,
 }
 
+/// The upper-case type names of Layercode's older docs (`MESSAGE`, `SESSION_START`, …), each
+/// with the name it has now. A pipeline still sending them is answered as if it used the new one.
+const LEGACY_TYPES: [(&str, &str); 5] = [
+    ("SESSION_START", "session.start"),
+    ("MESSAGE", "message"),
+    ("DATA", "data"),
+    ("SESSION_END", "session.end"),
+    ("SESSION_UPDATE", "session.update"),
+];
+
 /// Parses a verified webhook body. Errors are messages for a 400 response. A lone surrogate
 /// escape (what `JSON.stringify` writes for half an emoji) becomes U+FFFD instead of a 400.
 pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
+    parse_noting_legacy(body).map(|(event, _)| event)
+}
+
+/// Like [`parse`], also giving the legacy type name the body used, if it used one (see
+/// `LEGACY_TYPES`), so the caller can log it: one of our own constants, never the body's text.
+pub fn parse_noting_legacy(body: &[u8]) -> Result<(WebhookEvent, Option<&'static str>), String> {
     let json = replace_lone_surrogates(body);
     let value: Value =
         serde_json::from_slice(&json).map_err(|e| format!("invalid JSON body: {e}"))?;
@@ -187,11 +215,6 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
         return Err("the body must be a JSON object".to_string());
     };
     let call = CallContext::of(object);
-    let kind = match object.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        Some(_) => return Err("field `type` must be a string".to_string()),
-        None => return Err("missing field `type`".to_string()),
-    };
     for field in CAPPED_FIELDS {
         if field
             .split('.')
@@ -202,6 +225,14 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
             return Err(format!("`{field}` is longer than {MAX_ID_LEN} bytes"));
         }
     }
+    let (kind, legacy) = match object.get("type") {
+        Some(Value::String(kind)) => match LEGACY_TYPES.iter().find(|(old, _)| old == kind) {
+            Some((old, new)) => (new.to_string(), Some(*old)),
+            None => (kind.clone(), None),
+        },
+        Some(_) => return Err("field `type` must be a string".to_string()),
+        None => return Err("missing field `type`".to_string()),
+    };
     let event = match kind.as_str() {
         "session.start" => WebhookEvent::SessionStart(SessionStart {
             call,
@@ -217,7 +248,7 @@ pub fn parse(body: &[u8]) -> Result<WebhookEvent, String> {
         _ => WebhookEvent::Unknown { kind },
     };
     validate(&event)?;
-    Ok(event)
+    Ok((event, legacy))
 }
 
 /// A string that may also be missing or null (both read as empty).
@@ -300,6 +331,48 @@ mod tests {
             panic!("not session.start")
         };
         assert_eq!(start.call, CallContext::default());
+    }
+
+    #[test]
+    fn legacy_upper_case_names_parse_as_their_current_names() {
+        let body = |kind: &str| {
+            format!(
+                r#"{{"type":"{kind}","session_id":"s","conversation_id":"c","turn_id":"t",
+                   "text":"Hi"}}"#
+            )
+        };
+        let cases = [
+            ("MESSAGE", Some("message")),
+            ("SESSION_START", Some("session.start")),
+            ("SESSION_END", Some("session.end")),
+            ("SESSION_UPDATE", Some("session.update")),
+            ("DATA", Some("data")),
+            // Only the exact old spellings: anything else stays an unknown type.
+            ("Message", None),
+            ("SESSION.START", None),
+            ("MESSAGES", None),
+        ];
+        for (kind, now) in cases {
+            let (event, legacy) = parse_noting_legacy(body(kind).as_bytes()).unwrap();
+            match now {
+                Some(now) => {
+                    assert_eq!(event.kind(), now, "{kind}");
+                    assert_eq!(legacy, Some(kind));
+                }
+                None => {
+                    assert_eq!(event, WebhookEvent::Unknown { kind: kind.into() });
+                    assert_eq!(legacy, None);
+                }
+            }
+        }
+        let (event, legacy) = parse_noting_legacy(body("message").as_bytes()).unwrap();
+        assert_eq!((event.kind(), legacy), ("message", None));
+        // Read as the type it names, with that type's rules: a legacy message needs a turn id.
+        let no_turn = r#"{"type":"MESSAGE","conversation_id":"c","turn_id":" ","text":"Hi"}"#;
+        assert_eq!(
+            parse(no_turn.as_bytes()).unwrap_err(),
+            "`turn_id` must not be empty"
+        );
     }
 
     #[test]

@@ -12,10 +12,10 @@ use crate::sse::SseDecoder;
 use crate::upstream::json_post;
 
 /// Sends a streaming JSON request (`upstream::json_post`: redirects never followed) with the
-/// `credential` header (name, value). Returns the response whatever its status.
+/// `credential` header (name, value), if any. Returns the response whatever its status.
 pub async fn send(
     url: &str,
-    credential: (&str, &str),
+    credential: Option<(&str, &str)>,
     body: &str,
     signal: &AbortSignal,
 ) -> worker::Result<Response> {

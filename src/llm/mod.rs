@@ -7,22 +7,32 @@
 //!
 //! * `gemini/`: Google Gemini's wire (`streamGenerateContent?alt=sse`): request building, stream
 //!   event parsing, error classification, and `GeminiModel`/`GeminiStream`;
+//! * `openai/`: the OpenAI chat completions wire (`POST {base_url}/chat/completions`, streamed),
+//!   as OpenAI and the many compatible servers speak it, the same four concerns;
+//! * `chain`: the `MODELS` chain as one [`Model`]: it asks one entry at a time and moves to the
+//!   next when the engine abandons one (the engine decides when; the chain aborts and switches);
 //! * `http`: what any HTTP wire shares: sending the JSON request, reading an SSE body event by
 //!   event.
 //!
 //! A wire family differs from another only in request building, stream parsing and error
-//! classification: a new family is a folder next to `gemini/`, implementing [`Model`].
+//! classification: a new family is a folder next to `gemini/`, implementing [`Model`], and one
+//! arm in `chain`. What the engine sees is wire-neutral: text [`Piece`]s, a [`Finish`], the
+//! [`FunctionCall`]s of a round (arguments parsed), and an opaque replay of the round that only
+//! its own family reads back.
 //!
 //! May import: `layercode` and leaves (see `tests/layers.rs`); never the engine, which is generic
 //! over this layer's traits.
 
 use std::future::Future;
 
-use serde::Deserialize;
 use serde_json::Value;
 
+use crate::history::{HistoryMessage, Role};
+
+pub mod chain;
 pub mod gemini;
 pub mod http;
+pub mod openai;
 
 /// One piece of the model's reply: a text delta, and how the model finished on the last piece.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,8 +46,10 @@ pub struct Piece {
 pub struct Finish {
     /// As the model said it (`STOP`, `SAFETY`…), for the log.
     pub reason: String,
-    /// A content policy stopped the reply, possibly mid-sentence.
+    /// A content policy stopped the reply, possibly mid-sentence (a refusal: never failed over).
     pub policy: bool,
+    /// The model's token limit cut the reply (Gemini `MAX_TOKENS`, OpenAI `length`).
+    pub token_limit: bool,
 }
 
 /// Why a model call failed. Labels (for the log) come from [`Failure::label`].
@@ -71,6 +83,8 @@ pub enum Failure {
     Truncated,
     /// The model finished (the reason is kept) without a single speakable word.
     NothingSpoken,
+    /// The entry said nothing speakable and called nothing within its `first_token_ms`.
+    FirstTokenTimeout,
 }
 
 impl Failure {
@@ -92,6 +106,7 @@ impl Failure {
             Failure::OversizedEvent => "oversized_event".into(),
             Failure::Truncated => "truncated".into(),
             Failure::NothingSpoken => "nothing_spoken".into(),
+            Failure::FirstTokenTimeout => "first_token_timeout".into(),
         }
     }
 }
@@ -112,6 +127,16 @@ pub trait Model {
     /// Makes the next `open` ask again after tool calls: the original request followed by every
     /// step of this turn so far. `calling_allowed` false forbids further calls (the last round).
     fn follow_up(&mut self, _steps: &[ToolStep], _calling_allowed: bool) {}
+    /// How long the entry being asked may take to its first speakable text or tool call, if it
+    /// has a bound of its own (the engine's silence bound applies regardless).
+    fn first_token_ms(&self) -> Option<u64> {
+        None
+    }
+    /// Abandons the entry being asked (its requests are aborted) so the next `open` asks the
+    /// next entry of the chain; false when there is none. The engine decides when.
+    fn fail_over(&mut self) -> bool {
+        false
+    }
 }
 
 /// A streamed reply.
@@ -123,23 +148,32 @@ pub trait ReplyStream {
     fn take_step(&mut self) -> ModelStep {
         ModelStep::default()
     }
+    /// Whether a function call has begun in this stream (its first fragment arrived): the model
+    /// has answered, even though nothing is spoken yet.
+    fn calling(&self) -> bool {
+        false
+    }
 }
 
-/// One function call of the model.
+/// One function call of the model, in no wire's shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionCall {
     /// The model's id; echoed in the answer only when the model gave one.
     pub id: Option<String>,
     pub name: String,
+    /// The arguments: a JSON object. Anything else (the model's text was not a JSON object, as
+    /// the OpenAI wire can stream it) is kept as is, and the call is answered with an error and
+    /// never run.
     pub args: Value,
 }
 
 /// One round of the model, as the stream delivered it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelStep {
-    /// Every part of the model's response, verbatim and in order (signatures, signature-only
-    /// empty text parts and thoughts included): the follow-up request must send them back so.
-    /// They are in the wire family's own shape (Gemini's `parts` today).
+    /// The round exactly as its wire family must send it back in the follow-up request, opaque
+    /// to everyone else: Gemini's parts verbatim (signatures, signature-only empty text parts
+    /// and thoughts included); the OpenAI wire's one `assistant` message with its `tool_calls`
+    /// (arguments as the model wrote them) and any `reasoning_content`.
     pub parts: Vec<Value>,
     pub calls: Vec<FunctionCall>,
 }
@@ -153,22 +187,62 @@ pub struct FunctionResponse {
     pub response: Value,
 }
 
-/// One finished tool round: what the model said and one answer per call, in call order.
+/// One finished tool round: what the model said (its family's replay, see [`ModelStep`]), its
+/// calls, and one answer per call, in call order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolStep {
     pub model_parts: Vec<Value>,
+    pub calls: Vec<FunctionCall>,
     pub responses: Vec<FunctionResponse>,
 }
 
-/// Token counts of one model call (the last event's are the totals). The names are Gemini's
-/// `usageMetadata`, which deserialises into it as is.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Token counts of one model call, whatever the wire calls them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
-    pub prompt_token_count: Option<u64>,
-    pub candidates_token_count: Option<u64>,
-    pub total_token_count: Option<u64>,
-    pub thoughts_token_count: Option<u64>,
+    pub prompt_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub total_tokens: Option<u64>,
+}
+
+/// Stands in for the caller when the window starts with the agent (e.g. after a welcome
+/// message): Gemini requires the conversation to start with a user turn, and strict chat
+/// templates behind OpenAI-compatible servers require user and assistant to alternate.
+pub const CALL_STARTED_BRIDGE: &str = "(The caller joined the call.)";
+
+/// The stored history as a conversation every wire accepts: starting with the caller (the
+/// bridge above when it starts with the agent), alternating (adjacent messages of one role are
+/// joined by a newline), never an empty text.
+pub fn conversation(history: &[HistoryMessage]) -> Vec<(Role, String)> {
+    let mut turns: Vec<(Role, String)> = Vec::new();
+    for message in history {
+        let text = message.text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some((role, merged)) if *role == message.role => {
+                merged.push('\n');
+                merged.push_str(text);
+            }
+            _ => turns.push((message.role, text.to_string())),
+        }
+    }
+    if turns
+        .first()
+        .is_some_and(|(role, _)| *role == Role::Assistant)
+    {
+        turns.insert(0, (Role::User, CALL_STARTED_BRIDGE.to_string()));
+    }
+    turns
+}
+
+/// What a turn asks, whatever the wire: the system prompt, the history (ending with the new
+/// user message) and the tools declared (empty: none).
+#[derive(Debug, Clone, Default)]
+pub struct Ask {
+    pub system_prompt: String,
+    pub history: Vec<HistoryMessage>,
+    pub tools: Vec<crate::tools::Declaration>,
 }
 
 /// What the log line reports about the model calls of one turn.
@@ -178,8 +252,8 @@ pub struct CallReport {
     pub requests: u32,
     /// HTTP status of the last answer.
     pub status: Option<u16>,
-    /// The last upstream error as codes (`gemini::UpstreamError::for_log`), never the
-    /// upstream's message.
+    /// The last upstream error as codes (`gemini::UpstreamError::for_log`,
+    /// `openai::ApiError::for_log`), never the upstream's message.
     pub error: Option<String>,
     /// The last usage counts the model reported.
     pub usage: Option<Usage>,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{console_error, State};
 
-use super::Store;
+use super::{Rows, Store};
 use crate::retention::Activity;
 
 impl Store {
@@ -47,7 +47,7 @@ impl Store {
     }
 
     fn optional_time(&self, query: &str) -> worker::Result<Option<i64>> {
-        let rows: Vec<OptionalTime> = self.sql.exec(query, None)?.to_array()?;
+        let rows: Vec<OptionalTime> = self.sql.exec(query, None)?.rows()?;
         Ok(rows.into_iter().next().and_then(|row| row.ms))
     }
 

@@ -11,11 +11,13 @@
 //! * `transcript`: what the conversations API reads, and the `session.end` records;
 //! * `tool_calls`: the calls later turns are reminded of (`tools::memory`);
 //! * `summary`: the running summary of a long call (`summary`), at most one call at a time;
-//! * `activity`: the last activity, the retention alarm and erasure; `schema`: the tables.
+//! * `activity`: the last activity, the retention alarm and erasure; `schema`: the tables;
+//! * `owner`: the signed-in user a conversation belongs to, when the deployment has a login.
 //!
 //! May import: `layercode` and leaves (see `tests/layers.rs`); never the engine or a model.
 
 mod activity;
+mod owner;
 mod schema;
 mod summary;
 mod tool_calls;
@@ -76,9 +78,9 @@ impl Store {
         query: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> worker::Result<Vec<T>> {
-        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.to_array()?;
+        let json: Vec<JsonRows> = self.sql.exec(query, bindings)?.rows()?;
         match json.first() {
-            Some(json) => Ok(serde_json::from_str(&json.rows)?),
+            Some(json) => Ok(serde_json::from_slice(json.rows.as_bytes())?),
             None => Ok(Vec::new()),
         }
     }
@@ -95,8 +97,8 @@ impl Store {
     }
 
     pub(super) fn count(&self, query: &str, turn_id: &str) -> worker::Result<i64> {
-        // `to_array` rather than `one`: `one` on zero rows hangs the request.
-        let rows: Vec<Count> = self.sql.exec(query, vec![turn_id.into()])?.to_array()?;
+        // `rows` rather than `one`: `one` on zero rows hangs the request.
+        let rows: Vec<Count> = self.sql.exec(query, vec![turn_id.into()])?.rows()?;
         Ok(rows.first().map_or(0, |row| row.n))
     }
 }
@@ -138,4 +140,26 @@ impl MessageRow {
 pub fn unix_ms() -> i64 {
     // `Date.now()`, not `new Date()`: no object per call.
     worker::js_sys::Date::now() as i64
+}
+
+/// A cursor's rows as `T`, through JSON: `JSON.stringify` in JS, then serde_json, which the wasm
+/// has anyway. `SqlCursor::to_array` would convert them with serde_wasm_bindgen, a second
+/// deserialiser with its own copy of each row type's `Deserialize` (about 5 KB of the gzipped
+/// wasm). SQLite values are numbers, strings and nulls, which JSON carries as they are; a REAL
+/// goes through its shortest decimal form, read back exactly when that has at most 15
+/// significant digits and a power of ten within ±22 (as when the Worker parses this object's
+/// JSON replies).
+trait Rows {
+    fn rows<T: serde::de::DeserializeOwned>(self) -> worker::Result<Vec<T>>;
+}
+
+impl Rows for worker::SqlCursor {
+    fn rows<T: serde::de::DeserializeOwned>(self) -> worker::Result<Vec<T>> {
+        let rows = worker::js_sys::Array::new();
+        for row in self {
+            rows.push(&row?);
+        }
+        let json = String::from(worker::js_sys::JSON::stringify(&rows)?);
+        Ok(serde_json::from_slice(json.as_bytes())?)
+    }
 }

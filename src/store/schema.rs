@@ -3,7 +3,7 @@
 //! object instance finds that conversation's tables (`has_schema`): new tables, never new
 //! columns, so no stored row ever needs migrating.
 
-use super::{Count, Store};
+use super::{Count, Rows, Store};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     started_at TEXT,
     ended_at TEXT,
     recorded_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS owner (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    digest TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tool_calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,7 +68,7 @@ impl Store {
                 "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         let exists = rows.first().is_some_and(|row| row.n > 0);
         if exists {
             // A conversation stored before a table existed (`activity`, `summary`) lacks it.

@@ -4,7 +4,7 @@
 //! instance's, so an instance evicted mid-call takes its call with it and the next turn plans
 //! again from what is stored.
 
-use super::{unix_ms, JsonRows, MessageRow, Store};
+use super::{unix_ms, JsonRows, MessageRow, Rows, Store};
 use crate::history::HistoryMessage;
 use crate::summary::{plan, retry_due, Row, MESSAGE_MAX_CHARS, READ_LIMIT};
 
@@ -84,7 +84,7 @@ impl Store {
                  LEFT JOIN messages m ON m.seq = s.through_seq WHERE s.id = 1",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         Ok(rows.into_iter().next().map(|row| row.rows))
     }
 

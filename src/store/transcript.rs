@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Store;
+use super::{Rows, Store};
 use crate::history::{ReplyStatus, Role};
 use crate::layercode::events::SessionEnd;
 
@@ -86,7 +86,7 @@ impl Store {
                  WHERE status != 'pending' ORDER BY seq",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         let sessions: Vec<SessionRecord> = self
             .sql
             .exec(
@@ -95,7 +95,7 @@ impl Store {
                  FROM sessions ORDER BY recorded_at_ms, session_id",
                 None,
             )?
-            .to_array()?;
+            .rows()?;
         Ok(Some(Transcript {
             messages,
             sessions,

@@ -6,10 +6,10 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use super::{unix_ms, MessageRow, Store, TextRow};
+use super::{unix_ms, MessageRow, Rows, Store, TextRow};
 use crate::history::{
-    bounded_window, heard_prefix, text_confirms, HistoryMessage, ReplyStatus, WINDOW_MAX_CHARS,
-    WINDOW_MAX_MESSAGES,
+    bounded_window, heard_prefix, reply_heard, HistoryMessage, ReplyStatus, RECENT_REPLIES,
+    WINDOW_MAX_CHARS, WINDOW_MAX_MESSAGES,
 };
 use crate::layercode::events::InterruptionContext;
 
@@ -72,7 +72,7 @@ impl Store {
                 "SELECT text FROM messages WHERE turn_id = ? AND role = 'user'",
                 vec![turn_id.into()],
             )?
-            .to_array()?;
+            .rows()?;
         if let Some(earlier) = earlier.into_iter().next() {
             // The first delivery already applied its interruption context; applying it again
             // could rewrite a newer reply (the "latest assistant turn" has moved on since).
@@ -130,7 +130,9 @@ impl Store {
     }
 
     /// The row of the interrupted reply and what the caller heard of it, clamped to what was
-    /// sent; `None` when nothing of ours matches (for example it was never stored).
+    /// sent; `None` when nothing of ours matches (for example it was never stored). Without an
+    /// id, only the text ties a context to a reply: contexts that arrive out of order must cut
+    /// the reply they are about, not the latest one (`history::reply_heard`).
     fn heard_of(&self, context: &InterruptionContext) -> worker::Result<Option<(i64, String)>> {
         let rows: Vec<AssistantRow> = match &context.assistant_turn_id {
             Some(turn_id) => self.sql.exec(
@@ -138,29 +140,39 @@ impl Store {
                  AND turn_id IN (?, ?)",
                 vec![turn_id.as_str().into(), format!("welcome:{turn_id}").into()],
             )?,
-            // No id given: the interrupted turn is the latest assistant turn.
             None => self.sql.exec(
                 "SELECT seq, turn_id, text FROM messages WHERE role = 'assistant' \
-                 ORDER BY seq DESC LIMIT 1",
-                None,
+                 ORDER BY seq DESC LIMIT ?",
+                vec![i64::try_from(RECENT_REPLIES).unwrap_or(1).into()],
             )?,
         }
-        .to_array()?;
-        let Some(row) = rows.into_iter().next() else {
+        .rows()?;
+        // A reply still running here has sent more than its pending row says.
+        let sent: Vec<(i64, String)> = rows
+            .into_iter()
+            .map(|row| {
+                let running = self.in_flight.borrow().get(&row.turn_id).cloned();
+                (
+                    row.seq,
+                    running.map_or(row.text, |sent| sent.borrow().clone()),
+                )
+            })
+            .collect();
+        let index = match context.assistant_turn_id {
+            Some(_) => 0,
+            None => {
+                let replies: Vec<&str> = sent.iter().map(|(_, text)| text.as_str()).collect();
+                match reply_heard(&replies, context.text_heard.as_deref()) {
+                    Some(index) => index,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let Some((seq, sent)) = sent.get(index) else {
             return Ok(None);
         };
-        // A reply still running here has sent more than its pending row says.
-        let running = self.in_flight.borrow().get(&row.turn_id).cloned();
-        let sent = running.map_or(row.text, |sent| sent.borrow().clone());
-        let heard = heard_prefix(&sent, context.text_heard.as_deref(), context.words_heard);
-        // Without an id, only the text ties the context to this reply: contexts that arrive out
-        // of order would otherwise cut a reply the caller never heard them about.
-        if context.assistant_turn_id.is_none()
-            && !text_confirms(context.text_heard.as_deref(), &heard)
-        {
-            return Ok(None);
-        }
-        Ok(Some((row.seq, heard)))
+        let heard = heard_prefix(sent, context.text_heard.as_deref(), context.words_heard);
+        Ok(Some((*seq, heard)))
     }
 
     /// Starts recording what a running turn sends (see `in_flight`).
@@ -197,7 +209,7 @@ impl Store {
             vec![text.into(), status.as_str().into(), turn_id.into()],
         )?;
         // Drain the cursor so the statement has run.
-        let _ = cursor.to_array::<serde_json::Value>()?;
+        let _ = cursor.rows::<serde_json::Value>()?;
         self.record_activity(unix_ms())
     }
 
@@ -243,7 +255,7 @@ impl Store {
                 "SELECT text FROM messages WHERE turn_id = ? AND role = 'assistant'",
                 vec![turn_id.into()],
             )?
-            .to_array()?;
+            .rows()?;
         Ok(rows.into_iter().next().map(|row| row.text))
     }
 

@@ -8,7 +8,9 @@
 
 use futures::StreamExt;
 use serde_json::Value;
-use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::wasm_bindgen::JsValue;
+use worker::web_sys::{self, RequestRedirect};
+use worker::{AbortController, Fetch, Headers};
 
 use super::{call_body, http_result, HttpToolSpec, Tool, ToolCall, ToolFuture, ToolResult};
 use super::{MAX_RESULT_BYTES, SIGNATURE_HEADER};
@@ -72,12 +74,12 @@ async fn post(url: &str, secret: Option<&str>, call: &ToolCall, abort: &AbortOnD
             .set(SIGNATURE_HEADER, &header)
             .map_err(unreachable)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual)
-        .with_body(Some(body.into()));
-    let request = Request::new_with_init(url, &init).map_err(unreachable)?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers.0);
+    init.set_redirect(RequestRedirect::Manual);
+    init.set_body(&JsValue::from_str(&body));
+    let request = crate::upstream::request(url, &init).map_err(unreachable)?;
     let signal = abort.signal().ok_or("the tool call was cancelled")?;
     let mut response = Fetch::Request(request)
         .send_with_signal(&signal)

@@ -28,6 +28,9 @@ pub const TIMEOUT_MS_RANGE: (u64, u64) = (100, 60_000);
 pub const MAX_TOOLS: usize = 512;
 /// Gemini's limit on a function name.
 pub const MAX_NAME_CHARS: usize = 128;
+/// OpenAI's limits: 128 tools, names of at most 64 letters, digits, `_` and `-`.
+pub const MAX_OPENAI_TOOLS: usize = 128;
+pub const MAX_OPENAI_NAME_CHARS: usize = 64;
 /// A tool answer larger than this is refused rather than fed to the model.
 pub const MAX_RESULT_BYTES: usize = 32 * 1024;
 /// The header that carries an HTTP tool call's signature.
@@ -63,8 +66,10 @@ pub fn parse(raw: &str) -> Result<Vec<ToolEntry>, String> {
     if raw.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let value: Value =
-        serde_json::from_str(raw).map_err(|e| format!("TOOLS is not valid JSON: {e}"))?;
+    // `from_slice`, not `from_str` (here and below): the wasm then holds one copy of serde_json's
+    // parser, not a second one for `StrRead` (about 2 KB gzipped).
+    let value: Value = serde_json::from_slice(raw.as_bytes())
+        .map_err(|e| format!("TOOLS is not valid JSON: {e}"))?;
     let Value::Array(items) = value else {
         return Err("TOOLS must be a JSON array of tools".to_string());
     };
@@ -196,6 +201,35 @@ fn check_name(name: &str) -> Result<(), String> {
             "name must start with a letter or underscore and hold only letters, digits, \
              _ . : - (at most {MAX_NAME_CHARS})"
         ));
+    }
+    Ok(())
+}
+
+/// The OpenAI wire's stricter rules (`^[a-zA-Z0-9_-]{1,64}$`, at most 128 tools), for `TOOLS`
+/// when an `openai` model is configured: a name it would refuse fails every turn with a 400.
+pub fn check_for_openai(entries: &[ToolEntry]) -> Result<(), String> {
+    if entries.len() > MAX_OPENAI_TOOLS {
+        return Err(format!(
+            "TOOLS lists {} tools; the openai api takes at most {MAX_OPENAI_TOOLS}",
+            entries.len()
+        ));
+    }
+    for (index, entry) in entries.iter().enumerate() {
+        let name = match entry {
+            ToolEntry::Http(spec) => spec.name.as_str(),
+            ToolEntry::EndCall => END_CALL,
+        };
+        let valid = !name.is_empty()
+            && name.chars().count() <= MAX_OPENAI_NAME_CHARS
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+        if !valid {
+            return Err(format!(
+                "TOOLS[{index}] ({name}): the name is not valid for the openai api (MODELS): \
+                 letters, digits, _ and - only, at most {MAX_OPENAI_NAME_CHARS}"
+            ));
+        }
     }
     Ok(())
 }
@@ -346,16 +380,24 @@ pub fn registry(entries: &[ToolEntry], http: impl Fn(&HttpToolSpec) -> Box<dyn T
     registry
 }
 
-/// The Gemini `functionDeclarations` of a registry.
-pub fn declarations(registry: &Registry) -> Vec<Value> {
+/// What the model is told of one tool, in no wire's shape: each wire family writes it its own
+/// way (Gemini `functionDeclarations`, OpenAI `tools[].function`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declaration {
+    pub name: String,
+    pub description: String,
+    /// A JSON Schema of `"type": "object"`.
+    pub parameters: Value,
+}
+
+/// The declarations of a registry, in order.
+pub fn declarations(registry: &Registry) -> Vec<Declaration> {
     registry
         .iter()
-        .map(|tool| {
-            json!({
-                "name": tool.name(),
-                "description": tool.description(),
-                "parametersJsonSchema": tool.parameters(),
-            })
+        .map(|tool| Declaration {
+            name: tool.name().to_string(),
+            description: tool.description().to_string(),
+            parameters: tool.parameters().clone(),
         })
         .collect()
 }
@@ -425,7 +467,7 @@ pub fn http_result(status: u16, body: &str) -> ToolResult {
             "the tool's answer was larger than {MAX_RESULT_BYTES} bytes"
         ));
     }
-    Ok(serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string())))
+    Ok(serde_json::from_slice(body.as_bytes()).unwrap_or_else(|_| Value::String(body.to_string())))
 }
 
 #[cfg(test)]
@@ -538,6 +580,25 @@ mod tests {
         }
         for bad in ["", "-a", ".a", "1a", "a b", "a/b", "é", &"a".repeat(129)] {
             assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn openai_names_are_held_to_its_stricter_rule() {
+        let named = |name: &str| {
+            parse(&format!(
+                r#"[{{"name": "{name}", "description": "d", "url": "https://x.example"}}]"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(check_for_openai(&named("shop_hours-v2")), Ok(()));
+        assert_eq!(check_for_openai(&[ToolEntry::EndCall]), Ok(()));
+        for bad in ["shop.hours", "ns:tool", &"a".repeat(65)] {
+            let error = check_for_openai(&named(bad)).unwrap_err();
+            assert!(
+                error.contains("not valid for the openai api"),
+                "{bad}: {error}"
+            );
         }
     }
 

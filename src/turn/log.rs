@@ -4,7 +4,7 @@ use serde::Serialize;
 use worker::{console_error, console_log};
 
 use crate::engine::{Clock, Ending, TurnOutcome};
-use crate::llm::CallReport;
+use crate::llm::chain::EntryReport;
 
 /// The one structured log line of a turn, with the same fields for every turn. Never holds user
 /// speech or secrets.
@@ -23,9 +23,15 @@ pub(super) struct TurnLog {
     finish_reason: Option<String>,
     ms_to_first_tts: Option<u64>,
     total_ms: u64,
+    /// The model that answered (or failed last): its `api` and `model`. The `gemini_*` fields
+    /// keep their names (saved queries) and describe that model's calls, whatever its `api`.
+    api: Option<&'static str>,
+    model: Option<String>,
     gemini_status: Option<u16>,
     gemini_attempts: u32,
     gemini_error: Option<String>,
+    /// Each model of the chain abandoned before it (failover), in order.
+    abandoned: Vec<AbandonedLog>,
     pub(super) chars_out: usize,
     interrupted: bool,
     apology: bool,
@@ -38,6 +44,18 @@ pub(super) struct TurnLog {
     tool_calls: Vec<ToolCallLog>,
     #[serde(skip)]
     started_ms: u64,
+}
+
+/// A model the turn moved away from: the failure as a label, its HTTP status and error codes
+/// when it answered, and how long it was given.
+#[derive(Debug, Serialize)]
+struct AbandonedLog {
+    api: &'static str,
+    model: String,
+    reason: String,
+    status: Option<u16>,
+    error: Option<String>,
+    ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,9 +83,12 @@ impl TurnLog {
             finish_reason: None,
             ms_to_first_tts: None,
             total_ms: 0,
+            api: None,
+            model: None,
             gemini_status: None,
             gemini_attempts: 0,
             gemini_error: None,
+            abandoned: Vec::new(),
             chars_out: 0,
             interrupted: false,
             apology: false,
@@ -86,7 +107,14 @@ impl TurnLog {
         self.write(clock);
     }
 
-    pub(super) fn emit(mut self, outcome: &TurnOutcome, report: &CallReport, clock: &impl Clock) {
+    /// `models`: each model asked, in order (the last answered or failed last); empty when
+    /// none was.
+    pub(super) fn emit(
+        mut self,
+        outcome: &TurnOutcome,
+        models: &[EntryReport],
+        clock: &impl Clock,
+    ) {
         self.outcome = outcome.ending.outcome();
         self.ending = Some(match &outcome.ending {
             Ending::Complete => outcome.finish_reason.clone().unwrap_or_default(),
@@ -98,17 +126,34 @@ impl TurnLog {
         self.ms_to_first_tts = outcome
             .first_speech_at_ms
             .map(|at| at.saturating_sub(self.started_ms));
+        let last = models.last();
+        let report = last.map(|entry| entry.report.clone()).unwrap_or_default();
+        self.api = last.map(|entry| entry.api.name());
+        self.model = last.map(|entry| entry.model.clone());
         self.gemini_status = report.status;
         self.gemini_attempts = report.requests;
         self.gemini_error = report.error.clone();
+        self.abandoned = outcome
+            .abandoned
+            .iter()
+            .zip(models)
+            .map(|(abandoned, entry)| AbandonedLog {
+                api: entry.api.name(),
+                model: entry.model.clone(),
+                reason: abandoned.failure.label(),
+                status: entry.report.status,
+                error: entry.report.error.clone(),
+                ms: abandoned.ms,
+            })
+            .collect();
         self.chars_out = outcome.spoken.chars().count();
         // A closing line owed but not delivered means the caller had hung up by then.
         let closing_unheard =
             outcome.ending.closing(&outcome.spoken).is_some() && outcome.closing.is_none();
         self.interrupted = outcome.ending == Ending::Interrupted || closing_unheard;
         self.apology = matches!(outcome.ending, Ending::Failed(_)) && outcome.closing.is_some();
-        self.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_token_count);
-        self.output_tokens = report.usage.as_ref().and_then(|u| u.candidates_token_count);
+        self.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_tokens);
+        self.output_tokens = report.usage.as_ref().and_then(|u| u.output_tokens);
         self.tool_rounds = outcome.tools.rounds;
         self.tool_calls = outcome
             .tools

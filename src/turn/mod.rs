@@ -6,8 +6,9 @@
 //! are the engine's, where they are tested natively. The handler returns the SSE response at
 //! once and the turn runs as a task of the object, writing into the response's stream. Here the
 //! engine's traits meet the runtime: `clock` (Workers timers), `speaker` (the SSE response),
-//! `tool_runner` (the turn's tools), and Gemini as the model. `welcome` is the `session.start` turn;
-//! `summary` folds what is about to leave the history window, after a turn has ended.
+//! `tool_runner` (the turn's tools), and the configured chain of models (`llm::chain`) as the
+//! model. `welcome` is the `session.start` turn; `summary` folds what is about to leave the
+//! history window, after a turn has ended.
 //!
 //! May import: `store`, `engine` and every layer below them (see `tests/layers.rs`).
 
@@ -23,17 +24,17 @@ use std::rc::Rc;
 
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::web_sys::AbortSignal;
-use worker::{console_error, AbortController, Response};
+use worker::{console_error, Response};
 
 pub use welcome::start_welcome;
 
-use crate::config::{Config, GOOGLE_GENERATIVE_AI_API_KEY};
+use crate::config::Config;
 use crate::engine::{self, Clock, Ending, Limits, ToolLimits, TurnOutcome};
 use crate::history::HistoryMessage;
 use crate::layercode::event_stream::EventStream;
 use crate::layercode::events::{CallContext, Message};
-use crate::llm::gemini::{self, GeminiModel, GeminiStream};
-use crate::llm::{CallReport, Failure, Model, OpenError};
+use crate::llm::chain::{Chain, EntryReport};
+use crate::llm::{Ask, Failure};
 use crate::placeholders::{self, Values};
 use crate::store::{Begun, StartWrites, Store};
 use crate::summary::prompt_with_summary;
@@ -61,6 +62,20 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
     if let Err(error) = &config.tools {
         // Refused whole: this turn runs without tools (`/health` shows the same message).
         console_error!("TOOLS is not used: {error}");
+    }
+    if let Err(error) = &config.models {
+        // Refused whole: this turn runs with the default Gemini entry (`/health` says why).
+        console_error!("MODELS is not used: {error}");
+    }
+    for entry in config.chain.iter().filter(|e| !e.key_present()) {
+        console_error!(
+            "{} is not set (the key of {} model {}): put it in .dev.vars locally or run \
+             `npx wrangler secret put {}`; that model is skipped",
+            entry.key_name,
+            entry.api.name(),
+            entry.model,
+            entry.key_name
+        );
     }
     let mut log = TurnLog::new(
         "message",
@@ -100,8 +115,8 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
             (None, Vec::new(), None, None)
         }
     };
-    // Stored right after the Gemini request leaves (see `Store::commit`), or after the turn if
-    // it never does; the first of the two wins.
+    // Stored right after the first model request leaves (see `Store::commit`), or after the
+    // turn if none does; the first of the two wins.
     let start = Rc::new(RefCell::new(PendingStart {
         writes: store.clone().zip(writes),
         error: None,
@@ -122,20 +137,12 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
         stream: &mut stream,
         sent: sent.unwrap_or_default(),
     };
-    let (outcome, report) = match (&store, config.gemini_api_key.as_deref()) {
-        (None, _) => {
+    let (outcome, reports) = match &store {
+        None => {
             let outcome = apologise_for(Failure::Storage, &mut speaker, &clock).await;
-            (outcome, CallReport::default())
+            (outcome, Vec::new())
         }
-        (Some(_), None) => {
-            console_error!(
-                "{GOOGLE_GENERATIVE_AI_API_KEY} is not set: put it in .dev.vars locally or run \
-                 `npx wrangler secret put {GOOGLE_GENERATIVE_AI_API_KEY}`; answering with an apology"
-            );
-            let outcome = apologise_for(Failure::MissingApiKey, &mut speaker, &clock).await;
-            (outcome, CallReport::default())
-        }
-        (Some(_), Some(api_key)) => {
+        Some(_) => {
             let start = start.clone();
             let on_sent = move || start.borrow_mut().commit();
             let values = call_values(&config, &config.system_prompt, &message.call);
@@ -147,14 +154,17 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
                 history: &history,
                 past_calls: &past_calls,
             };
-            reply(&config, api_key, asked, &mut speaker, &clock, on_sent).await
+            reply(&config, asked, &mut speaker, &clock, on_sent).await
         }
     };
     start.borrow_mut().commit();
     if let Some(error) = start.borrow_mut().error.take() {
         log.storage_error = Some(format!("commit: {error}"));
     }
-    stream.end().await;
+    let frames_taken = stream.frames_taken();
+    let end_taken = stream.end().await;
+    // A caller gone before the end did not hear the whole reply (and perhaps none of it).
+    let outcome = outcome.after_delivery(end_taken, frames_taken);
 
     if let Some(store) = &store {
         store.untrack(&message.turn_id);
@@ -168,7 +178,7 @@ async fn run_message(store: Store, config: Rc<Config>, message: Message, mut str
             log.storage_error = Some(format!("remember_tool_calls: {e}"));
         }
     }
-    log.emit(&outcome, &report, &clock);
+    log.emit(&outcome, &reports, &clock);
     // After `response.end` and the turn's writes: never on the path to anyone's first word.
     if let Some(store) = &store {
         summary::after_turn(store, &config, &message.conversation_id).await;
@@ -198,18 +208,16 @@ struct Asked<'a> {
     past_calls: &'a [PastCall],
 }
 
-/// Streams Gemini's reply through the engine; with tools configured, through the engine's tool
-/// loop, reminding the model of its past calls.
+/// Streams the model's reply through the engine, along the configured chain of models; with
+/// tools configured, through the engine's tool loop, reminding the model of its past calls.
+/// Returns the outcome and each model asked, in order.
 async fn reply(
     config: &Config,
-    api_key: &str,
     asked: Asked<'_>,
     speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
     on_sent: impl FnOnce() + 'static,
-) -> (TurnOutcome, CallReport) {
-    let url = gemini::stream_url(&config.gemini_api_base_url, &config.gemini_model);
-    let controller = AbortController::default();
+) -> (TurnOutcome, Vec<EntryReport>) {
     let hangup = speaker.stream.hangup();
     let limits = Limits::new(
         config.gemini_timeout_ms,
@@ -217,40 +225,36 @@ async fn reply(
         config.reply_max_chars,
     );
     let entries = config.tool_entries();
-    let (outcome, model) = if entries.is_empty() {
-        let body = gemini::request_body(asked.system_prompt, &config.gemini_model, asked.history)
-            .to_string();
-        let mut model =
-            GeminiModel::new(url, api_key.to_string(), body, controller.signal()).on_sent(on_sent);
-        let outcome = engine::run(&mut model, speaker, clock, hangup, limits).await;
-        (outcome, model)
+    let (outcome, mut chain) = if entries.is_empty() {
+        let ask = Ask {
+            system_prompt: asked.system_prompt.to_string(),
+            history: asked.history.to_vec(),
+            tools: Vec::new(),
+        };
+        let mut chain =
+            Chain::new(config.chain.clone(), config.gemini_timeout_ms, ask).on_sent(on_sent);
+        let outcome = engine::run(&mut chain, speaker, clock, hangup, limits).await;
+        (outcome, chain)
     } else {
         let secret = config.tools_signing_secret.clone();
         let registry = tools::registry(entries, |spec| {
             Box::new(HttpTool::new(spec.clone(), secret.clone()))
         });
-        let body = gemini::request_body_with_tools(
-            &memory::prompt_with_calls(asked.system_prompt, asked.past_calls),
-            &config.gemini_model,
-            asked.history,
-            tools::declarations(&registry),
-        );
+        let ask = Ask {
+            system_prompt: memory::prompt_with_calls(asked.system_prompt, asked.past_calls),
+            history: asked.history.to_vec(),
+            tools: tools::declarations(&registry),
+        };
         let tools = TurnTools {
             registry,
             conversation_id: asked.conversation_id.to_string(),
             turn_id: asked.turn_id.to_string(),
         };
-        let mut model = GeminiModel::new(
-            url,
-            api_key.to_string(),
-            body.to_string(),
-            controller.signal(),
-        )
-        .on_sent(on_sent)
-        .with_follow_ups(body);
+        let mut chain =
+            Chain::new(config.chain.clone(), config.gemini_timeout_ms, ask).on_sent(on_sent);
         let tool_limits = ToolLimits::new(config.max_tool_rounds);
         let outcome = engine::run_with_tools(
-            &mut model,
+            &mut chain,
             speaker,
             clock,
             hangup,
@@ -259,13 +263,13 @@ async fn reply(
             tool_limits,
         )
         .await;
-        (outcome, model)
+        (outcome, chain)
     };
     if outcome.ending != Ending::Complete {
         // Stop paying for tokens nobody will hear, and free the connection.
-        controller.abort();
+        chain.abort();
     }
-    (outcome, model.report())
+    (outcome, chain.reports())
 }
 
 /// Speaks what a turn stored, after waiting for it to finish if it is still running here.
@@ -296,7 +300,7 @@ async fn replay(
 /// How often a redelivery checks whether the first delivery's turn has finished.
 const REPLAY_POLL_MS: u64 = 25;
 
-/// A turn's start, stored once: when the Gemini request has left, or after the turn.
+/// A turn's start, stored once: when the first model request has left, or after the turn.
 struct PendingStart {
     writes: Option<(Store, StartWrites)>,
     error: Option<String>,
@@ -316,20 +320,10 @@ async fn apologise_for(
     speaker: &mut Recorder<'_>,
     clock: &WorkerClock,
 ) -> TurnOutcome {
-    let mut model = Unavailable(Some(failure));
+    // A chain with nothing in it, and the turn's own hang-up: the same engine code as every
+    // turn's, not a second copy of it in the wasm.
+    let mut model = Chain::unavailable(failure);
     let limits = Limits::new(1000, 1000, 0);
-    engine::run(&mut model, speaker, clock, std::future::pending(), limits).await
-}
-
-/// A model that fails at once, with a failure that is not worth a retry.
-struct Unavailable(Option<Failure>);
-
-impl Model for Unavailable {
-    type Stream = GeminiStream;
-    async fn open(&mut self) -> Result<GeminiStream, OpenError> {
-        Err(OpenError {
-            failure: self.0.take().unwrap_or(Failure::Unreachable),
-            retryable: false,
-        })
-    }
+    let hangup = speaker.stream.hangup();
+    engine::run(&mut model, speaker, clock, hangup, limits).await
 }

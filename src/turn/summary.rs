@@ -81,8 +81,8 @@ pub(super) async fn after_turn(store: &Store, config: &Config, conversation_id: 
     };
     log.gemini_status = report.status;
     log.gemini_error = report.error;
-    log.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_token_count);
-    log.output_tokens = report.usage.as_ref().and_then(|u| u.candidates_token_count);
+    log.prompt_tokens = report.usage.as_ref().and_then(|u| u.prompt_tokens);
+    log.output_tokens = report.usage.as_ref().and_then(|u| u.output_tokens);
     log.write(&clock, started_ms);
 }
 

@@ -1,8 +1,6 @@
 //! A turn's tools as the engine's [`ToolRunner`], and what of a finished turn's tool rounds is
 //! kept for later turns (`tools::memory`).
 
-use serde_json::Value;
-
 use crate::engine::{CallPlan, ToolLog, ToolRunner};
 use crate::llm::FunctionCall;
 use crate::tools::memory::PastCall;
@@ -57,16 +55,15 @@ pub fn past_calls(log: &ToolLog) -> Vec<PastCall> {
     log.steps
         .iter()
         .flat_map(|step| {
-            let calls = step
-                .model_parts
-                .iter()
-                .filter_map(|part| part.get("functionCall"));
             // One answer per call, in call order (see `ToolStep`).
-            calls.zip(&step.responses).map(|(call, response)| PastCall {
-                name: response.name.clone(),
-                args: call.get("args").cloned().unwrap_or(Value::Null),
-                answer: response.response.clone(),
-            })
+            step.calls
+                .iter()
+                .zip(&step.responses)
+                .map(|(call, response)| PastCall {
+                    name: response.name.clone(),
+                    args: call.args.clone(),
+                    answer: response.response.clone(),
+                })
         })
         .collect()
 }
@@ -75,8 +72,8 @@ pub fn past_calls(log: &ToolLog) -> Vec<PastCall> {
 mod tests {
     use super::*;
     use crate::llm::{FunctionResponse, ToolStep};
-    use crate::tools::{declarations, EndCall, ToolFuture};
-    use serde_json::json;
+    use crate::tools::{declarations, Declaration, EndCall, ToolFuture};
+    use serde_json::{json, Value};
 
     fn step(calls: &[(&str, Value)], answers: &[Value]) -> ToolStep {
         ToolStep {
@@ -84,6 +81,14 @@ mod tests {
                 .chain(calls.iter().map(|(name, args)| {
                     json!({"functionCall": {"name": name, "args": args}, "thoughtSignature": "s"})
                 }))
+                .collect(),
+            calls: calls
+                .iter()
+                .map(|(name, args)| FunctionCall {
+                    id: None,
+                    name: name.to_string(),
+                    args: args.clone(),
+                })
                 .collect(),
             responses: calls
                 .iter()
@@ -199,7 +204,11 @@ mod tests {
         assert_eq!(ran, Some(Ok(json!(["id_1", "conv", "turn", {"n": 1}]))));
         assert_eq!(
             declarations(&tools.registry)[0],
-            json!({"name": "echo", "description": "Echoes.", "parametersJsonSchema": tools.registry.get("echo").unwrap().parameters()})
+            Declaration {
+                name: "echo".into(),
+                description: "Echoes.".into(),
+                parameters: tools.registry.get("echo").unwrap().parameters().clone()
+            }
         );
     }
 }

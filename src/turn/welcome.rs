@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::engine::{Clock, Ending, TurnOutcome};
 use crate::layercode::event_stream::EventStream;
 use crate::layercode::events::SessionStart;
-use crate::llm::CallReport;
 use crate::placeholders;
 use crate::speech::clean_for_speech;
 use crate::store::{welcome_key, Store};
@@ -80,6 +79,7 @@ async fn run_welcome(
         attempts: 0,
         first_speech_at_ms,
         tools: Default::default(),
+        abandoned: Vec::new(),
     };
-    log.emit(&outcome, &CallReport::default(), &clock);
+    log.emit(&outcome, &[], &clock);
 }

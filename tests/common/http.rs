@@ -393,6 +393,19 @@ fn connect(host: &str, read_timeout: Duration) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// Sends a request and hangs up at once, before any byte of the answer: the whole request is
+/// written, then the connection is closed (FIN, the way a client that gives up closes it).
+/// A reset (RST) instead would make `wrangler dev`'s proxy drop the request before the worker
+/// sees it (RELIABILITY.md, issue 22 item 4).
+pub fn send_then_hang_up(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) {
+    let (host, path) = split_url(url).expect("url");
+    let mut stream = connect(&host, READ_TIMEOUT).expect("connect");
+    stream
+        .write_all(&request_bytes(method, &host, &path, headers, body))
+        .expect("write the request");
+    stream.shutdown(Shutdown::Both).expect("close");
+}
+
 /// `POST url` whose body trickles in, as from a hostile or broken client: the head (declaring
 /// the whole `Content-Length`) at once, then one byte of `body` every `gap` from a background
 /// thread, while the response is read. Returns the response and how long after sending the

@@ -3,7 +3,7 @@
 //! events separated by a blank line, chunked transfer encoding, no `[DONE]`, end of body = end
 //! of stream.
 
-use super::mock_server::{redirect_reply, Mock, MockReply, MockServer, RecordedRequest};
+use super::mock_server::{redirect_reply, Cue, Mock, MockReply, MockServer, RecordedRequest};
 use std::time::Duration;
 
 pub use super::mock_server::StreamEnd;
@@ -45,6 +45,15 @@ pub enum GeminiReply {
         /// (delay before writing, bytes) per chunk.
         pieces: Vec<(Duration, Vec<u8>)>,
     },
+    /// 200 `text/event-stream`, chunked; each piece is written once its [`Cue`] comes (a delay,
+    /// or a [`super::mock_server::Gate`] the test opens after seeing what must come first), then
+    /// the body ends (`Close`) or stalls (`Hang`). See [`gemini_fixtures::cued`].
+    Cued {
+        /// (what the piece waits for, bytes) per chunk.
+        pieces: Vec<(Cue, Vec<u8>)>,
+        /// Whether the body then ends cleanly or stalls.
+        then: StreamEnd,
+    },
     /// Any status with a JSON body (`application/json; charset=UTF-8`, like Google).
     Status {
         /// HTTP status, e.g. 429.
@@ -75,14 +84,20 @@ pub enum GeminiReply {
     Encoded {
         /// The `Content-Encoding` header value, e.g. `gzip`.
         encoding: String,
-        /// (delay before writing, bytes) per chunk.
-        pieces: Vec<(Duration, Vec<u8>)>,
+        /// (what the piece waits for, bytes) per chunk.
+        pieces: Vec<(Cue, Vec<u8>)>,
     },
 }
 
 impl From<GeminiReply> for MockReply {
     fn from(reply: GeminiReply) -> MockReply {
         let sse = |pieces, end| MockReply::Chunked {
+            status: 200,
+            content_type: "text/event-stream".into(),
+            pieces,
+            end,
+        };
+        let cued = |pieces, end| MockReply::Cued {
             status: 200,
             content_type: "text/event-stream".into(),
             pieces,
@@ -102,6 +117,7 @@ impl From<GeminiReply> for MockReply {
                 sse(pieces, then)
             }
             GeminiReply::Raw { pieces } => sse(pieces, StreamEnd::Close),
+            GeminiReply::Cued { pieces, then } => cued(pieces, then),
             GeminiReply::Status { status, body } => MockReply::Full {
                 status,
                 content_type: "application/json; charset=UTF-8".into(),
@@ -121,7 +137,7 @@ impl From<GeminiReply> for MockReply {
             GeminiReply::Hang => MockReply::Hang,
             GeminiReply::Encoded { encoding, pieces } => MockReply::WithHeaders {
                 headers: vec![("Content-Encoding".into(), encoding)],
-                reply: Box::new(sse(pieces, StreamEnd::Close)),
+                reply: Box::new(cued(pieces, StreamEnd::Close)),
             },
         }
     }
@@ -191,7 +207,7 @@ impl Mock<GeminiReply> {
 }
 
 pub mod gemini_fixtures {
-    use super::{Framing, GeminiReply, StreamEnd};
+    use super::{Cue, Framing, GeminiReply, StreamEnd};
     use std::time::Duration;
 
     /// `modelVersion` in every fixture event.
@@ -412,6 +428,19 @@ pub mod gemini_fixtures {
         GeminiReply::Stream {
             events,
             framing: Framing::Lf,
+            then: StreamEnd::Close,
+        }
+    }
+
+    /// A stream of `events` each written once its cue comes (a delay, or a gate the test
+    /// opens), LF framing, body closed after the last.
+    pub fn cued(events: Vec<(Cue, String)>) -> GeminiReply {
+        let pieces = events
+            .into_iter()
+            .map(|(cue, json)| (cue, format!("data: {json}\n\n").into_bytes()))
+            .collect();
+        GeminiReply::Cued {
+            pieces,
             then: StreamEnd::Close,
         }
     }

@@ -85,6 +85,19 @@ pub enum MockReply {
     },
     /// Read the request and never answer.
     Hang,
+    /// A `Transfer-Encoding: chunked` body whose pieces each wait for their [`Cue`]: a delay, or
+    /// a [`Gate`] the test opens once it has seen what must come first. A piece behind a gate
+    /// cannot arrive before the test says so, however fast or slow the machine is.
+    Cued {
+        /// HTTP status.
+        status: u16,
+        /// `Content-Type` header value.
+        content_type: String,
+        /// (what the piece waits for, bytes) per chunk; empty pieces only wait.
+        pieces: Vec<(Cue, Vec<u8>)>,
+        /// What happens after the last piece.
+        end: StreamEnd,
+    },
     /// `reply` with extra response headers, e.g. a `Content-Encoding` its body may not honour.
     WithHeaders {
         /// (name, value) pairs added to the head.
@@ -92,6 +105,37 @@ pub enum MockReply {
         /// The reply they are added to.
         reply: Box<MockReply>,
     },
+}
+
+/// A latch the test opens to let a [`MockReply::Cued`] piece go: the ordering of "the worker
+/// did X" before "the mock sends Y" then comes from the test, not from a delay. Clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets every piece waiting on this gate go (now and later).
+    pub fn open(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Gate::open`] was called.
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What a piece of a [`MockReply::Cued`] body waits for before it is written.
+#[derive(Clone, Debug)]
+pub enum Cue {
+    /// This long.
+    After(Duration),
+    /// Until the gate is open. A client that leaves, or the mock stopping, also ends the wait.
+    Opened(Gate),
 }
 
 /// How the answer to one request went.
@@ -434,10 +478,31 @@ impl Answer<'_> {
                 pieces,
                 end,
             } => {
+                let pieces = pieces
+                    .into_iter()
+                    .map(|(delay, piece)| (Cue::After(delay), piece))
+                    .collect();
+                let cued = MockReply::Cued {
+                    status,
+                    content_type,
+                    pieces,
+                    end,
+                };
+                self.play_with(cued, extra)
+            }
+            MockReply::Cued {
+                status,
+                content_type,
+                pieces,
+                end,
+            } => {
                 let head = head(status, &content_type, "Transfer-Encoding: chunked", extra);
                 self.write(head.as_bytes())?;
-                for (delay, piece) in pieces {
-                    self.pause(delay)?;
+                for (cue, piece) in pieces {
+                    match cue {
+                        Cue::After(delay) => self.pause(delay)?,
+                        Cue::Opened(gate) => self.wait_for(&gate)?,
+                    }
                     if !piece.is_empty() {
                         let chunk =
                             [format!("{:x}\r\n", piece.len()).as_bytes(), &piece, b"\r\n"].concat();
@@ -484,6 +549,15 @@ impl Answer<'_> {
             }
             self.check_client(left.min(POLL))?;
         }
+    }
+
+    /// Waits until `gate` opens, returning early with the reason if the client leaves or the mock
+    /// stops.
+    fn wait_for(&mut self, gate: &Gate) -> Result<(), Outcome> {
+        while !gate.is_open() {
+            self.check_client(POLL)?;
+        }
+        Ok(())
     }
 
     /// Waits until the client leaves or the mock stops.

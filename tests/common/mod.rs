@@ -7,11 +7,13 @@
 // Test helpers fail by panicking, with the reason; the worker itself may not (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod closed_port;
 pub mod gzip;
 pub mod http;
 pub mod mock_gemini;
 pub mod mock_layercode;
+pub mod mock_openai;
 pub mod mock_server;
 pub mod mock_summary;
 pub mod rng;
@@ -22,12 +24,13 @@ pub mod worker;
 
 pub use closed_port::ClosedPort;
 pub use http::{
-    get, post_dripping, post_json, request, try_request, tts_text, HttpResponse, SseClient,
-    SseEvent, SseNext, SseTranscript,
+    get, post_dripping, post_json, request, send_then_hang_up, try_request, tts_text, HttpResponse,
+    SseClient, SseEvent, SseNext, SseTranscript,
 };
 pub use mock_gemini::{gemini_fixtures, Framing, GeminiReply, MockGemini, DEFAULT_GEMINI_TEXT};
 pub use mock_layercode::{LayercodeReply, MockLayercode, AUTHORIZE_PATH, DEFAULT_AUTHORIZE_BODY};
-pub use mock_server::{Mock, RecordedRequest, RequestTiming, StreamEnd};
+pub use mock_openai::{openai_fixtures, MockOpenAi, OpenAiReply, Separator, DEFAULT_OPENAI_TEXT};
+pub use mock_server::{Cue, Gate, Mock, RecordedRequest, RequestTiming, StreamEnd};
 pub use mock_summary::{
     folded_lines, is_summary_request, mock_summary, previous_summary, CALLER_SAID,
 };

@@ -10,3 +10,5 @@ pub const APOLOGY_MID: &str = "Sorry, I lost my train of thought there.";
 pub const CLOSE_AFTER_CUT: &str = "I'll stop there.";
 /// The user turn Gemini is given first when the window starts with the agent.
 pub const CALL_STARTED_BRIDGE: &str = "(The caller joined the call.)";
+/// Said once in a round of tool calls that has taken longer than 2 s.
+pub const STILL_CHECKING: &str = "Still checking, thanks for waiting.";

@@ -2,6 +2,7 @@
 
 use super::http::{post_json, HttpResponse, SseClient, SseTranscript};
 use super::signing::{sign_now, SIGNATURE_HEADER};
+use super::spoken::STILL_CHECKING;
 use super::worker::{Worker, TEST_WEBHOOK_SECRET};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -57,6 +58,17 @@ pub fn open_webhook(worker: &Worker, event: &Value) -> SseClient {
         &sign_now(TEST_WEBHOOK_SECRET, &body),
         &body,
     )
+}
+
+/// Sends a signed webhook and hangs up before any byte of the answer arrives.
+pub fn hang_up_right_after_sending(worker: &Worker, event: &Value) {
+    let body = event.to_string();
+    let signature = sign_now(TEST_WEBHOOK_SECRET, &body);
+    let headers = [
+        ("content-type", "application/json"),
+        (SIGNATURE_HEADER, signature.as_str()),
+    ];
+    super::http::send_then_hang_up("POST", &worker.url("/agent"), &headers, body.as_bytes());
 }
 
 /// Opens `path` with exactly this `layercode-signature` header and body.
@@ -144,4 +156,47 @@ pub fn contents(request_json: &Value) -> Vec<(String, String)> {
 /// Shorthand for building expected `contents`.
 pub fn turn(role: &str, text: &str) -> (String, String) {
     (role.to_string(), text.to_string())
+}
+
+/// What a tool turn said, without the [`STILL_CHECKING`] lines. The worker says that line when a
+/// round of calls has run for 2 s, and whether a call to a loopback endpoint that answers at once
+/// takes that long is up to the machine: a test that is not about the line takes it out of what
+/// it compares. Not blindly: each line taken out must belong to a round whose slowest call took
+/// at least 2 s by the worker's own clock (its log line for the turn says so), since the line
+/// for a quicker round would be a defect.
+pub fn without_still_checking(
+    worker: &Worker,
+    conversation_id: &str,
+    turn_id: &str,
+    spoken: &str,
+) -> String {
+    let line = format!(" {STILL_CHECKING}");
+    let said = spoken.matches(&line).count();
+    if said == 0 {
+        return spoken.to_string();
+    }
+    let log = worker.wait_for_log(
+        &format!("\"conversation_id\":\"{conversation_id}\",\"turn_id\":\"{turn_id}\""),
+        TURN_TIMEOUT,
+    );
+    let entry: Value = serde_json::from_str(&log[log.find('{').unwrap_or(0)..])
+        .unwrap_or_else(|e| panic!("turn line is not JSON ({e}): {log}"));
+    assert!(
+        slow_rounds(&entry) >= said,
+        "{STILL_CHECKING:?} said {said} time(s), but not after 2 s of calls: {spoken:?}\n{log}"
+    );
+    spoken.replace(&line, "")
+}
+
+/// The rounds of a turn's log line whose slowest call took at least the 2 s after which the
+/// worker says [`STILL_CHECKING`].
+pub fn slow_rounds(turn_line: &Value) -> usize {
+    let mut slowest: std::collections::BTreeMap<u64, u64> = Default::default();
+    for call in turn_line["tool_calls"].as_array().into_iter().flatten() {
+        let round = call["round"].as_u64().unwrap_or_default();
+        let ms = call["ms"].as_u64().unwrap_or_default();
+        let entry = slowest.entry(round).or_default();
+        *entry = (*entry).max(ms);
+    }
+    slowest.values().filter(|ms| **ms >= 2000).count()
 }

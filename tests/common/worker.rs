@@ -43,6 +43,7 @@ pub const PINNED_NODE: &str = "node_modules/.bin/node";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const READY_POLL: Duration = Duration::from_millis(100);
 const SIGINT_GRACE: Duration = Duration::from_secs(10);
+const SIGKILL_GRACE: Duration = Duration::from_secs(30);
 const LOG_TAIL_LINES: usize = 60;
 
 /// How to start a [`Worker`].
@@ -183,7 +184,7 @@ impl Worker {
         format!("{}{path}", self.base_url)
     }
 
-    /// Everything wrangler/workerd wrote to stdout and stderr so far.
+    /// Every complete line wrangler/workerd wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         read_log(&self.log_path)
     }
@@ -274,10 +275,15 @@ pub fn durable_object_files(persist_dir: &Path, class: &str) -> Vec<PathBuf> {
 }
 
 /// Runs `sqlite3 -readonly -json <file> <sql>` and returns the rows (empty for no rows).
+///
+/// The file belongs to a running worker (WAL mode). A WAL reader is not blocked by a writer,
+/// but can find the file busy for a moment (the writer's checkpoint, or its recovery on first
+/// open); the CLI's default is to fail at once with 'database is locked', so it waits instead.
 pub fn sqlite_json(file: &Path, sql: &str) -> Vec<Value> {
     let out = Command::new("sqlite3")
         .arg("-readonly")
         .arg("-json")
+        .args(["-cmd", ".timeout 10000"])
         .arg(file)
         .arg(sql)
         .output()
@@ -326,12 +332,20 @@ pub fn current_worker_logs() -> String {
     })
 }
 
-/// The log as text, without ANSI colour codes: wrangler colours its error blocks even with
-/// `NO_COLOR=1 FORCE_COLOR=0` and output to a file, which would break substring checks.
-fn read_log(path: &Path) -> String {
-    strip_ansi(&String::from_utf8_lossy(
-        &fs::read(path).unwrap_or_default(),
-    ))
+/// The log's complete lines as text, without ANSI colour codes: wrangler colours its error
+/// blocks even with `NO_COLOR=1 FORCE_COLOR=0` and output to a file, which would break
+/// substring checks.
+///
+/// Only complete lines: the log is read while wrangler appends to it, and a read can land in the
+/// middle of a write (the kernel extends a file page by page), so the last line may be cut short:
+/// a ready line naming half a port, a turn line that is not yet valid JSON or lacks the field a
+/// test looks for. A line counts once its newline is there; the bytes before a newline are
+/// always written before it.
+pub fn read_log(path: &Path) -> String {
+    let mut bytes = fs::read(path).unwrap_or_default();
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(complete);
+    strip_ansi(&String::from_utf8_lossy(&bytes))
 }
 
 /// Removes CSI escape sequences (`ESC [ params final-byte`).
@@ -406,7 +420,8 @@ fn clean_up_dead_runs(e2e: &Path) {
 }
 
 /// SIGKILLs the group named in a stale `.pgid` file, but only if every live member still looks
-/// like part of a wrangler tree: the number may have been reused by an unrelated group.
+/// like part of a wrangler tree (or of a browser test's driver and Chromium): the number may
+/// have been reused by an unrelated group.
 fn kill_leftover_group(pgid_file: &Path) {
     let Some(pgid) = fs::read_to_string(pgid_file)
         .ok()
@@ -417,9 +432,16 @@ fn kill_leftover_group(pgid_file: &Path) {
     };
     let members = process_group_members(pgid);
     let ours = |cmd: &String| {
-        ["wrangler", "workerd", "esbuild", "serve.mjs"]
-            .iter()
-            .any(|n| cmd.contains(n))
+        [
+            "wrangler",
+            "workerd",
+            "esbuild",
+            "serve.mjs",
+            "driver.mjs",
+            "chromium",
+        ]
+        .iter()
+        .any(|n| cmd.contains(n))
     };
     if !members.is_empty() && members.iter().all(|(_, cmd)| ours(cmd)) {
         signal_group(pgid, SIGKILL);
@@ -446,27 +468,36 @@ fn dotenv(pairs: &[(String, String)]) -> String {
         .collect()
 }
 
-/// `original` (a wrangler.toml) without its `[build]` table, with `main` made absolute, written
-/// into the run directory. Without a build command wrangler does not watch `src/`: its watcher
+/// `original` (a wrangler.toml) without its `[build]` table, with `main` and the static assets'
+/// `directory` made absolute, written into the run directory. Without a build command wrangler does not watch `src/`: its watcher
 /// otherwise re-ran the (skipped) build about a second after start and reloaded the worker,
 /// failing whatever request was in flight with 503 "Your worker restarted mid-request".
 fn write_test_config(original: &Path, run_dir: &Path) -> PathBuf {
     let base = original.parent().expect("wrangler.toml has a directory");
     let original =
         fs::read_to_string(original).unwrap_or_else(|e| panic!("read {}: {e}", original.display()));
-    let mut in_build_table = false;
+    let mut table = String::new();
     let mut config = String::new();
     for line in original.lines() {
         if line.starts_with('[') {
-            in_build_table = line.trim() == "[build]";
+            table = line.trim().to_string();
         }
-        if in_build_table {
+        if table == "[build]" {
             continue;
         }
-        match line.strip_prefix("main = ") {
-            Some(main) => {
-                let main = base.join(main.trim().trim_matches('"'));
-                config.push_str(&format!("main = {:?}\n", main.to_string_lossy()));
+        // Paths relative to the original file: `main`, and the static assets' directory.
+        let path = match (
+            line.strip_prefix("main = "),
+            line.strip_prefix("directory = "),
+        ) {
+            (Some(main), _) => Some(("main", main)),
+            (None, Some(dir)) if table == "[assets]" => Some(("directory", dir)),
+            _ => None,
+        };
+        match path {
+            Some((key, value)) => {
+                let absolute = base.join(value.trim().trim_matches('"'));
+                config.push_str(&format!("{key} = {:?}\n", absolute.to_string_lossy()));
             }
             None => {
                 config.push_str(line);
@@ -526,8 +557,16 @@ fn wrangler_command(repo: &Path, run_dir: &Path, persist: &Path, opts: &WorkerOp
     ] {
         cmd.env(k, v);
     }
+    // The level wrangler logs at by default, whatever the developer's shell says: the ready line
+    // and the request log the start-up reads are not printed below it (WRANGLER_LOG=warn in
+    // the shell made every start wait 90 s and fail).
+    cmd.env("WRANGLER_LOG", "log");
     // wrangler also writes a debug log file per run, by default under ~/.config/.wrangler/logs.
     cmd.env("WRANGLER_LOG_PATH", run_dir.join("wrangler-debug"));
+    // Every `wrangler dev` on the machine registers its worker, by name, in one shared directory
+    // (~/.config/.wrangler/registry) and withdraws the entry when it stops: all test workers
+    // share a name, and a developer's own `wrangler dev` of this project too. This one's is its own.
+    cmd.env("WRANGLER_REGISTRY_PATH", run_dir.join("registry"));
     // wrangler can merge its own environment into the worker's bindings (when wrangler.toml
     // declares `secrets`, or with CLOUDFLARE_INCLUDE_PROCESS_ENV); keep the developer's shell
     // values of these names out so tests see exactly the configured ones.
@@ -541,6 +580,8 @@ fn wrangler_command(repo: &Path, run_dir: &Path, persist: &Path, opts: &WorkerOp
         cmd.env_remove(k);
     }
     cmd.env_remove("CLOUDFLARE_INCLUDE_PROCESS_ENV");
+    // Would select a `[env.<name>]` section of the config instead of the one under test.
+    cmd.env_remove("CLOUDFLARE_ENV");
     cmd.env_remove("CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV");
     cmd
 }
@@ -577,13 +618,16 @@ fn wait_ready(group: &mut ProcessGroup, log: &Path, run_dir: &Path) -> Result<St
         }
     })?;
     let probe = format!("/__harness/{}", start_token(run_dir));
-    // Any status will do (our worker answers 404): what counts is whose log records it.
+    // Any status will do (our worker answers 404): what counts is whose log records it. Sent
+    // once, so it may take whatever is left of the start-up time (a first request on a loaded
+    // machine can take seconds), not a shorter timeout of its own.
+    let left = wait.deadline.saturating_duration_since(Instant::now());
     try_request(
         "GET",
         &format!("{base_url}{probe}"),
         &[],
         b"",
-        Duration::from_secs(5),
+        left.max(READY_POLL),
     )
     .map_err(|e| format!("GET {probe}: {e}"))?;
     let logged = format!(" {probe} ");
@@ -709,12 +753,14 @@ impl ProcessGroup {
             .map(|status| format!("exited: {status}"))
     }
 
-    /// SIGINT to the group, up to 10 s for it to go, then SIGKILL.
+    /// SIGINT to the group, up to 10 s for it to go, then SIGKILL and up to 30 s for the kernel
+    /// to finish them (tests assert that nothing of the group survives a stop: on a loaded
+    /// machine a killed process can take seconds to go, and the wait ends as soon as it has).
     fn stop(&mut self) {
         signal_group(self.pgid, SIGINT);
         if !self.wait_gone(SIGINT_GRACE) {
             signal_group(self.pgid, SIGKILL);
-            self.wait_gone(Duration::from_secs(5));
+            self.wait_gone(SIGKILL_GRACE);
         }
         let _ = self.child.wait();
         let _ = fs::remove_file(&self.pgid_file);
@@ -742,7 +788,8 @@ impl Drop for ProcessGroup {
     }
 }
 
-fn signal_group(pgid: i32, sig: i32) {
+/// Sends `sig` to process group `pgid` (> 1).
+pub fn signal_group(pgid: i32, sig: i32) {
     // SAFETY: plain syscall; pgid > 1 is asserted at spawn, so this never targets our own group.
     unsafe {
         kill(-pgid, sig);

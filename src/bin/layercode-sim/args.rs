@@ -28,7 +28,37 @@ OPTIONS:
     -h, --help             print this help
 
 Interactive mode reads lines at the `you> ` prompt until end of input (Ctrl-D) or /quit.
-Start a local backend with ./scripts/dev.sh.";
+Start a local backend with ./scripts/dev.sh.
+
+layercode-sim serve [OPTIONS] runs a local stand-in for Layercode's cloud instead, for the
+voice page (see `layercode-sim serve --help`; ./scripts/dev.sh starts it).";
+
+/// What `serve --help` prints.
+pub const SERVE_USAGE: &str = "\
+layercode-sim serve: a local stand-in for Layercode's cloud, for the worker's voice page.
+
+Answers POST /v1/agents/web/authorize_session (point the worker's LAYERCODE_API_BASE_URL here)
+and the browser SDK's socket at /v1/agents/web/websocket (the page uses it when the worker has
+VOICE_PAGE=local). Sends the worker signed webhooks as Layercode does: session.start, one message
+per typed turn (interruption_context after a barge-in), data, session.end. Speaks the agent's
+words with espeak-ng when it is installed. POST /v1/agents/{agent_id} with {\"webhook_url\": …}
+changes where webhooks go. Prints one line when it listens:
+`layercode-sim: Layercode stand-in on http://127.0.0.1:PORT ...`.
+
+USAGE:
+    layercode-sim serve [OPTIONS]
+
+OPTIONS:
+    --url URL          the worker's base URL or full .../agent URL, http only
+                       [default: http://127.0.0.1:8787]
+    --secret S         webhook secret [default: as for the simulator: $LAYERCODE_WEBHOOK_SECRET,
+                       else LAYERCODE_WEBHOOK_SECRET in ./.dev.vars]
+    --port N           port on 127.0.0.1 [default: 0, a free port the kernel picks]
+    --api-key K        the bearer key the worker must send (its LAYERCODE_API_KEY)
+                       [default: any non-empty key]
+    --agent-id ID      the agent it knows (the worker's LAYERCODE_AGENT_ID) [default: local_agent]
+    --no-speech        do not speak the agent's words (no espeak-ng)
+    -h, --help         print this help";
 
 /// The default backend: `wrangler dev`'s default address.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8787";
@@ -61,22 +91,86 @@ impl Default for Args {
     }
 }
 
-/// The outcome of parsing: run, or just print the help.
+/// The outcome of parsing: run, serve, or just print a help text.
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Run(Args),
-    Help,
+    Serve(ServeArgs),
+    Help(&'static str),
+}
+
+/// `layercode-sim serve`: the local Layercode stand-in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeArgs {
+    pub url: String,
+    pub secret: Option<String>,
+    pub port: u16,
+    pub api_key: Option<String>,
+    pub agent_id: String,
+    pub speech: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            url: DEFAULT_URL.to_string(),
+            secret: None,
+            port: 0,
+            api_key: None,
+            agent_id: "local_agent".to_string(),
+            speech: true,
+        }
+    }
+}
+
+/// Splits `--flag=value` into the flag and its inline value.
+fn split_flag(arg: &str) -> (String, Option<&str>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
+        _ => (arg.to_string(), None),
+    }
+}
+
+/// Parses the arguments after `serve`.
+fn parse_serve(mut raw: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut args = ServeArgs::default();
+    while let Some(arg) = raw.next() {
+        let (flag, inline) = split_flag(&arg);
+        let mut value = || -> Result<String, String> {
+            match inline {
+                Some(v) => Ok(v.to_string()),
+                None => raw.next().ok_or_else(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help(SERVE_USAGE)),
+            "--url" => args.url = value()?,
+            "--secret" => args.secret = Some(value()?),
+            "--port" => {
+                let v = value()?;
+                args.port = v
+                    .parse()
+                    .map_err(|_| format!("--port expects a port number, got {v:?}"))?;
+            }
+            "--api-key" => args.api_key = Some(non_empty(&flag, value()?)?),
+            "--agent-id" => args.agent_id = non_empty(&flag, value()?)?,
+            "--no-speech" if inline.is_none() => args.speech = false,
+            _ => return Err(format!("unknown argument {arg:?} (see serve --help)")),
+        }
+    }
+    Ok(Command::Serve(args))
 }
 
 /// Parses the arguments after the program name. Accepts `--flag value` and `--flag=value`.
 pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut args = Args::default();
-    let mut raw = raw.into_iter();
+    let mut raw = raw.into_iter().peekable();
+    if raw.peek().is_some_and(|first| first == "serve") {
+        raw.next();
+        return parse_serve(raw);
+    }
     while let Some(arg) = raw.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
-            _ => (arg.clone(), None),
-        };
+        let (flag, inline) = split_flag(&arg);
         // The value of a flag that takes one: after `=`, or the next argument.
         let mut value = || -> Result<String, String> {
             match inline {
@@ -85,7 +179,7 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Command, String> {
             }
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
+            "-h" | "--help" => return Ok(Command::Help(USAGE)),
             "--url" => args.url = value()?,
             "--secret" => args.secret = Some(value()?),
             "--conversation" => args.conversation = Some(non_empty(&flag, value()?)?),
@@ -181,8 +275,45 @@ mod tests {
 
     #[test]
     fn help_wins() {
-        assert_eq!(run(&["--url", "x", "--help"]), Ok(Command::Help));
-        assert_eq!(run(&["-h"]), Ok(Command::Help));
+        assert_eq!(run(&["--url", "x", "--help"]), Ok(Command::Help(USAGE)));
+        assert_eq!(run(&["-h"]), Ok(Command::Help(USAGE)));
+        assert_eq!(run(&["serve", "--help"]), Ok(Command::Help(SERVE_USAGE)));
+    }
+
+    #[test]
+    fn serve_flags() {
+        assert_eq!(run(&["serve"]), Ok(Command::Serve(ServeArgs::default())));
+        assert_eq!(
+            run(&[
+                "serve",
+                "--url=http://127.0.0.1:9000",
+                "--secret",
+                "s",
+                "--port",
+                "4000",
+                "--api-key",
+                "k",
+                "--agent-id=a1",
+                "--no-speech",
+            ]),
+            Ok(Command::Serve(ServeArgs {
+                url: "http://127.0.0.1:9000".into(),
+                secret: Some("s".into()),
+                port: 4000,
+                api_key: Some("k".into()),
+                agent_id: "a1".into(),
+                speech: false,
+            }))
+        );
+        for bad in [
+            &["serve", "--port", "x"][..],
+            &["serve", "--port", "70000"],
+            &["serve", "--agent-id", ""],
+            &["serve", "--script", "f"],
+            &["serve", "--no-speech=1"],
+        ] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! each streamed reply word by word, and can barge in, so a developer can test the backend
 //! without an account, a public URL or a microphone. Run with `--help` for the options.
 //!
+//! `layercode-sim serve` is the other way round: a local stand-in for Layercode's cloud that the
+//! worker's voice page talks to through the browser SDK (see `standin/`).
+//!
 //! Native only: on wasm32 (where the crate is linted for the Worker) this is an empty stub,
 //! since its HTTP client does not exist there. worker-build never builds it.
 
@@ -28,6 +31,8 @@ mod session;
 #[cfg(not(target_arch = "wasm32"))]
 mod spinner;
 #[cfg(not(target_arch = "wasm32"))]
+mod standin;
+#[cfg(not(target_arch = "wasm32"))]
 mod turn;
 
 #[cfg(target_arch = "wasm32")]
@@ -37,10 +42,17 @@ fn main() {}
 fn main() -> std::process::ExitCode {
     use std::process::ExitCode;
     match args::parse(std::env::args().skip(1)) {
-        Ok(args::Command::Help) => {
-            say!("{}", args::USAGE);
+        Ok(args::Command::Help(text)) => {
+            say!("{text}");
             ExitCode::SUCCESS
         }
+        Ok(args::Command::Serve(args)) => match app::serve(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(args::Command::Run(args)) => match app::run(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
@@ -63,7 +75,7 @@ mod app {
 
     use serde_json::Value;
 
-    use crate::args::Args;
+    use crate::args::{Args, ServeArgs};
     use crate::client::{Backend, ClientError};
     use crate::input::Input;
     use crate::secret::{self, SECRET_VAR};
@@ -120,6 +132,45 @@ mod app {
             tally.failed
         );
         Ok(session_ok && tally.failed == 0)
+    }
+
+    /// `serve`: the local Layercode stand-in, until the process is stopped.
+    pub fn serve(args: &ServeArgs) -> Result<(), String> {
+        use crate::standin::{self, Options, Server, Target};
+        let env_secret = std::env::var(SECRET_VAR).ok();
+        let secret = secret::resolve(args.secret.clone(), env_secret, Path::new(".dev.vars"))?;
+        let target = Target::parse(&args.url)?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", args.port))
+            .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+        let speech = args.speech && standin::speech_available();
+        let voice = match (args.speech, speech) {
+            (_, true) => "speech: espeak-ng",
+            (true, false) => "speech: none (install espeak-ng to hear the agent)",
+            (false, false) => "speech: off",
+        };
+        let webhooks = target.url();
+        let server = Server::start(
+            listener,
+            Options {
+                agent_id: args.agent_id.clone(),
+                api_key: args.api_key.clone(),
+                webhook_secret: secret.value,
+                webhook_url: Some(target),
+                speech,
+                log: Box::new(|line| eprintln!("layercode-sim: {line}")),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        // One line on stdout, read by scripts/dev.sh for the port.
+        say!(
+            "layercode-sim: Layercode stand-in on {} (webhooks to {webhooks}, signed with the \
+             secret from {}; agent {}; {voice})",
+            server.base_url(),
+            secret.source,
+            args.agent_id
+        );
+        server.wait();
+        Ok(())
     }
 
     /// The greeting, then one turn per input line.

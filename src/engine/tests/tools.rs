@@ -325,6 +325,11 @@ fn a_call_then_an_answer_speaks_a_filler_and_sends_the_parts_back_verbatim() {
                        "thoughtSignature": "c2ln"}),
                 json!({"text": "", "thoughtSignature": "ZW5k"}),
             ],
+            calls: vec![FunctionCall {
+                id: Some("fc_1".into()),
+                name: "shop_hours".into(),
+                args: json!({"city": "Paris"}),
+            }],
             responses: vec![FunctionResponse {
                 name: "shop_hours".into(),
                 id: Some("fc_1".into()),

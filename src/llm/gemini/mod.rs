@@ -13,7 +13,7 @@ mod stream;
 pub use error::{classify_error, UpstreamError};
 pub use model::{GeminiModel, GeminiStream};
 pub use request::{
-    build_contents, follow_up_body, request_body, request_body_with_tools, stream_url,
-    thinking_config, CALL_STARTED_BRIDGE,
+    build_contents, follow_up_body, function_declarations, request_body, request_body_with_tools,
+    stream_url, thinking_config, CALL_STARTED_BRIDGE,
 };
-pub use stream::{is_policy_stop, parse_event, ResponseEvent};
+pub use stream::{is_policy_stop, parse_event, GeminiUsage, ResponseEvent};

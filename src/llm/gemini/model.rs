@@ -12,7 +12,7 @@ use worker::AbortSignal;
 
 use super::error::{classify_error, code};
 use super::request::follow_up_body;
-use super::stream::{is_policy_stop, parse_event};
+use super::stream::{is_policy_stop, parse_event, MAX_TOKENS};
 use crate::llm::http::{self, EventReader, StreamItem};
 use crate::llm::{
     CallReport, Failure, Finish, Model, ModelStep, OpenError, Piece, ReplyStream, ToolStep,
@@ -71,7 +71,7 @@ impl Model for GeminiModel {
 
     async fn open(&mut self) -> Result<GeminiStream, OpenError> {
         self.report.borrow_mut().requests += 1;
-        let credential = (API_KEY_HEADER, self.api_key.as_str());
+        let credential = Some((API_KEY_HEADER, self.api_key.as_str()));
         let mut sending = pin!(http::send(&self.url, credential, &self.body, &self.signal));
         // The first poll hands the request to the runtime; the hook runs right after.
         let first = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
@@ -154,8 +154,8 @@ impl ReplyStream for GeminiStream {
         };
         let event = parse_event(&data, &self.api_key).map_err(|_| Failure::UnreadableEvent)?;
         let mut report = self.report.borrow_mut();
-        if event.usage.is_some() {
-            report.usage = event.usage;
+        if let Some(usage) = event.usage {
+            report.usage = Some(usage.into());
         }
         if let Some(error) = event.error {
             report.error = Some(error.for_log());
@@ -176,8 +176,13 @@ impl ReplyStream for GeminiStream {
             text: event.text,
             finish: event.finish_reason.map(|reason| Finish {
                 policy: is_policy_stop(&reason),
+                token_limit: reason == MAX_TOKENS,
                 reason,
             }),
         }))
+    }
+
+    fn calling(&self) -> bool {
+        !self.step.calls.is_empty()
     }
 }

@@ -5,13 +5,12 @@
 use serde_json::{json, Value};
 
 use crate::history::{HistoryMessage, Role};
-use crate::llm::ToolStep;
+use crate::llm::{conversation, ToolStep};
+use crate::tools::Declaration;
 
 /// Caps a spoken reply; the system prompt asks for far less.
 const MAX_OUTPUT_TOKENS: u32 = 1024;
-/// Stands in for the caller when the window starts with the agent (e.g. after a welcome message),
-/// because Gemini requires the conversation to start with a user turn.
-pub const CALL_STARTED_BRIDGE: &str = "(The caller joined the call.)";
+pub use crate::llm::CALL_STARTED_BRIDGE;
 
 /// The streaming endpoint for a model.
 pub fn stream_url(base_url: &str, model: &str) -> String {
@@ -43,6 +42,20 @@ pub fn request_body_with_tools(
     body["tools"] = json!([{ "functionDeclarations": declarations }]);
     body["toolConfig"] = json!({ "functionCallingConfig": { "mode": "AUTO" } });
     body
+}
+
+/// Gemini's `functionDeclarations` entries: `{name, description, parametersJsonSchema}`.
+pub fn function_declarations(declarations: &[Declaration]) -> Vec<Value> {
+    declarations
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.name,
+                "description": d.description,
+                "parametersJsonSchema": d.parameters,
+            })
+        })
+        .collect()
 }
 
 /// The request after tool rounds: `base` with each round appended as the model's parts
@@ -95,27 +108,7 @@ pub fn thinking_config(model: &str) -> Option<Value> {
 /// Turns stored history into Gemini `contents`: user/model roles only, starting with a user
 /// turn, alternating (adjacent same-role messages are merged), and no empty text part, ever.
 pub fn build_contents(history: &[HistoryMessage]) -> Vec<Value> {
-    let mut turns: Vec<(Role, String)> = Vec::new();
-    for message in history {
-        let text = message.text.trim();
-        if text.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((role, merged)) if *role == message.role => {
-                merged.push('\n');
-                merged.push_str(text);
-            }
-            _ => turns.push((message.role, text.to_string())),
-        }
-    }
-    if turns
-        .first()
-        .is_some_and(|(role, _)| *role == Role::Assistant)
-    {
-        turns.insert(0, (Role::User, CALL_STARTED_BRIDGE.to_string()));
-    }
-    turns
+    conversation(history)
         .into_iter()
         .map(|(role, text)| {
             let role = match role {
@@ -284,6 +277,7 @@ mod tests {
         ];
         let step = ToolStep {
             model_parts: parts.clone(),
+            calls: Vec::new(),
             responses: vec![
                 FunctionResponse {
                     name: "shop_hours".into(),

@@ -6,6 +6,26 @@ use serde_json::{json, Value};
 
 use super::error::{sanitise, ErrorBody, UpstreamError};
 use crate::llm::{FunctionCall, Usage};
+
+/// Gemini's `usageMetadata` (the last event's are the totals), as Google names the counts.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeminiUsage {
+    pub prompt_token_count: Option<u64>,
+    pub candidates_token_count: Option<u64>,
+    pub total_token_count: Option<u64>,
+    pub thoughts_token_count: Option<u64>,
+}
+
+impl From<GeminiUsage> for Usage {
+    fn from(usage: GeminiUsage) -> Usage {
+        Usage {
+            prompt_tokens: usage.prompt_token_count,
+            output_tokens: usage.candidates_token_count,
+            total_tokens: usage.total_token_count,
+        }
+    }
+}
 use crate::lossy_json::replace_lone_surrogates;
 
 /// What one event of the stream says.
@@ -18,7 +38,7 @@ pub struct ResponseEvent {
     pub block_reason: Option<String>,
     /// An error reported inside the stream.
     pub error: Option<UpstreamError>,
-    pub usage: Option<Usage>,
+    pub usage: Option<GeminiUsage>,
     /// Every part of the candidate exactly as received (thoughts and signatures included).
     pub parts: Vec<Value>,
     /// The function calls among the parts.
@@ -31,7 +51,7 @@ struct RawResponseEvent {
     #[serde(default)]
     candidates: Vec<Candidate>,
     prompt_feedback: Option<PromptFeedback>,
-    usage_metadata: Option<Usage>,
+    usage_metadata: Option<GeminiUsage>,
     error: Option<ErrorBody>,
 }
 
@@ -103,6 +123,9 @@ fn function_call(call: &Value) -> Option<FunctionCall> {
         },
     })
 }
+
+/// The finish reason of a reply cut by `maxOutputTokens`, possibly mid-sentence.
+pub const MAX_TOKENS: &str = "MAX_TOKENS";
 
 /// Finish reasons of a reply stopped by a content policy (gemini-streaming.md §7), which can
 /// leave a sentence half-spoken.
