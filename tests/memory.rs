@@ -256,52 +256,52 @@ fn up_to_the_first_summary(worker: &Worker, conversation: &str) {
 
 #[test]
 fn the_summary_call_starts_only_after_the_turns_response_end() {
-    // Turn 16's reply says its last words, then its body stays open for 800 ms: the turn (and
-    // its `response.end`) only ends then.
-    const HOLD: Duration = Duration::from_millis(800);
+    use gemini_fixtures::{cued, text_event};
+    // Turn 16's reply says its last words, then its body stays open until the test opens the
+    // gate: the turn (and its `response.end`) can only end after that.
+    let rest = Gate::new();
+    let held = rest.clone();
     let (gemini, worker) = start_with(
-        |r| {
+        move |r| {
             if asked(r).ends_with("Filler turn 16.") {
-                gemini_fixtures::stream(vec![
-                    (Duration::ZERO, gemini_fixtures::text_event("Almost", None)),
+                cued(vec![
+                    (Cue::After(Duration::ZERO), text_event("Almost", None)),
                     (
-                        Duration::ZERO,
-                        gemini_fixtures::text_event(" done.", Some("STOP")),
+                        Cue::After(Duration::ZERO),
+                        text_event(" done.", Some("STOP")),
                     ),
-                    (HOLD, gemini_fixtures::text_event("", None)),
+                    (Cue::Opened(held.clone()), text_event("", None)),
                 ])
             } else {
                 noted()
             }
         },
-        |o| o,
+        // No silence limit the held body could reach.
+        |o| o.var("GEMINI_TIMEOUT_MS", "120000"),
     );
     up_to_the_first_summary(&worker, "conv_after");
-    let sent = Instant::now();
-    let last = turn(&worker, "conv_after", 16, &filler(16));
-    let end_at = sent + last.events.last().unwrap().at;
-    assert_eq!(last.tts_text(), "Almost done.");
-    assert!(
-        end_at - sent >= HOLD,
-        "response.end came before the body ended"
-    );
+    let mut last = open_webhook(&worker, &message("conv_after", "t16", &filler(16)));
+    let words: Vec<SseEvent> = (0..2)
+        .map(|_| last.next_event(TURN_TIMEOUT).expect("the reply's words"))
+        .collect();
+    assert_eq!(tts_text(&words), "Almost done.");
+    // Every word is out, the body is held: no summary call yet.
+    assert!(summary_requests(&gemini).is_empty());
+    let opened_at = Instant::now();
+    rest.open();
+    let mut last = last.read_all(TURN_TIMEOUT);
+    last.events.splice(0..0, words);
+    assert_well_formed_turn(&last, "t16");
 
     wait_for_summaries(&worker, 1);
     let summaries = summary_requests(&gemini);
     assert_eq!(summaries.len(), 1);
     let (_, summary_timing) = &summaries[0];
-    let turn_index = gemini
-        .requests()
-        .iter()
-        .position(|r| asked(r).ends_with("Filler turn 16."))
-        .unwrap();
-    let turn_timing = gemini.timings()[turn_index];
-    // The reply's body ended HOLD after its first chunk; the summary came after that.
-    let first_chunk = turn_timing.first_chunk_at.unwrap();
+    // The body ended only once the gate opened; the summary call came after that.
     assert!(
-        summary_timing.received_at >= first_chunk + HOLD,
-        "the summary call started {:?} after the reply's first chunk",
-        summary_timing.received_at - first_chunk
+        summary_timing.received_at >= opened_at,
+        "the summary call arrived {:?} before the reply's body could end",
+        opened_at - summary_timing.received_at
     );
     // And after the turn's own log line, which is written once `response.end` is sent.
     let logs = worker.logs();
@@ -330,6 +330,11 @@ fn a_barge_in_during_a_summary_triggering_turn_keeps_what_was_heard() {
     let mut stream = open_webhook(&worker, &message("conv_barge", "t16", &filler(16)));
     let first = stream.next_event(TURN_TIMEOUT).unwrap();
     assert_eq!(first.json["content"], "Once");
+    // Two frames taken before the hang-up, so the reply is stored as sent, whenever the worker
+    // notices it (a reply left after its first frame is stored as unheard); the interruption
+    // context below then cuts it to what was heard.
+    let second = stream.next_event(TURN_TIMEOUT).unwrap();
+    assert_eq!(second.json["content"], " word1");
     stream.disconnect();
 
     // The turn still ends (interrupted), and the summary still follows it.
@@ -442,39 +447,57 @@ fn a_failing_summary_model_changes_nothing_for_the_caller_and_is_tried_again_lat
 
 #[test]
 fn turns_racing_a_slow_summary_start_no_second_one_and_never_wait_for_its_write() {
-    // The summary takes 3 s; the slow turn, started just after it, 4 s.
-    const SLOW: Duration = Duration::from_millis(3000);
+    use gemini_fixtures::{cued, text_event};
+    // The summary call and a slow turn are each held by a gate the test opens: the summary
+    // returns while the slow turn is still running, whatever the machine's speed.
+    let summary_gate = Gate::new();
+    let slow_gate = Gate::new();
+    let (summary_held, slow_held) = (summary_gate.clone(), slow_gate.clone());
     let gemini = MockGemini::start_with(move |r| {
         let request = r.json();
         if is_summary_request(&request) {
             let summary = mock_summary(&request);
-            return gemini_fixtures::stream(vec![(
-                SLOW,
-                gemini_fixtures::text_event(&summary, Some("STOP")),
+            return cued(vec![(
+                Cue::Opened(summary_held.clone()),
+                text_event(&summary, Some("STOP")),
             )]);
         }
         if asked(r).ends_with("Slow turn") {
-            return gemini_fixtures::reply(
-                &["Let me", " think", " about it."],
-                Duration::from_millis(2000),
-            );
+            return cued(vec![
+                (Cue::After(Duration::ZERO), text_event("Let me", None)),
+                (
+                    Cue::Opened(slow_held.clone()),
+                    text_event(" think about it.", Some("STOP")),
+                ),
+            ]);
         }
         noted()
     });
     let layercode = MockLayercode::start();
     let worker = Worker::start(
-        WorkerOptions::new(&gemini, &layercode).secret("CONVERSATIONS_API_KEY", API_KEY),
+        WorkerOptions::new(&gemini, &layercode)
+            .secret("CONVERSATIONS_API_KEY", API_KEY)
+            // No silence limit the held slow turn could reach.
+            .var("GEMINI_TIMEOUT_MS", "120000"),
     );
     up_to_the_first_summary(&worker, "conv_race");
     turn(&worker, "conv_race", 16, &filler(16));
-    // While the summary call runs: a slow turn that outlasts it, and two turns at once.
+    // The summary call is in flight (16 turns, then it), held by its gate.
+    gemini.wait_for_requests(17, TURN_TIMEOUT);
+    assert_eq!(summary_requests(&gemini).len(), 1);
+    // While it runs: a slow turn, in flight until its gate opens, and two turns at once.
     let mut slow = open_webhook(&worker, &message("conv_race", "t19", "Slow turn"));
+    let first = slow
+        .next_event(TURN_TIMEOUT)
+        .expect("the slow turn's first words");
+    assert_eq!(first.json["content"], "Let me");
     thread::scope(|scope| {
         for n in [17, 18] {
             let worker = &worker;
             scope.spawn(move || turn(worker, "conv_race", n, &filler(n)));
         }
     });
+    summary_gate.open();
     let lines = wait_for_summaries(&worker, 1);
     assert_eq!(lines[0]["outcome"], "deferred", "{}", lines[0]);
     // Written only once the running turn has ended: not yet.
@@ -484,11 +507,11 @@ fn turns_racing_a_slow_summary_start_no_second_one_and_never_wait_for_its_write(
         "{}",
         worker.logs()
     );
-    let mut heard = String::new();
-    while let Some(event) = slow.next_event(TURN_TIMEOUT) {
-        heard.push_str(event.json["content"].as_str().unwrap_or_default());
-    }
-    assert_eq!(heard, "Let me think about it.");
+    slow_gate.open();
+    let mut rest = slow.read_all(TURN_TIMEOUT);
+    rest.events.insert(0, first);
+    assert_well_formed_turn(&rest, "t19");
+    assert_eq!(rest.tts_text(), "Let me think about it.");
     worker.turn_log("t19");
 
     // One call only, and its summary reaches the next turn.
@@ -504,13 +527,17 @@ fn turns_racing_a_slow_summary_start_no_second_one_and_never_wait_for_its_write(
 
 #[test]
 fn a_summary_finishing_after_the_conversation_was_erased_stores_nothing() {
-    let gemini = MockGemini::start_with(|r| {
+    use gemini_fixtures::{cued, text_event};
+    // The summary is held until the test has erased the conversation and started it afresh.
+    let gate = Gate::new();
+    let held = gate.clone();
+    let gemini = MockGemini::start_with(move |r| {
         let request = r.json();
         if is_summary_request(&request) {
             let summary = mock_summary(&request);
-            return gemini_fixtures::stream(vec![(
-                Duration::from_millis(1500),
-                gemini_fixtures::text_event(&summary, Some("STOP")),
+            return cued(vec![(
+                Cue::Opened(held.clone()),
+                text_event(&summary, Some("STOP")),
             )]);
         }
         noted()
@@ -525,6 +552,7 @@ fn a_summary_finishing_after_the_conversation_was_erased_stores_nothing() {
     assert_eq!(api(&worker, "DELETE", "conv_erased").status, 204);
     turn(&worker, "conv_erased", 17, "Hello again");
     assert!(!instruction(&request_of(&gemini, "Hello again")).contains(FACT));
+    gate.open();
     let lines = wait_for_summaries(&worker, 1);
     assert_eq!(lines[0]["outcome"], "dropped", "{}", lines[0]);
     let fresh = api(&worker, "GET", "conv_erased").json();
@@ -534,7 +562,10 @@ fn a_summary_finishing_after_the_conversation_was_erased_stores_nothing() {
 
 #[test]
 fn retention_erases_the_summary_with_the_conversation() {
-    let (gemini, worker) = start_with(|_| noted(), |o| o.var("CONVERSATION_TTL_SECONDS", "3"));
+    // A period observed in real time: the turns, the summary's write and the read below must
+    // each come within it of the one before, so it is long against any stall of a loaded
+    // machine (about 10 s of margin; it cannot be exact: the rule is "idle for the period").
+    let (gemini, worker) = start_with(|_| noted(), |o| o.var("CONVERSATION_TTL_SECONDS", "10"));
     turns(&worker, "conv_ttl", 1, 16);
     let lines = wait_for_summaries(&worker, 1);
     assert_eq!(lines[0]["outcome"], "stored");
@@ -542,7 +573,8 @@ fn retention_erases_the_summary_with_the_conversation() {
         .as_str()
         .unwrap()
         .contains(FACT));
-    let deadline = Instant::now() + WAIT;
+    // The period, then the alarm however late it fires: a bound for a hang only.
+    let deadline = Instant::now() + Duration::from_secs(90);
     while api(&worker, "GET", "conv_ttl").status != 404 {
         assert!(
             Instant::now() < deadline,
