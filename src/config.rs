@@ -117,17 +117,6 @@ const REPLY_CHARS_RANGE: (u64, u64) = (100, 20_000);
 /// Bounds for `MAX_TOOL_ROUNDS`: at least one round; more than ten keeps a caller waiting.
 const TOOL_ROUNDS_RANGE: (u64, u64) = (1, 10);
 
-/// Which model writes the running summary of a long call (`SUMMARY_MODEL`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SummaryModel {
-    /// `off`: no summaries; the model sees the history window only.
-    Off,
-    /// Unset: the first configured model.
-    First,
-    /// This model id, on the first configured model's API.
-    Named(String),
-}
-
 /// Which browser origins may call `/authorize` (CORS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
@@ -242,8 +231,12 @@ pub struct Config {
     /// The models a turn asks, in order, keys resolved: `MODELS`, or the default Gemini entry
     /// (`GEMINI_MODEL`, `GEMINI_API_BASE_URL`, `GOOGLE_GENERATIVE_AI_API_KEY`). Never empty.
     pub chain: Vec<Endpoint>,
-    pub summary_model: SummaryModel,
-    /// IANA name; a name the runtime does not know counts as UTC (`/health` says so).
+    /// The model that writes a long call's running summary: the first of `chain`, or the one
+    /// `SUMMARY_MODEL` names (`models::summary_endpoint`); `None` with `SUMMARY_MODEL=off`.
+    pub summary_model: Option<Endpoint>,
+    /// Why `SUMMARY_MODEL` was refused (summaries then use the first of `chain`).
+    pub summary_model_error: Option<String>,
+    /// IANA name; a name the runtime does not know counts as UTC (each use logs so).
     pub time_zone: String,
 }
 
@@ -302,6 +295,15 @@ impl Config {
                 key: gemini_api_key.clone(),
                 first_token_ms: None,
             }],
+        };
+        // Unset: the first model of the chain. Refused: the same, and `/health` says why.
+        let (summary_model, summary_model_error) = match non_empty(SUMMARY_MODEL) {
+            Some(off) if off.eq_ignore_ascii_case("off") => (None, None),
+            Some(id) => match models::summary_endpoint(&id, &chain) {
+                Ok(endpoint) => (Some(endpoint), None),
+                Err(error) => (chain.first().cloned(), Some(error)),
+            },
+            None => (chain.first().cloned(), None),
         };
         let openai = chain.iter().any(|e| e.api == Api::OpenAi);
         // Tool names must be valid for every configured wire (Gemini's rule always applies:
@@ -369,11 +371,8 @@ impl Config {
             conversation_owner_header: non_empty(CONVERSATION_OWNER_HEADER),
             models,
             chain,
-            summary_model: match non_empty(SUMMARY_MODEL) {
-                None => SummaryModel::First,
-                Some(off) if off.eq_ignore_ascii_case("off") => SummaryModel::Off,
-                Some(model) => SummaryModel::Named(model.trim_start_matches("models/").to_string()),
-            },
+            summary_model,
+            summary_model_error,
             time_zone: non_empty(TIME_ZONE).unwrap_or_else(|| DEFAULT_TIME_ZONE.to_string()),
         }
     }
@@ -387,20 +386,29 @@ impl Config {
             .iter()
             .enumerate()
             .map(|(index, entry)| {
-                serde_json::json!({
-                    "api": entry.api.name(),
-                    "model": entry.model,
-                    "host": entry.host(),
-                    "key": entry.key_name,
-                    "key_present": entry.key_present(),
-                    "first_token_ms": models::first_token_ms(
-                        entry.first_token_ms, index, len, self.gemini_timeout_ms),
-                })
+                let mut report = endpoint_report(entry);
+                report["first_token_ms"] = models::first_token_ms(
+                    entry.first_token_ms,
+                    index,
+                    len,
+                    self.gemini_timeout_ms,
+                )
+                .into();
+                report
             })
             .collect();
         serde_json::json!({
             "entries": entries,
             "error": self.models.as_ref().err(),
+        })
+    }
+
+    /// What `/health` says about `SUMMARY_MODEL`: the model that writes summaries, as a
+    /// `MODELS` entry is shown (`"off"` when none does), and the refusal, if any.
+    pub fn summary_report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model": self.summary_model.as_ref().map_or("off".into(), endpoint_report),
+            "error": self.summary_model_error,
         })
     }
 
@@ -435,6 +443,18 @@ impl Config {
             Rc::clone(cached.get_or_init(|| Rc::new(Config::from_lookup(env_lookup(env)))))
         })
     }
+}
+
+/// A model as `/health` shows it: `api`, `model`, host, the key's name and whether it is set,
+/// never its value.
+fn endpoint_report(entry: &Endpoint) -> serde_json::Value {
+    serde_json::json!({
+        "api": entry.api.name(),
+        "model": entry.model,
+        "host": entry.host(),
+        "key": entry.key_name,
+        "key_present": entry.key_present(),
+    })
 }
 
 thread_local! {
@@ -549,23 +569,96 @@ mod tests {
         assert_eq!(c.tools_signing_secret, None);
         assert_eq!(c.max_tool_rounds, 4);
         assert_eq!(c.voice_page, VoicePageMode::Off);
-        assert_eq!(c.summary_model, SummaryModel::First);
+        assert_eq!(c.summary_model.as_ref(), c.chain.first());
+        assert_eq!(c.summary_model_error, None);
         assert_eq!(c.time_zone, "UTC");
     }
 
     #[test]
     fn summary_model_and_time_zone_are_read() {
-        let summary = |v: &str| config(&[(SUMMARY_MODEL, v)]).summary_model;
-        assert_eq!(summary(" "), SummaryModel::First);
-        assert_eq!(summary("OFF"), SummaryModel::Off);
+        let summary = |pairs: &[(&str, &str)]| {
+            let c = config(pairs);
+            let model = c.summary_model.map(|e| (e.api, e.model, e.key_name));
+            (model, c.summary_model_error)
+        };
+        let gemini = |model: &str| {
+            Some((
+                Api::Gemini,
+                model.to_string(),
+                GOOGLE_GENERATIVE_AI_API_KEY.to_string(),
+            ))
+        };
+        // Unset or blank: the first model of the chain.
+        assert_eq!(summary(&[]), (gemini(DEFAULT_GEMINI_MODEL), None));
         assert_eq!(
-            summary("models/gemini-2.5-flash-lite"),
-            SummaryModel::Named("gemini-2.5-flash-lite".into())
+            summary(&[(SUMMARY_MODEL, " ")]),
+            (gemini(DEFAULT_GEMINI_MODEL), None)
         );
+        assert_eq!(summary(&[(SUMMARY_MODEL, "OFF")]), (None, None));
+        assert_eq!(
+            summary(&[
+                (GEMINI_MODEL, "gemini-2.5-flash"),
+                (SUMMARY_MODEL, "models/gemini-2.5-flash-lite")
+            ]),
+            (gemini("gemini-2.5-flash-lite"), None)
+        );
+        let groq_then_gemini = r#"[{"api": "openai", "model": "llama-3.3-70b-versatile",
+            "base_url": "https://api.groq.com/openai/v1", "key": "GROQ_API_KEY"},
+            {"api": "gemini", "model": "gemini-2.5-flash-lite"}]"#;
+        let openai = |model: &str| Some((Api::OpenAi, model.to_string(), "GROQ_API_KEY".into()));
+        assert_eq!(
+            summary(&[(MODELS, groq_then_gemini)]),
+            (openai("llama-3.3-70b-versatile"), None)
+        );
+        assert_eq!(
+            summary(&[
+                (MODELS, groq_then_gemini),
+                (SUMMARY_MODEL, "gemini-2.5-flash-lite")
+            ]),
+            (gemini("gemini-2.5-flash-lite"), None)
+        );
+        assert_eq!(
+            summary(&[
+                (MODELS, groq_then_gemini),
+                (SUMMARY_MODEL, "llama-3.1-8b-instant")
+            ]),
+            (openai("llama-3.1-8b-instant"), None)
+        );
+        // Refused whole: the first model writes summaries, and /health says why.
+        let (model, error) = summary(&[(SUMMARY_MODEL, "gemini 2.5 flash")]);
+        assert_eq!(model, gemini(DEFAULT_GEMINI_MODEL));
+        assert!(error
+            .unwrap()
+            .starts_with("SUMMARY_MODEL names no MODELS entry"));
         assert_eq!(
             config(&[(TIME_ZONE, " Europe/Paris ")]).time_zone,
             "Europe/Paris"
         );
+    }
+
+    #[test]
+    fn health_shows_the_summary_model_never_a_key() {
+        let c = config(&[
+            (GOOGLE_GENERATIVE_AI_API_KEY, "AIza-secret"),
+            (SUMMARY_MODEL, "gemini-2.5-flash-lite"),
+        ]);
+        assert_eq!(
+            c.summary_report(),
+            serde_json::json!({
+                "model": {"api": "gemini", "model": "gemini-2.5-flash-lite",
+                          "host": "generativelanguage.googleapis.com",
+                          "key": "GOOGLE_GENERATIVE_AI_API_KEY", "key_present": true},
+                "error": null,
+            })
+        );
+        let off = config(&[(SUMMARY_MODEL, "off")]).summary_report();
+        assert_eq!(off, serde_json::json!({"model": "off", "error": null}));
+        let refused = config(&[(SUMMARY_MODEL, "a/b")]).summary_report();
+        assert_eq!(refused["model"]["model"], DEFAULT_GEMINI_MODEL);
+        assert!(refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("a gemini model id"));
     }
 
     #[test]

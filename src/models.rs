@@ -196,13 +196,17 @@ fn parse_entry(item: &Value, reserved: &[&str]) -> Result<ModelEntry, String> {
     })
 }
 
+/// The `model` field, checked by [`check_model_id`].
+fn model_id(fields: &Map<String, Value>, api: Api) -> Result<String, String> {
+    match fields.get("model").and_then(Value::as_str).map(str::trim) {
+        Some(model) if !model.is_empty() => check_model_id(model, api),
+        _ => Err("model must be a non-empty string".to_string()),
+    }
+}
+
 /// A Gemini id goes into the URL path, so it is held to the characters ids use; an OpenAI id goes
 /// in the JSON body (`@cf/meta/llama-3.1-8b-instruct`, `llama3.2:3b`), so anything printable.
-fn model_id(fields: &Map<String, Value>, api: Api) -> Result<String, String> {
-    let model = match fields.get("model").and_then(Value::as_str).map(str::trim) {
-        Some(model) if !model.is_empty() => model,
-        _ => return Err("model must be a non-empty string".to_string()),
-    };
+fn check_model_id(model: &str, api: Api) -> Result<String, String> {
     let too_long = model.chars().count() > MAX_MODEL_CHARS;
     match api {
         Api::Gemini => {
@@ -228,6 +232,35 @@ fn model_id(fields: &Map<String, Value>, api: Api) -> Result<String, String> {
             Ok(model.to_string())
         }
     }
+}
+
+/// The model that writes a long call's summary when `SUMMARY_MODEL` is set (and not `off`) to
+/// `id`: the entry of `chain` whose `model` is `id`, else `id` on the first entry's endpoint
+/// (its `api`, base URL and key: a cheaper model of the same provider). Either way a key only
+/// ever goes where `MODELS` already sends it. `Err`: why the id was refused, checked by the
+/// rules of the `api` it would be sent to.
+pub fn summary_endpoint(id: &str, chain: &[Endpoint]) -> Result<Endpoint, String> {
+    let named = chain
+        .iter()
+        .find(|entry| check_model_id(id, entry.api).is_ok_and(|model| model == entry.model));
+    if let Some(entry) = named {
+        return Ok(entry.clone());
+    }
+    let first = chain
+        .first()
+        .ok_or_else(|| "SUMMARY_MODEL: no model is configured".to_string())?;
+    let model = check_model_id(id, first.api).map_err(|e| {
+        format!(
+            "SUMMARY_MODEL names no MODELS entry, so it is a model of the first one ({} at {}): {e}",
+            first.api.name(),
+            first.host()
+        )
+    })?;
+    Ok(Endpoint {
+        model,
+        first_token_ms: None,
+        ..first.clone()
+    })
 }
 
 /// An absolute `http`/`https` URL with a host and no query or fragment (the request path is
@@ -426,6 +459,91 @@ mod tests {
         assert_eq!(first_token_ms(None, 0, 2, 10_000), 3_333);
         assert_eq!(first_token_ms(None, 1, 2, 10_000), 10_000);
         assert_eq!(first_token_ms(Some(800), 1, 2, 10_000), 800);
+    }
+
+    fn endpoint(api: Api, model: &str, host: &str, key_name: &str) -> Endpoint {
+        Endpoint {
+            api,
+            model: model.into(),
+            base_url: format!("https://{host}/v1"),
+            key_name: key_name.into(),
+            key: Some(format!("value of {key_name}")),
+            first_token_ms: Some(1_500),
+        }
+    }
+
+    #[test]
+    fn summary_model_is_an_entry_or_a_model_of_the_first_entry() {
+        let groq = endpoint(Api::OpenAi, "llama-3.3-70b", "api.groq.com", "GROQ_API_KEY");
+        let gemini = endpoint(
+            Api::Gemini,
+            "gemini-2.5-flash",
+            "generativelanguage.googleapis.com",
+            "GOOGLE_GENERATIVE_AI_API_KEY",
+        );
+        let chain = [groq.clone(), gemini.clone()];
+        // An entry's model: that entry, whole (its own api, base URL and key).
+        assert_eq!(
+            summary_endpoint("gemini-2.5-flash", &chain),
+            Ok(gemini.clone())
+        );
+        assert_eq!(
+            summary_endpoint("models/gemini-2.5-flash", &chain),
+            Ok(gemini.clone())
+        );
+        assert_eq!(summary_endpoint("llama-3.3-70b", &chain), Ok(groq.clone()));
+        // Any other id: that model on the first entry's endpoint, with its key, no first-token
+        // bound (nobody is waiting for a summary).
+        let cheaper = summary_endpoint("llama-3.1-8b-instant", &chain).unwrap();
+        assert_eq!(
+            cheaper,
+            Endpoint {
+                model: "llama-3.1-8b-instant".into(),
+                first_token_ms: None,
+                ..groq
+            }
+        );
+        let lite = summary_endpoint(
+            "models/gemini-2.5-flash-lite",
+            std::slice::from_ref(&gemini),
+        )
+        .unwrap();
+        assert_eq!(
+            (lite.api, lite.model.as_str()),
+            (Api::Gemini, "gemini-2.5-flash-lite")
+        );
+        assert_eq!(lite.key_name, "GOOGLE_GENERATIVE_AI_API_KEY");
+    }
+
+    #[test]
+    fn a_summary_model_the_first_entry_cannot_take_is_refused_with_a_clear_message() {
+        let gemini = endpoint(
+            Api::Gemini,
+            "gemini-2.5-flash",
+            "generativelanguage.googleapis.com",
+            "GOOGLE_GENERATIVE_AI_API_KEY",
+        );
+        let openai = endpoint(
+            Api::OpenAi,
+            "gpt-4.1-mini",
+            "api.openai.com",
+            "OPENAI_API_KEY",
+        );
+        let error = summary_endpoint("gemini/../flash", std::slice::from_ref(&gemini)).unwrap_err();
+        assert_eq!(
+            error,
+            "SUMMARY_MODEL names no MODELS entry, so it is a model of the first one (gemini at \
+             generativelanguage.googleapis.com): a gemini model id holds only letters, digits, \
+             - . _ (e.g. gemini-2.5-flash-lite)"
+        );
+        let long = "m".repeat(300);
+        let error = summary_endpoint(&long, std::slice::from_ref(&openai)).unwrap_err();
+        assert!(
+            error.contains("(openai at api.openai.com): model must be printable"),
+            "{error}"
+        );
+        assert!(summary_endpoint("a\u{7}b", &[openai, gemini]).is_err());
+        assert!(summary_endpoint("gpt-4.1-nano", &[]).is_err());
     }
 
     #[test]

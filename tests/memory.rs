@@ -639,3 +639,222 @@ fn a_conversation_stored_before_summaries_existed_keeps_working_and_catches_up()
     turn(&worker, "conv_old", 42, &filler(42));
     assert!(instruction(&request_of(&gemini, &filler(42))).contains(FACT));
 }
+
+/// `MODELS` with an OpenAI-wire entry at `openai` first, then Gemini (`GEMINI_API_BASE_URL`).
+fn openai_then_gemini(openai: &MockOpenAi) -> String {
+    format!(
+        r#"[{{"api": "openai", "model": "gpt-4.1-mini", "base_url": "{}", "key": "OPENAI_API_KEY"}},
+            {{"api": "gemini", "model": "gemini-2.5-flash-lite"}}]"#,
+        openai.v1()
+    )
+}
+
+/// Mocks of both wires that write summaries and answer turns with [`REPLY`], and a worker
+/// whose `MODELS` is [`openai_then_gemini`], configured further by `configure`.
+fn start_two_wires(
+    configure: impl FnOnce(WorkerOptions) -> WorkerOptions,
+) -> (MockOpenAi, MockGemini, Worker) {
+    let openai =
+        MockOpenAi::start_summarising(|_| openai_fixtures::reply(&[REPLY], Duration::ZERO));
+    let gemini = MockGemini::start_summarising(|_| noted());
+    let layercode = MockLayercode::start();
+    let options = WorkerOptions::new(&gemini, &layercode)
+        .var("MODELS", &openai_then_gemini(&openai))
+        .secret("OPENAI_API_KEY", "sk-test-openai");
+    let worker = Worker::start(configure(options));
+    (openai, gemini, worker)
+}
+
+/// The OpenAI-wire requests of a mock, split into (turns, summaries).
+fn openai_requests(openai: &MockOpenAi) -> (Vec<Value>, Vec<Value>) {
+    openai
+        .requests()
+        .iter()
+        .map(RecordedRequest::json)
+        .partition(|r| !is_summary_request(r))
+}
+
+/// The system message of an OpenAI-wire request.
+fn system_message(request: &Value) -> &str {
+    assert_eq!(request["messages"][0]["role"], "system", "{request}");
+    request["messages"][0]["content"].as_str().unwrap()
+}
+
+#[test]
+fn with_an_openai_entry_first_the_summary_is_written_over_the_openai_wire() {
+    let (openai, gemini, worker) = start_two_wires(|o| o);
+    let health = get(&worker.url("/health")).json();
+    assert_eq!(
+        health["summary"],
+        json!({"model": {"api": "openai", "model": "gpt-4.1-mini",
+                         "host": openai.base_url().trim_start_matches("http://"),
+                         "key": "OPENAI_API_KEY", "key_present": true},
+               "error": null})
+    );
+    assert!(!health.to_string().contains("sk-test-openai"));
+
+    turns(&worker, "conv_oa", 1, 16);
+    let lines = wait_for_summaries(&worker, 1);
+    let line = &lines[0];
+    assert_eq!(
+        (&line["outcome"], &line["api"], &line["model"]),
+        (&json!("stored"), &json!("openai"), &json!("gpt-4.1-mini")),
+        "{line}"
+    );
+    // The mock's usage chunk: 31 tokens in, one per content chunk out.
+    assert_eq!(
+        (&line["prompt_tokens"], &line["output_tokens"]),
+        (&json!(31), &json!(2))
+    );
+    // Every request went to the first entry, the summary's included; none to Gemini.
+    assert!(gemini.requests().is_empty(), "{:?}", gemini.requests());
+    let (turn_requests, summaries) = openai_requests(&openai);
+    assert_eq!((turn_requests.len(), summaries.len()), (16, 1));
+    let summary = &summaries[0];
+    let recorded = openai
+        .requests()
+        .into_iter()
+        .find(|r| is_summary_request(&r.json()))
+        .unwrap();
+    assert_eq!(recorded.path, openai_fixtures::CHAT_PATH);
+    assert_eq!(
+        recorded.header("authorization"),
+        Some("Bearer sk-test-openai")
+    );
+    // One request, no tools: the summariser's instruction and the conversation to fold.
+    assert_eq!(summary["model"], "gpt-4.1-mini");
+    assert_eq!(summary["stream"], true);
+    assert!(summary.get("tools").is_none(), "{summary}");
+    assert_eq!(summary["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["messages"][1]["role"], "user");
+    assert_eq!(
+        folded_lines(summary).first().map(String::as_str),
+        Some(format!("Caller: {FACT}").as_str())
+    );
+
+    // The next turn's system message carries the summary the OpenAI mock wrote.
+    turn(&worker, "conv_oa", 17, &filler(17));
+    let (turn_requests, _) = openai_requests(&openai);
+    let next = turn_requests.last().unwrap();
+    assert!(
+        system_message(next).contains(&format!("{CALLER_SAID}{FACT}")),
+        "{}",
+        system_message(next)
+    );
+}
+
+#[test]
+fn summary_model_names_another_entry_and_a_refused_one_is_shown_by_health() {
+    // SUMMARY_MODEL names the Gemini entry: summaries go there, turns to the OpenAI entry.
+    let (openai, gemini, worker) =
+        start_two_wires(|o| o.var("SUMMARY_MODEL", "gemini-2.5-flash-lite"));
+    let health = get(&worker.url("/health")).json();
+    assert_eq!(health["summary"]["model"]["api"], "gemini", "{health}");
+    assert_eq!(health["summary"]["error"], Value::Null);
+    turns(&worker, "conv_named", 1, 16);
+    let line = &wait_for_summaries(&worker, 1)[0];
+    assert_eq!(
+        (&line["outcome"], &line["api"], &line["model"]),
+        (
+            &json!("stored"),
+            &json!("gemini"),
+            &json!("gemini-2.5-flash-lite")
+        ),
+        "{line}"
+    );
+    let gemini_requests = gemini.requests();
+    assert_eq!(gemini_requests.len(), 1, "only the summary goes to Gemini");
+    assert!(is_summary_request(&gemini_requests[0].json()));
+    assert!(gemini_requests[0]
+        .path
+        .contains("/models/gemini-2.5-flash-lite:streamGenerateContent"));
+    let (turn_requests, summaries) = openai_requests(&openai);
+    assert_eq!((turn_requests.len(), summaries.len()), (16, 0));
+    turn(&worker, "conv_named", 17, &filler(17));
+    let (turn_requests, _) = openai_requests(&openai);
+    assert!(system_message(turn_requests.last().unwrap()).contains(FACT));
+    worker.stop();
+
+    // An id the first entry's wire refuses (longer than any model id): refused whole, the
+    // first model writes summaries, and /health says why, without a key.
+    let (openai, _gemini, worker) = start_two_wires(|o| o.var("SUMMARY_MODEL", &"x".repeat(300)));
+    let health = get(&worker.url("/health")).json();
+    let host = openai.base_url().trim_start_matches("http://").to_string();
+    assert_eq!(health["summary"]["model"]["model"], "gpt-4.1-mini");
+    assert_eq!(
+        health["summary"]["error"],
+        format!(
+            "SUMMARY_MODEL names no MODELS entry, so it is a model of the first one (openai at \
+             {host}): model must be printable and at most 256 characters"
+        )
+    );
+    assert_eq!(health["settings"]["SUMMARY_MODEL"], true);
+}
+
+/// What the developer mock streamed back: the text of every Gemini part or OpenAI content
+/// delta, in order, and whether the stream said it was finished.
+fn streamed_text(body: &str) -> (String, bool) {
+    let mut text = String::new();
+    let mut finished = false;
+    for data in body.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let event: Value = serde_json::from_str(data).unwrap();
+        let gemini = &event["candidates"][0];
+        let openai = &event["choices"][0];
+        for part in gemini["content"]["parts"].as_array().into_iter().flatten() {
+            text.push_str(part["text"].as_str().unwrap_or_default());
+        }
+        text.push_str(openai["delta"]["content"].as_str().unwrap_or_default());
+        finished |= gemini["finishReason"] == "STOP" || openai["finish_reason"] == "stop";
+    }
+    (text, finished)
+}
+
+#[test]
+fn the_developer_mock_writes_summaries_on_both_wires() {
+    use layercode_gemini_worker::history::HistoryMessage;
+    use layercode_gemini_worker::llm::{gemini, openai};
+    use layercode_gemini_worker::summary;
+
+    let dev = DevMock::start();
+    // A summary request as the worker builds it: the summary so far and the part to fold.
+    let folded = [
+        HistoryMessage::user(FACT),
+        HistoryMessage::assistant(REPLY),
+        HistoryMessage::user("Filler turn 2."),
+    ];
+    let text = summary::request_text(Some("The caller said: Hello."), &folded);
+    let ask = [HistoryMessage::user(&text)];
+    let gemini_body = gemini::request_body(summary::INSTRUCTION, "gemini-2.5-flash-lite", &ask);
+    let openai_body = openai::request_body(summary::INSTRUCTION, "gpt-4.1-mini", &ask, &[]);
+    let expected =
+        format!("The caller said: Hello.\n{CALLER_SAID}{FACT}\n{CALLER_SAID}Filler turn 2.");
+    assert_eq!(mock_summary(&gemini_body), expected);
+    assert_eq!(mock_summary(&openai_body), expected);
+
+    let gemini_url = gemini::stream_url(&dev.url, "gemini-2.5-flash-lite");
+    let openai_url = openai::chat_url(&format!("{}/v1", dev.url));
+    for (url, body) in [(gemini_url, gemini_body), (openai_url, openai_body)] {
+        let answer = post_json(&url, &[], &body.to_string());
+        assert_eq!(answer.status, 200, "{url}");
+        assert_eq!(
+            streamed_text(&answer.text()),
+            (expected.clone(), true),
+            "{url}: {}",
+            answer.text()
+        );
+    }
+    // Any other request still gets the echo reply, on either wire.
+    let hello = [HistoryMessage::user("Hello")];
+    let turn = gemini::request_body("Be brief.", "gemini-2.5-flash-lite", &hello);
+    let answer = post_json(
+        &gemini::stream_url(&dev.url, "gemini-2.5-flash-lite"),
+        &[],
+        &turn.to_string(),
+    );
+    assert!(streamed_text(&answer.text())
+        .0
+        .starts_with("You said: Hello."));
+}

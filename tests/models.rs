@@ -680,37 +680,6 @@ fn gemini_max_tokens_ends_with_the_close_and_is_stored_as_heard() {
     );
 }
 
-/// The developer mock (`MOCK_GEMINI=1 ./scripts/dev.sh`), on a port the kernel picks.
-struct DevMock {
-    child: std::process::Child,
-    url: String,
-}
-
-impl DevMock {
-    fn start() -> DevMock {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mock-gemini"))
-            .args(["--port", "0"])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start mock-gemini");
-        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
-        let mut first = String::new();
-        stderr.read_line(&mut first).expect("read its first line");
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        let url = first.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-        DevMock { child, url }
-    }
-}
-
-impl Drop for DevMock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The `MODELS` values of the README's worked examples, in order.
 fn readme_examples() -> Vec<String> {
     let readme =

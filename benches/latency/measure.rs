@@ -213,18 +213,19 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
     // with `LATENCY_BENCH_WIRE=openai`), one chunk per event, written at once either way.
     // Summaries are written by the mock the tests' way (what the caller said, oldest first).
     let gemini = MockGemini::start_with(|request| {
-        if request.path.ends_with("/chat/completions") {
-            let lines = openai_fixtures::reply_lines(&REPLY_PARTS, "stop");
-            GeminiReply::Raw {
-                pieces: lines
-                    .iter()
-                    .map(|line| (Duration::ZERO, format!("{line}\n\n").into_bytes()))
-                    .collect(),
-            }
-        } else if is_summary_request(&request.json()) {
-            gemini_fixtures::summary_reply(&request.json())
-        } else {
-            gemini_fixtures::reply(&REPLY_PARTS, Duration::ZERO)
+        let openai = request.path.ends_with("/chat/completions");
+        let json = request.json();
+        let lines = match (openai, is_summary_request(&json)) {
+            (false, false) => return gemini_fixtures::reply(&REPLY_PARTS, Duration::ZERO),
+            (false, true) => return gemini_fixtures::summary_reply(&json),
+            (true, false) => openai_fixtures::reply_lines(&REPLY_PARTS, "stop"),
+            (true, true) => openai_fixtures::summary_lines(&json),
+        };
+        GeminiReply::Raw {
+            pieces: lines
+                .iter()
+                .map(|line| (Duration::ZERO, format!("{line}\n\n").into_bytes()))
+                .collect(),
         }
     });
     let layercode = MockLayercode::start();

@@ -13,7 +13,7 @@
 //! up from its schema; a message with "bye" calls `end_call` when it is declared. The follow-up
 //! request, holding the `functionResponse`, is answered by saying the result in words.
 //!
-//! A summary request (a long call's running summary) is answered at once with a summary written
+//! A summary request (a long call's running summary), on either wire, is answered at once with a summary written
 //! the test harness's way (`tests/common/mock_summary.rs`): what the caller said, oldest first.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -87,16 +87,20 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut body = vec![0u8; content_length.min(MAX_BODY)];
     reader.read_exact(&mut body)?;
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if mock_summary::is_summary_request(&request) {
-        let part = serde_json::json!({ "text": mock_summary::mock_summary(&request) });
-        return stream_call(stream, part);
-    }
-    if path
+    let openai_wire = path
         .split('?')
         .next()
         .unwrap_or_default()
-        .ends_with("/chat/completions")
-    {
+        .ends_with("/chat/completions");
+    if mock_summary::is_summary_request(&request) {
+        let summary = mock_summary::mock_summary(&request);
+        return if openai_wire {
+            openai::stream_whole(stream, &summary)
+        } else {
+            stream_call(stream, serde_json::json!({ "text": summary }))
+        };
+    }
+    if openai_wire {
         let asked = openai::read(&request);
         let model = request["model"].as_str().unwrap_or("a model").to_string();
         return match answer_to(&asked, &model) {
@@ -438,6 +442,17 @@ mod openai {
         }
         event(&mut stream, &chunk(json!({}), Some("tool_calls")))?;
         end(&mut stream, 1)
+    }
+
+    /// `text` in one chunk (a whole summary), then the end.
+    pub fn stream_whole(mut stream: TcpStream, text: &str) -> std::io::Result<()> {
+        head(&mut stream)?;
+        event(
+            &mut stream,
+            &chunk(json!({"role": "assistant", "content": text}), None),
+        )?;
+        event(&mut stream, &chunk(json!({}), Some("stop")))?;
+        end(&mut stream, text.split(' ').count())
     }
 
     pub fn stream_reply(mut stream: TcpStream, reply: &str, _model: &str) -> std::io::Result<()> {

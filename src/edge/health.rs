@@ -1,6 +1,6 @@
 //! `GET /health`: liveness, which settings are present (never their values), what `TOOLS`
-//! declares, which models `MODELS` chains (never a key), and the placeholders the prompt and
-//! the welcome use.
+//! declares, which models `MODELS` chains and which one writes summaries (never a key), and the
+//! placeholders the prompt and the welcome use.
 
 use serde_json::json;
 use worker::{Env, Response};
@@ -29,6 +29,8 @@ pub fn handle(env: &Env) -> Result<Response, AppError> {
         // How `/authorize` resumes a conversation: `cookie`, `owner header <name>`, or why not.
         "resume": ownership::resume_report(&config),
         "models": models,
+        // The model that writes a long call's summary, `off`, and why `SUMMARY_MODEL` was refused.
+        "summary": config.summary_report(),
         "placeholders": placeholders_report(&config),
     });
     Ok(json_response(200, &body.to_string())?)

@@ -4,14 +4,15 @@
 //! first word; one log line per call, never its content.
 
 use serde::Serialize;
-use worker::{console_log, AbortController, AbortSignal};
+use worker::{console_error, console_log};
 
 use super::clock::WorkerClock;
-use crate::config::{Config, SummaryModel};
+use crate::config::Config;
 use crate::engine::{self, Clock};
 use crate::history::HistoryMessage;
-use crate::llm::gemini::{self, GeminiModel};
+use crate::llm::chain;
 use crate::llm::{CallReport, Failure};
+use crate::models::Endpoint;
 use crate::store::{Saved, Store};
 use crate::summary;
 
@@ -22,9 +23,9 @@ const SUMMARY_TIMEOUT_MS: u64 = 30_000;
 
 /// Folds what is due into the summary of `conversation_id`, if anything is.
 pub(super) async fn after_turn(store: &Store, config: &Config, conversation_id: &str) {
-    if !summaries_on(config) {
+    let Some(endpoint) = summary_model(config) else {
         return;
-    }
+    };
     let clock = WorkerClock;
     let started_ms = clock.now_ms();
     let mut log = SummaryLog {
@@ -35,6 +36,8 @@ pub(super) async fn after_turn(store: &Store, config: &Config, conversation_id: 
         ms: 0,
         folded_messages: 0,
         summary_chars: None,
+        api: endpoint.api.name(),
+        model: &endpoint.model,
         gemini_status: None,
         gemini_error: None,
         prompt_tokens: None,
@@ -49,18 +52,22 @@ pub(super) async fn after_turn(store: &Store, config: &Config, conversation_id: 
             return log.write(&clock, started_ms);
         }
     };
+    if let Some(error) = &config.summary_model_error {
+        // Refused whole: the first model writes it (`/health` shows the same message).
+        console_error!("SUMMARY_MODEL is not used: {error}");
+    }
     log.folded_messages = job.messages.len();
     let request = summary::request_text(job.previous.as_deref(), &job.messages);
-    let controller = AbortController::default();
-    let (written, report) = match summary_model(config, &request, controller.signal()) {
-        Some(mut model) => {
+    let request = [HistoryMessage::user(&request)];
+    let (written, report) = match chain::one_shot(endpoint, summary::INSTRUCTION, &request) {
+        Some((mut model, controller)) => {
             let written = engine::write_summary(&mut model, &clock, SUMMARY_TIMEOUT_MS).await;
+            // Frees the connection of a call that failed or timed out mid-stream.
+            controller.abort();
             (written, model.report())
         }
         None => (Err(Failure::MissingApiKey), CallReport::default()),
     };
-    // Frees the connection of a call that failed or timed out mid-stream.
-    controller.abort();
     let kept = match written {
         Ok(text) => summary::clean(&text),
         Err(failure) => {
@@ -86,28 +93,14 @@ pub(super) async fn after_turn(store: &Store, config: &Config, conversation_id: 
     log.write(&clock, started_ms);
 }
 
-/// Whether summaries are written at all: not with `SUMMARY_MODEL=off`, nor without a key.
-fn summaries_on(config: &Config) -> bool {
-    config.summary_model != SummaryModel::Off && config.gemini_api_key.is_some()
-}
-
-/// The model that writes summaries, asked `request`: `SUMMARY_MODEL`'s, or the first
-/// configured model (today the one `GEMINI_MODEL` names), on that model's API; `None` when
-/// [`summaries_on`] says no. The one place the summary's model is chosen.
-fn summary_model(config: &Config, request: &str, signal: AbortSignal) -> Option<GeminiModel> {
-    let model = match &config.summary_model {
-        SummaryModel::Off => return None,
-        SummaryModel::First => config.gemini_model.as_str(),
-        SummaryModel::Named(model) => model.as_str(),
-    };
-    let api_key = config.gemini_api_key.clone()?;
-    let body = gemini::request_body(
-        summary::INSTRUCTION,
-        model,
-        &[HistoryMessage::user(request)],
-    );
-    let url = gemini::stream_url(&config.gemini_api_base_url, model);
-    Some(GeminiModel::new(url, api_key, body.to_string(), signal))
+/// The model that writes summaries: `SUMMARY_MODEL`'s, or the first configured model, whatever
+/// its `api` (see `models::summary_endpoint`); `None` (no summaries) with `SUMMARY_MODEL=off`
+/// or when that model's key is not set. The one place the summary's model is chosen.
+fn summary_model(config: &Config) -> Option<&Endpoint> {
+    config
+        .summary_model
+        .as_ref()
+        .filter(|endpoint| endpoint.key_present())
 }
 
 /// The one log line of a summary call: how it went, how long, how many tokens; never the
@@ -124,6 +117,10 @@ struct SummaryLog<'a> {
     ms: u64,
     folded_messages: usize,
     summary_chars: Option<usize>,
+    /// The model asked (`gemini` or `openai`, and its id).
+    api: &'static str,
+    model: &'a str,
+    /// Its HTTP status and error codes, named as in the turn's line whatever the `api`.
     gemini_status: Option<u16>,
     gemini_error: Option<String>,
     prompt_tokens: Option<u64>,

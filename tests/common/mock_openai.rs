@@ -101,6 +101,22 @@ impl Mock<OpenAiReply> {
         ))
     }
 
+    /// Starts a mock that writes summaries the deterministic way (`mock_summary`), as the mock
+    /// Gemini's `start_summarising` does, and answers every other request with
+    /// `reply(&request)`; [`Mock::push`] still comes first.
+    pub fn start_summarising(
+        reply: impl Fn(&RecordedRequest) -> OpenAiReply + Send + Sync + 'static,
+    ) -> MockOpenAi {
+        MockOpenAi::start_with(move |request| {
+            let json = request.json();
+            if super::mock_summary::is_summary_request(&json) {
+                openai_fixtures::summary_reply(&json)
+            } else {
+                reply(request)
+            }
+        })
+    }
+
     /// The value of an entry's `base_url` for this mock (`…/v1`).
     pub fn v1(&self) -> String {
         format!("{}/v1", self.base_url())
@@ -209,6 +225,23 @@ pub mod openai_fixtures {
         lines.push(usage_chunk(31, parts.len() as u64));
         lines.push(DONE.to_string());
         lines
+    }
+
+    /// The mock's summary for a summary request (`mock_summary`), streamed in two content
+    /// chunks like a real model writing it.
+    pub fn summary_reply(request: &serde_json::Value) -> OpenAiReply {
+        stream(summary_lines(request), Duration::ZERO)
+    }
+
+    /// The lines of [`summary_reply`].
+    pub fn summary_lines(request: &serde_json::Value) -> Vec<String> {
+        let summary = super::super::mock_summary::mock_summary(request);
+        let cut = summary
+            .char_indices()
+            .nth(summary.chars().count() / 2)
+            .map_or(0, |(at, _)| at);
+        let (first, second) = summary.split_at(cut);
+        reply_lines(&[first, second], "stop")
     }
 
     /// One round that calls `calls` (id, name, arguments JSON), the arguments of each cut into

@@ -1,7 +1,7 @@
 //! How the mock models write summaries: deterministically, from what they are given, so a test
 //! can follow a fact from the turn it was said in, through the summary, to a later request.
-//! Shared by the test harness (`mock_gemini.rs`) and the developer mock (`src/bin/mock-gemini.rs`,
-//! which includes this file); std and serde_json only.
+//! Shared by the test harness (`mock_gemini.rs`, `mock_openai.rs`) and the developer mock
+//! (`src/bin/mock-gemini.rs`, which includes this file); either wire; std and serde_json only.
 //!
 //! A summary request is one whose system instruction is the worker's summariser instruction
 //! (`summary::INSTRUCTION`); its one user message holds the summary so far and the next part
@@ -18,15 +18,21 @@ pub const MOCK_SUMMARY_MAX_CHARS: usize = 1_500;
 /// What each caller line of the folded conversation becomes.
 pub const CALLER_SAID: &str = "The caller said: ";
 
-/// Whether `request` (a `generateContent` body) asks for a summary.
+/// Whether `request` asks for a summary: a Gemini `generateContent` body whose system
+/// instruction, or an OpenAI `chat/completions` body whose system message, is the summariser's.
 pub fn is_summary_request(request: &Value) -> bool {
-    request["systemInstruction"]["parts"][0]["text"].as_str() == Some(INSTRUCTION)
+    let gemini = request["systemInstruction"]["parts"][0]["text"].as_str();
+    let openai = (request["messages"][0]["role"] == "system")
+        .then(|| request["messages"][0]["content"].as_str())
+        .flatten();
+    gemini.or(openai) == Some(INSTRUCTION)
 }
 
-/// The text of a summary request's one user message (empty if it has none).
+/// The text of a summary request's one user message (empty if it has none), on either wire.
 pub fn summary_request_text(request: &Value) -> &str {
     request["contents"][0]["parts"][0]["text"]
         .as_str()
+        .or_else(|| request["messages"][1]["content"].as_str())
         .unwrap_or_default()
 }
 

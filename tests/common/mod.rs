@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod closed_port;
+pub mod dev_mock;
 pub mod gzip;
 pub mod http;
 pub mod mock_gemini;
@@ -23,6 +24,7 @@ pub mod webhook;
 pub mod worker;
 
 pub use closed_port::ClosedPort;
+pub use dev_mock::DevMock;
 pub use http::{
     get, post_dripping, post_json, request, send_then_hang_up, try_request, tts_text, HttpResponse,
     SseClient, SseEvent, SseNext, SseTranscript,
