@@ -335,12 +335,17 @@ impl Body {
     /// The next raw bytes from the socket (buffered first).
     fn fill(&mut self) -> io::Result<usize> {
         if self.pending.is_empty() {
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk)?;
-            self.pending.extend_from_slice(&chunk[..n]);
-            return Ok(n);
+            return self.read_more();
         }
         Ok(self.pending.len())
+    }
+
+    /// Reads from the socket into `pending`, whatever it already holds; 0 at the end.
+    fn read_more(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk)?;
+        self.pending.extend_from_slice(&chunk[..n]);
+        Ok(n)
     }
 
     fn take(&mut self, max: usize, out: &mut [u8]) -> usize {
@@ -362,7 +367,9 @@ impl Body {
                 }
                 return u64::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"));
             }
-            if self.fill()? == 0 {
+            // Not `fill`: it would hand back the incomplete line already held (a size line cut
+            // between its CR and LF, say) without reading on, and this loop would spin.
+            if self.read_more()? == 0 {
                 return Err(invalid("the body ended inside a chunk header"));
             }
             if self.pending.len() > MAX_HEAD_BYTES {
@@ -510,6 +517,52 @@ mod tests {
         assert_eq!(exchange.status, 200);
         assert_eq!(exchange.content_type, "text/event-stream");
         assert_eq!(text, "data: a\n");
+    }
+
+    #[test]
+    fn a_chunk_size_line_cut_between_its_cr_and_lf_is_read_on() {
+        // The server waits until the client has read each piece before writing the next, so the
+        // reader does hold `\r` alone (what a loaded machine's TCP can deliver any time).
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = Target::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            read_request(&mut stream).unwrap();
+            let pieces: [&[u8]; 3] = [
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r",
+                b"\nabc\r",
+                b"\n0\r\n\r\n",
+            ];
+            for piece in pieces {
+                stream.write_all(piece).unwrap();
+                stream.flush().unwrap();
+                // The client says it has taken this piece (or is gone).
+                let _ = read_rx.recv();
+            }
+        });
+        let (stream, _abort) = connect(&target, Duration::from_secs(10)).unwrap();
+        let mut exchange = post(stream, &target, &[("x-test", "yes")], b"{}").unwrap();
+        // In a thread, so that a reader spinning on the held `\r` fails the test, not hangs it.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            read_tx.send(()).unwrap();
+            let mut text = Vec::new();
+            let mut buf = [0u8; 16];
+            loop {
+                match exchange.body.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => text.extend_from_slice(&buf[..n]),
+                    Err(e) => panic!("{e}"),
+                }
+                let _ = read_tx.send(());
+            }
+            let _ = done_tx.send(text);
+        });
+        // A bound for a hang only.
+        let text = done_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(text, b"abc");
+        server.join().unwrap();
     }
 
     #[test]
