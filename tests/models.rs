@@ -247,20 +247,43 @@ fn length_and_content_filter_end_with_the_close_and_errors_with_the_apology() {
 #[test]
 fn a_barge_in_aborts_the_request_and_the_next_turn_holds_what_was_heard() {
     let s = openai_only();
-    let words: Vec<String> = (1..=30).map(|i| format!(" word{i}.")).collect();
-    let parts: Vec<&str> = words.iter().map(String::as_str).collect();
-    s.openai.push(oa::reply(&parts, Duration::from_millis(150)));
+    // Three words, then the rest only once the caller has hung up (the gate), a word every
+    // 150 ms for a minute: the reply is still streaming when the caller leaves, however slow
+    // the machine, and the worker learns of it at its next word (wrangler dev reports a hang-up
+    // only at a write). With 30 words 150 ms apart from the start, a worker that stalled for
+    // the 4.5 s of the whole reply found it finished: no barge-in at all.
+    let hung_up = Gate::new();
+    let now = || Cue::After(Duration::ZERO);
+    let mut lines = vec![(now(), oa::role_chunk())];
+    lines.extend(["word1.", " word2.", " word3."].map(|w| (now(), oa::text_chunk(w))));
+    lines.push((Cue::Opened(hung_up.clone()), oa::text_chunk(" word4.")));
+    lines.extend((5..=400).map(|i| {
+        let word = oa::text_chunk(&format!(" word{i}."));
+        (Cue::After(Duration::from_millis(150)), word)
+    }));
+    lines.extend(
+        oa::reply_lines(&[], "stop")
+            .into_iter()
+            .skip(1)
+            .map(|l| (now(), l)),
+    );
+    s.openai.push(OpenAiReply::Cued {
+        lines,
+        separator: Separator::Lf,
+        then: StreamEnd::Close,
+    });
     let mut client = open_webhook(&s.worker, &message("conv_barge", "t1", "Talk"));
-    let mut heard = Vec::new();
-    while heard.len() < 3 {
+    let mut heard = String::new();
+    while !heard.contains("word3.") {
         let event = client.next_event(TURN_TIMEOUT).expect("an event");
         if event.kind() == "response.tts" {
-            heard.push(event.json["content"].as_str().unwrap().to_string());
+            heard.push_str(event.json["content"].as_str().unwrap());
         }
     }
     client.disconnect();
+    hung_up.open();
     assert!(
-        s.openai.client_disconnected(0, Duration::from_secs(10)),
+        s.openai.client_disconnected(0, TURN_TIMEOUT),
         "the worker aborted its request"
     );
     let log = s.worker.turn_log("t1");
