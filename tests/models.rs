@@ -790,12 +790,19 @@ fn the_readme_examples_work_against_the_developer_mock() {
     let layercode = MockLayercode::start();
     let unused = MockGemini::start();
     for (i, example) in examples.iter().enumerate() {
-        // As written, with every host replaced by the mock's (which answers both wires).
+        // As written, with every host replaced by the mock's (which answers both wires), and
+        // no first-token bound shorter than the silence bound: the Groq example's 1.5 s is a
+        // timing goal, and a machine that stalled that long moved its turn to the Gemini entry,
+        // failing the check that the first model answered.
         let models: Value = serde_json::from_str(example).unwrap();
         let mut models = models.as_array().unwrap().clone();
         for entry in &mut models {
             if entry["api"] == "openai" {
                 entry["base_url"] = json!(format!("{}/v1", dev.url));
+            }
+            if entry.get("first_token_ms").is_some() {
+                // The default silence bound: the entry gets no bound of its own.
+                entry["first_token_ms"] = json!(10_000);
             }
         }
         let first_model = models[0]["model"].as_str().unwrap().to_string();
