@@ -217,21 +217,26 @@ fn a_redelivered_session_start_is_greeted_again() {
 fn a_reply_to_a_caller_gone_before_the_first_byte_is_stored_unheard() {
     use std::time::Duration;
     let (gemini, worker) = start();
-    // Late enough that the caller is surely gone when the first words are written, and a
-    // second piece long after the hang-up must have been reported.
-    gemini.push(gemini_fixtures::stream(vec![
-        (
+    // The first words, late enough that the caller is surely gone when they are written; then
+    // the stream stays open without another word until the worker hangs up on it. The hang-up
+    // is reported after those words were taken, however long that takes; with a second piece a
+    // second later, as before, a machine that kept the dev proxy from running that long let the
+    // reply be written whole, and it was stored complete (RELIABILITY.md, issue 22 item 4).
+    gemini.push(GeminiReply::Stream {
+        events: vec![(
             Duration::from_millis(500),
             gemini_fixtures::text_event("You asked ", None),
-        ),
-        (
-            Duration::from_millis(1000),
-            gemini_fixtures::text_event("about the weather.", Some("STOP")),
-        ),
-    ]));
+        )],
+        framing: Framing::Lf,
+        then: StreamEnd::Hang,
+    });
     hang_up_right_after_sending(&worker, &message("conv_gone", "t1", "Weather?"));
     let log = worker.turn_log("t1");
     assert_eq!(log["outcome"], "interrupted", "{log}");
+    assert!(
+        gemini.client_disconnected(0, TURN_TIMEOUT),
+        "the worker hung up on the model"
+    );
 
     stream_webhook(&worker, &message("conv_gone", "t2", "Hello?"));
     assert_eq!(model_turns(&gemini, 2), Vec::<String>::new());
