@@ -359,8 +359,16 @@ fn a_conversation_in_the_browser_from_the_welcome_to_the_agent_hanging_up() {
         .wait_for(json!({"row": {"role": "agent", "eventIncludes": "answered", "state": "done"}}));
     let tool_row = last_row(&state, "agent");
     assert_eq!(tool_row["events"], json!(["The tool shop_hours answered."]));
+    // Less a "Still checking" line, said only if the worker's log shows a round of 2 s: the
+    // endpoint answers at once, but a loaded machine can make the round that slow.
+    let said = without_still_checking(
+        &worker,
+        &conversation,
+        tool_row["turn"].as_str().unwrap(),
+        &words(tool_row["text"].as_str().unwrap()),
+    );
     assert_eq!(
-        words(tool_row["text"].as_str().unwrap()),
+        said,
         "Let me check the hours. The shop is open until seven."
     );
     assert_eq!(tool.requests().len(), 1, "the tool was called once");
