@@ -33,6 +33,11 @@ const browser = await chromium.launch({
   ],
 });
 
+// Every wait here is for a condition; its timeout only catches a hang, so it is generous: a
+// step of a call crosses the browser, the stand-in, the worker and the model mock, each of which
+// a loaded machine can hold up (one turn alone may take the tests' TURN_TIMEOUT, 30 s).
+const HANG_TIMEOUT = 60000;
+
 let page = null;
 let problems = [];
 
@@ -138,16 +143,18 @@ const commands = {
       viewport: { width, height },
       permissions: microphone ? ["microphone"] : [],
     });
+    context.setDefaultTimeout(HANG_TIMEOUT);
+    context.setDefaultNavigationTimeout(HANG_TIMEOUT);
     page = await context.newPage();
     watch(page);
     await page.goto(url);
-    await waitUntil(ready, null, 15000);
+    await waitUntil(ready, null, HANG_TIMEOUT);
     await page.evaluate(watchLevels);
     return page.evaluate(snapshot);
   },
   async reload() {
     await page.reload();
-    await waitUntil(ready, null, 15000);
+    await waitUntil(ready, null, HANG_TIMEOUT);
     await page.evaluate(watchLevels);
     return page.evaluate(snapshot);
   },
@@ -187,7 +194,7 @@ const commands = {
   },
   // Waits until the page's snapshot satisfies a condition (checked here, not in the page,
   // whose policy allows no eval): text in a field, a row, the peak of a level above a value.
-  async waitFor({ condition, timeout = 20000 }) {
+  async waitFor({ condition, timeout = HANG_TIMEOUT }) {
     const deadline = Date.now() + timeout;
     let snap;
     for (;;) {
