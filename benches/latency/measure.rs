@@ -166,6 +166,8 @@ pub struct Measurements {
     pub gemini: HashMap<String, GeminiSide>,
     /// Our worker's own `ms_to_first_tts` log field, by turn id.
     pub logged_ms_to_first_tts: HashMap<String, f64>,
+    /// Ours asked over the OpenAI wire.
+    pub openai_wire: bool,
 }
 
 impl Measurements {
@@ -230,6 +232,7 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
         wasm: workers.ours_wasm().map(|wasm| machine::wasm_sizes(&wasm)),
         gemini: HashMap::new(),
         logged_ms_to_first_tts: HashMap::new(),
+        openai_wire: workers.openai_wire,
         scale,
     };
     for runtime in m.scale.runtimes.clone() {
