@@ -255,3 +255,68 @@ fn a_reply_to_a_caller_gone_before_the_first_byte_is_stored_unheard() {
         vec![serde_json::json!({"text": "", "status": "interrupted"})]
     );
 }
+
+/// A message that comes while the previous reply still runs here, without an interruption
+/// context (its end still waiting to be taken by a caller who spoke right after it, say): the
+/// model is asked with what that reply has sent so far, since the caller heard it. Before, the
+/// running reply's row was still an empty placeholder, and the request left the reply out as
+/// if the agent had said nothing.
+#[test]
+fn a_message_while_the_previous_reply_runs_sees_what_it_has_said() {
+    use gemini_fixtures::{cued, text_event};
+    use std::time::Duration;
+    // The first reply waits at a gate while the second turn runs: a silence limit it could
+    // reach on a loaded machine (10 s by default) would end it with an apology instead.
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker =
+        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", "60000"));
+    // The first sentence, then the rest only once the test has asked the next turn.
+    let rest = Gate::new();
+    gemini.push(cued(vec![
+        (
+            Cue::After(Duration::ZERO),
+            text_event("The museum opens at nine.", None),
+        ),
+        (
+            Cue::Opened(rest.clone()),
+            text_event(" It closes at six.", Some("STOP")),
+        ),
+    ]));
+    let mut first = open_webhook(&worker, &message("conv_running", "t1", "When?"));
+    let heard = first.next_event(TURN_TIMEOUT).expect("the first sentence");
+    assert_eq!(heard.json["content"], "The museum opens at nine.");
+
+    let second = stream_webhook(&worker, &message("conv_running", "t2", "On Sundays?"));
+    assert_well_formed_turn(&second, "t2");
+    let asked = contents(&gemini.wait_for_requests(2, TURN_TIMEOUT)[1].json());
+    assert_eq!(
+        asked,
+        vec![
+            turn("user", "When?"),
+            turn("model", "The museum opens at nine."),
+            turn("user", "On Sundays?"),
+        ]
+    );
+
+    // The first reply then ends as it would have, and is stored whole.
+    rest.open();
+    let rest_of_first = first.read_all(TURN_TIMEOUT);
+    assert_eq!(
+        format!(
+            "{}{}",
+            heard.json["content"].as_str().unwrap(),
+            rest_of_first.tts_text()
+        ),
+        "The museum opens at nine. It closes at six."
+    );
+    worker.turn_log("t1");
+    stream_webhook(&worker, &message("conv_running", "t3", "Thanks"));
+    assert_eq!(
+        model_turns(&gemini, 3),
+        vec![
+            "The museum opens at nine. It closes at six.",
+            DEFAULT_GEMINI_TEXT
+        ]
+    );
+}
