@@ -14,7 +14,8 @@
 //!   `LATENCY_BENCH_RUNTIMES=wrangler,bare` (default both): a shorter or longer full run.
 //! * `LATENCY_BENCH_RAW=<file>`: also write every sequential turn's wall-clock stamps as CSV.
 //! * `LATENCY_BENCH_WIRE=openai`: ours asks the mock over the OpenAI chat completions wire (one
-//!   `MODELS` entry); the pass-through keeps Gemini's, so the ratio prices the wire.
+//!   `MODELS` entry); the pass-through keeps Gemini's, so the ratio prices the wire. Full runs
+//!   only, like `LATENCY_BENCH_WORKER_DIR`.
 //!
 //! `main` measures (`measure`), checks (`check`), then reports (`report`).
 

@@ -21,9 +21,15 @@ fn start() -> Worker {
     Worker::start(WorkerOptions::new(&gemini, &layercode).config(&config))
 }
 
+/// How long the experiment waits between writes of a client that left: at most this, and only
+/// until the hang-up is reported (the worker's gap ends then). A generous bound for a dev proxy
+/// that is slow to report on a loaded machine; a wrangler that never reports fails the test.
+const GONE_GAP_MS: u64 = 20_000;
+
 /// What the worker observed for request `id`, once its writes are done: one line per event.
 fn report(worker: &Worker, id: &str) -> Vec<String> {
-    let deadline = Instant::now() + TURN_TIMEOUT;
+    // Three gaps of a hang-up that is never reported, and then some.
+    let deadline = Instant::now() + Duration::from_millis(3 * GONE_GAP_MS) + TURN_TIMEOUT;
     loop {
         let report = get(&worker.url(&format!("/report?id={id}"))).json();
         if report["done"] == true {
@@ -63,8 +69,11 @@ fn wrangler_dev_reports_a_hang_up_only_after_the_next_write() {
     );
 
     // A client gone 500 ms before the first write: nothing is reported until that write, which
-    // is taken (and lost); then the signal aborts and every later write is refused.
-    send_then_hang_up("POST", &worker.url("/stream?id=gone"), &[], b"{}");
+    // is taken (and lost); then the signal aborts and every later write is refused. The next
+    // write waits for that report (up to GONE_GAP_MS): with the default 100 ms, a dev proxy that
+    // a loaded machine kept from running for longer let write 2 be taken too.
+    let gone = format!("/stream?id=gone&gap={GONE_GAP_MS}");
+    send_then_hang_up("POST", &worker.url(&gone), &[], b"{}");
     let events = report(&worker, "gone");
     assert_eq!(
         events[0], "before writes: signal.aborted=false",

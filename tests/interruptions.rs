@@ -217,21 +217,26 @@ fn a_redelivered_session_start_is_greeted_again() {
 fn a_reply_to_a_caller_gone_before_the_first_byte_is_stored_unheard() {
     use std::time::Duration;
     let (gemini, worker) = start();
-    // Late enough that the caller is surely gone when the first words are written, and a
-    // second piece long after the hang-up must have been reported.
-    gemini.push(gemini_fixtures::stream(vec![
-        (
+    // The first words, late enough that the caller is surely gone when they are written; then
+    // the stream stays open without another word until the worker hangs up on it. The hang-up
+    // is reported after those words were taken, however long that takes; with a second piece a
+    // second later, as before, a machine that kept the dev proxy from running that long let the
+    // reply be written whole, and it was stored complete (RELIABILITY.md, issue 22 item 4).
+    gemini.push(GeminiReply::Stream {
+        events: vec![(
             Duration::from_millis(500),
             gemini_fixtures::text_event("You asked ", None),
-        ),
-        (
-            Duration::from_millis(1000),
-            gemini_fixtures::text_event("about the weather.", Some("STOP")),
-        ),
-    ]));
+        )],
+        framing: Framing::Lf,
+        then: StreamEnd::Hang,
+    });
     hang_up_right_after_sending(&worker, &message("conv_gone", "t1", "Weather?"));
     let log = worker.turn_log("t1");
     assert_eq!(log["outcome"], "interrupted", "{log}");
+    assert!(
+        gemini.client_disconnected(0, TURN_TIMEOUT),
+        "the worker hung up on the model"
+    );
 
     stream_webhook(&worker, &message("conv_gone", "t2", "Hello?"));
     assert_eq!(model_turns(&gemini, 2), Vec::<String>::new());
@@ -248,5 +253,70 @@ fn a_reply_to_a_caller_gone_before_the_first_byte_is_stored_unheard() {
     assert_eq!(
         rows,
         vec![serde_json::json!({"text": "", "status": "interrupted"})]
+    );
+}
+
+/// A message that comes while the previous reply still runs here, without an interruption
+/// context (its end still waiting to be taken by a caller who spoke right after it, say): the
+/// model is asked with what that reply has sent so far, since the caller heard it. Before, the
+/// running reply's row was still an empty placeholder, and the request left the reply out as
+/// if the agent had said nothing.
+#[test]
+fn a_message_while_the_previous_reply_runs_sees_what_it_has_said() {
+    use gemini_fixtures::{cued, text_event};
+    use std::time::Duration;
+    // The first reply waits at a gate while the second turn runs: a silence limit it could
+    // reach on a loaded machine (10 s by default) would end it with an apology instead.
+    let gemini = MockGemini::start();
+    let layercode = MockLayercode::start();
+    let worker =
+        Worker::start(WorkerOptions::new(&gemini, &layercode).var("GEMINI_TIMEOUT_MS", "60000"));
+    // The first sentence, then the rest only once the test has asked the next turn.
+    let rest = Gate::new();
+    gemini.push(cued(vec![
+        (
+            Cue::After(Duration::ZERO),
+            text_event("The museum opens at nine.", None),
+        ),
+        (
+            Cue::Opened(rest.clone()),
+            text_event(" It closes at six.", Some("STOP")),
+        ),
+    ]));
+    let mut first = open_webhook(&worker, &message("conv_running", "t1", "When?"));
+    let heard = first.next_event(TURN_TIMEOUT).expect("the first sentence");
+    assert_eq!(heard.json["content"], "The museum opens at nine.");
+
+    let second = stream_webhook(&worker, &message("conv_running", "t2", "On Sundays?"));
+    assert_well_formed_turn(&second, "t2");
+    let asked = contents(&gemini.wait_for_requests(2, TURN_TIMEOUT)[1].json());
+    assert_eq!(
+        asked,
+        vec![
+            turn("user", "When?"),
+            turn("model", "The museum opens at nine."),
+            turn("user", "On Sundays?"),
+        ]
+    );
+
+    // The first reply then ends as it would have, and is stored whole.
+    rest.open();
+    let rest_of_first = first.read_all(TURN_TIMEOUT);
+    assert_eq!(
+        format!(
+            "{}{}",
+            heard.json["content"].as_str().unwrap(),
+            rest_of_first.tts_text()
+        ),
+        "The museum opens at nine. It closes at six."
+    );
+    worker.turn_log("t1");
+    stream_webhook(&worker, &message("conv_running", "t3", "Thanks"));
+    assert_eq!(
+        model_turns(&gemini, 3),
+        vec![
+            "The museum opens at nine. It closes at six.",
+            DEFAULT_GEMINI_TEXT
+        ]
     );
 }

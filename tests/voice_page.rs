@@ -28,11 +28,11 @@ const CONVERSATIONS_KEY: &str = "conversations_key_for_the_voice_page";
 
 /// What the mock model writes for an ordinary message, piece by piece.
 const HELLO: [&str; 5] = ["Hello ", "from the ", "mock model, ", "word ", "by word."];
-/// A slow reply (300 ms between pieces), to talk over.
-const STORY: [&str; 16] = [
-    "Once ", "upon ", "a ", "time, ", "a ", "fox ", "lived ", "by ", "a ", "river ", "that ",
-    "never ", "ran ", "dry, ", "they ", "say.",
-];
+/// How a reply to talk over starts (300 ms between pieces). The rest waits for a gate the test
+/// opens once the caller has cut in: the reply is still going when the barge-in comes, however
+/// slow the machine. (A whole 4.8 s story could end before a typed barge-in reached the worker,
+/// and then nothing was cut.)
+const STORY_START: [&str; 4] = ["Once ", "upon ", "a ", "time, "];
 const WELCOME: &str = "Hi! How can I help you today?";
 
 // ---------------------------------------------------------------------------------------------
@@ -126,10 +126,11 @@ fn text_of(content: &Value) -> String {
 }
 
 /// A model that answers by what it is asked: the hours tool for "hours", `end_call` for "bye",
-/// a slow story for "story", [`HELLO`] otherwise; after a tool's answer, a sentence about it.
-fn model() -> MockGemini {
-    use gemini_fixtures::{call_round, reply};
-    MockGemini::start_with(|request| {
+/// a story for "story" ([`STORY_START`], then a word every 300 ms for a minute once
+/// `story_goes_on` is open), [`HELLO`] otherwise; after a tool's answer, a sentence about it.
+fn model(story_goes_on: Gate) -> MockGemini {
+    use gemini_fixtures::{call_round, cued, reply, text_event};
+    MockGemini::start_with(move |request| {
         let body = request.json();
         let contents = body["contents"].as_array().cloned().unwrap_or_default();
         let last = contents.last().cloned().unwrap_or_default();
@@ -157,7 +158,16 @@ fn model() -> MockGemini {
         } else if said.contains("bye") {
             call("end_call", json!({}))
         } else if said.contains("story") {
-            reply(&STORY, Duration::from_millis(300))
+            let every = || Cue::After(Duration::from_millis(300));
+            let mut events: Vec<(Cue, String)> = STORY_START
+                .iter()
+                .map(|piece| (every(), text_event(piece, None)))
+                .collect();
+            // The rest keeps coming after the barge-in: wrangler dev tells the worker that
+            // Layercode hung up only at its next write.
+            events.push((Cue::Opened(story_goes_on.clone()), text_event("and ", None)));
+            events.extend((0..200).map(|_| (every(), text_event("on ", None))));
+            cued(events)
         } else {
             reply(&HELLO, gap)
         }
@@ -194,7 +204,11 @@ fn worker(gemini: &MockGemini, standin: &StandIn, tool: &Mock<MockReply>, agent:
             .secret("TOOLS_SIGNING_SECRET", TOOL_SECRET)
             .secret("CONVERSATIONS_API_KEY", CONVERSATIONS_KEY)
             // A reload resumes only with the conversation's cookie (README, who may resume).
-            .secret("CONVERSATION_COOKIE_SECRET", "test_cookie_secret"),
+            .secret("CONVERSATION_COOKIE_SECRET", "test_cookie_secret")
+            // The story waits for the caller to cut in, and the page's typing is slow on a
+            // loaded machine: a silence limit (10 s by default) the wait could reach would end
+            // the story with an apology instead. No test here is about that limit.
+            .var("GEMINI_TIMEOUT_MS", "60000"),
     );
     standin.send_webhooks_to(&worker);
     worker
@@ -279,7 +293,7 @@ fn assert_accessible(browser: &mut Browser) {
 
 #[test]
 fn a_conversation_in_the_browser_from_the_welcome_to_the_agent_hanging_up() {
-    let (gemini, tool) = (model(), tool());
+    let (gemini, tool) = (model(Gate::new()), tool());
     let standin = StandIn::start();
     let worker = worker(&gemini, &standin, &tool, AGENT);
     let mut browser = Browser::launch();
@@ -326,10 +340,10 @@ fn a_conversation_in_the_browser_from_the_welcome_to_the_agent_hanging_up() {
         user["turn"], reply["turn"],
         "one row per turn, the user's and the agent's"
     );
-    // Both meters move: the agent's espeak-ng voice (sent just before the reply's end, so it
-    // is playing now), and the synthetic microphone.
-    browser.wait_for(json!({"agentLevelAbove": 0.0}));
-    browser.wait_for(json!({"callerLevelAbove": 0.0}));
+    // Both meters moved: the agent's espeak-ng voice and the synthetic microphone. The highest
+    // level each showed since the page opened, not the level now: the voice may have stopped
+    // playing by the time a loaded machine gets to look.
+    browser.wait_for(json!({"agentLevelPeakAbove": 0.0, "callerLevelPeakAbove": 0.0}));
 
     // Mute is a real toggle button.
     browser.click("Mute");
@@ -345,8 +359,16 @@ fn a_conversation_in_the_browser_from_the_welcome_to_the_agent_hanging_up() {
         .wait_for(json!({"row": {"role": "agent", "eventIncludes": "answered", "state": "done"}}));
     let tool_row = last_row(&state, "agent");
     assert_eq!(tool_row["events"], json!(["The tool shop_hours answered."]));
+    // Less a "Still checking" line, said only if the worker's log shows a round of 2 s: the
+    // endpoint answers at once, but a loaded machine can make the round that slow.
+    let said = without_still_checking(
+        &worker,
+        &conversation,
+        tool_row["turn"].as_str().unwrap(),
+        &words(tool_row["text"].as_str().unwrap()),
+    );
     assert_eq!(
-        words(tool_row["text"].as_str().unwrap()),
+        said,
         "Let me check the hours. The shop is open until seven."
     );
     assert_eq!(tool.requests().len(), 1, "the tool was called once");
@@ -434,7 +456,8 @@ fn a_conversation_in_the_browser_from_the_welcome_to_the_agent_hanging_up() {
 
 #[test]
 fn typing_over_a_slow_reply_cuts_it_and_the_model_hears_only_what_was_delivered() {
-    let (gemini, tool) = (model(), tool());
+    let story_goes_on = Gate::new();
+    let (gemini, tool) = (model(story_goes_on.clone()), tool());
     let mut standin = StandIn::start();
     let worker = worker(&gemini, &standin, &tool, AGENT);
     let mut browser = Browser::launch();
@@ -459,15 +482,17 @@ fn typing_over_a_slow_reply_cuts_it_and_the_model_hears_only_what_was_delivered(
     browser.wait_for(json!({"row": {"role": "agent", "textIncludes": "upon a time,"}}));
     browser.say("stop, please");
     let state = browser.wait_for(json!({"rowCount": {"match": {"role": "agent", "state": "done"}, "atLeast": 2}, "row": {"role": "agent", "state": "cut"}}));
+    // Cut in: the story may go on, to a caller who is no longer there.
+    story_goes_on.open();
     let cut = rows(&state)
         .into_iter()
         .find(|r| r["state"] == "cut")
         .unwrap();
     let delivered = words(cut["text"].as_str().unwrap());
-    assert!(delivered.starts_with("Once upon a time,"), "{delivered:?}");
-    assert!(
-        delivered.len() < words(&STORY.concat()).len(),
-        "it was cut: {delivered:?}"
+    assert_eq!(
+        delivered,
+        words(&STORY_START.concat()),
+        "cut where it stood"
     );
     assert_eq!(
         row_texts(&state)[1..],
@@ -526,7 +551,7 @@ fn typing_over_a_slow_reply_cuts_it_and_the_model_hears_only_what_was_delivered(
 
 #[test]
 fn a_failing_authorize_shows_its_message() {
-    let (gemini, tool) = (model(), tool());
+    let (gemini, tool) = (model(Gate::new()), tool());
     let mut standin = StandIn::start();
     // The worker names an agent the stand-in does not know.
     let worker = worker(&gemini, &standin, &tool, "agent_nobody_knows");

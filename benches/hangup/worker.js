@@ -1,10 +1,13 @@
 // An experiment, not a benchmark: what the local runtime tells a streaming worker when its
-// client goes away (RELIABILITY.md, issue 22 item 4). `tests/hangup_experiment.rs` drives it.
+// client goes away (RELIABILITY.md, issue 22 item 4). `tests/hangup_report.rs` drives it.
 //
 // POST /stream?id=X answers at once with a TransformStream's readable side, then, after
-// `wait` ms, writes `writes` frames `gap` ms apart and closes. Everything the worker can observe
-// is recorded with its time since the request arrived: the request's abort signal, the writer's
-// `closed` and `ready` promises, each write's result and the signal's state around it.
+// `wait` ms, writes `writes` frames `gap` ms apart and closes. A gap ends early once the
+// hang-up is reported (the signal aborted and `closed` rejected), so with a long `gap` the
+// writes after a report come right after it, while the report has all that time to come.
+// Everything the worker can observe is recorded with its time since the request arrived: the
+// request's abort signal, the writer's `closed` and `ready` promises, each write's result and
+// the signal's state around it.
 // GET /report?id=X returns that record as JSON.
 
 const reports = new Map();
@@ -32,13 +35,24 @@ export default {
     reports.set(id, { done: false, events });
     const note = (what) => events.push({ ms: Date.now() - start, what });
 
-    request.signal.addEventListener("abort", () => note("signal abort"));
+    const aborted = new Promise((resolve) => {
+      request.signal.addEventListener("abort", () => {
+        note("signal abort");
+        resolve();
+      });
+    });
     const { readable, writable } = new TransformStream();
     const writer = writable.getWriter();
-    writer.closed.then(
-      () => note("writer.closed resolved"),
-      (e) => note(`writer.closed rejected: ${e}`),
-    );
+    const closedRejected = new Promise((resolve) => {
+      writer.closed.then(
+        () => note("writer.closed resolved"),
+        (e) => {
+          note(`writer.closed rejected: ${e}`);
+          resolve();
+        },
+      );
+    });
+    const reported = Promise.all([aborted, closedRejected]);
     const encoder = new TextEncoder();
     const run = async () => {
       await new Promise((resolve) => setTimeout(resolve, wait));
@@ -58,7 +72,7 @@ export default {
           new Promise((resolve) => setTimeout(() => resolve("pending"), 5)),
         ]);
         note(`ready after write ${i}: ${ready}`);
-        await new Promise((resolve) => setTimeout(resolve, gap));
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, gap)), reported]);
       }
       try {
         await writer.close();

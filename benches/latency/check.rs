@@ -34,7 +34,7 @@ pub fn check(m: &Measurements) {
     paths.sort_unstable();
     paths.dedup();
     let gemini = gemini_fixtures::stream_path(gemini_fixtures::MODEL_VERSION);
-    let expected: Vec<&str> = if super::servers::openai_wire() {
+    let expected: Vec<&str> = if m.openai_wire {
         vec![OPENAI_PATH, gemini.as_str()]
     } else {
         vec![gemini.as_str()]

@@ -175,6 +175,8 @@ pub struct Measurements {
     pub summaries: Vec<SummarySide>,
     /// Our worker's own `ms_to_first_tts` log field, by turn id.
     pub logged_ms_to_first_tts: HashMap<String, f64>,
+    /// Ours asked over the OpenAI wire.
+    pub openai_wire: bool,
 }
 
 impl Measurements {
@@ -244,6 +246,7 @@ pub fn run(scale: Scale, workers: &Workers) -> Measurements {
         gemini: HashMap::new(),
         summaries: Vec::new(),
         logged_ms_to_first_tts: HashMap::new(),
+        openai_wire: workers.openai_wire,
         scale,
     };
     for runtime in m.scale.runtimes.clone() {

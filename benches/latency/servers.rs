@@ -20,8 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// `LATENCY_BENCH_WIRE=openai`: ours asks the mock over the OpenAI chat completions wire
-/// (`MODELS` with one openai entry), the pass-through still over Gemini's.
-pub fn openai_wire() -> bool {
+/// (`MODELS` with one openai entry), the pass-through still over Gemini's. Full runs only.
+fn openai_wire_from_env() -> bool {
     std::env::var("LATENCY_BENCH_WIRE").is_ok_and(|wire| wire == "openai")
 }
 
@@ -106,6 +106,8 @@ pub struct Workers {
     pub repo: PathBuf,
     /// The directory whose `wrangler.toml` and `build/` are "ours".
     pub ours_dir: PathBuf,
+    /// Ours asks the model over the OpenAI wire (`LATENCY_BENCH_WIRE=openai`).
+    pub openai_wire: bool,
 }
 
 impl Workers {
@@ -121,10 +123,13 @@ impl Workers {
             }),
             None => repo.clone(),
         };
-        Workers::with_ours(repo, ours_dir)
+        Workers {
+            openai_wire: openai_wire_from_env(),
+            ..Workers::with_ours(repo, ours_dir)
+        }
     }
 
-    /// Ours is this repository, whatever the environment says.
+    /// Ours is this repository over Gemini's wire, whatever the environment says.
     pub fn repository() -> Workers {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         Workers::with_ours(repo.clone(), repo)
@@ -145,7 +150,11 @@ impl Workers {
             "{} is missing (run sh scripts/build.sh there)",
             ours_dir.join(&main).display()
         );
-        let workers = Workers { repo, ours_dir };
+        let workers = Workers {
+            repo,
+            ours_dir,
+            openai_wire: false,
+        };
         let (ours, floor) = (
             compatibility_date(&workers.config(WorkerKind::Ours)),
             compatibility_date(&workers.config(WorkerKind::PassThrough)),
@@ -221,7 +230,7 @@ impl Server {
         if target.worker == WorkerKind::PassThrough || workers.ours_dir != workers.repo {
             options = options.config(&workers.config(target.worker));
         }
-        if target.worker == WorkerKind::Ours && openai_wire() {
+        if target.worker == WorkerKind::Ours && workers.openai_wire {
             let models = format!(
                 r#"[{{"api": "openai", "model": "bench", "base_url": "{}/v1"}}]"#,
                 gemini.base_url()

@@ -122,6 +122,9 @@ struct TextRow {
 #[derive(Deserialize)]
 struct MessageRow {
     seq: i64,
+    /// Only where the query selects it: the history reads it to find a reply still running.
+    #[serde(default)]
+    turn_id: String,
     role: String,
     text: String,
 }

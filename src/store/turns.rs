@@ -214,25 +214,40 @@ impl Store {
     }
 
     /// The newest stored messages, oldest first, with the interrupted reply (`seq`, text heard)
-    /// as heard; empty ones are skipped. One more than the window, so `bounded_window` can tell
-    /// that older messages exist.
+    /// as heard, and a reply still running here as what it has sent so far (its row is still
+    /// an empty placeholder, but the caller has heard that much: a message can come while the
+    /// reply still streams, or while its end waits to be taken); empty ones are skipped. One
+    /// more than the window, so `bounded_window` can tell that older messages exist.
     fn recent_messages(
         &self,
         heard: Option<&(i64, String)>,
     ) -> worker::Result<Vec<HistoryMessage>> {
         let limit = i64::try_from(WINDOW_MAX_MESSAGES + 1).unwrap_or(i64::MAX);
         let heard_seq = heard.map_or(-1, |(seq, _)| *seq);
+        let in_flight = self.in_flight.borrow();
+        let running: Vec<&str> = in_flight
+            .iter()
+            .filter(|(_, sent)| !sent.borrow().is_empty())
+            .map(|(turn_id, _)| turn_id.as_str())
+            .collect();
         let rows = self.message_rows(
-            "SELECT json_group_array(json_object('seq', seq, 'role', role, 'text', text)) \
-             AS rows FROM (SELECT seq, role, text FROM messages \
-             WHERE text != '' OR seq = ? ORDER BY seq DESC LIMIT ?)",
-            vec![heard_seq.into(), limit.into()],
+            "SELECT json_group_array(json_object('seq', seq, 'turn_id', turn_id, 'role', role, \
+             'text', text)) AS rows FROM (SELECT seq, turn_id, role, text FROM messages \
+             WHERE text != '' OR seq = ? OR (status = 'pending' \
+             AND turn_id IN (SELECT value FROM json_each(?))) ORDER BY seq DESC LIMIT ?)",
+            vec![
+                heard_seq.into(),
+                serde_json::to_string(&running)?.into(),
+                limit.into(),
+            ],
         )?;
         let messages = rows
             .into_iter()
             .map(|row| {
-                let text = match heard {
-                    Some((seq, heard)) if *seq == row.seq => heard.clone(),
+                let running = in_flight.get(&row.turn_id).filter(|_| row.text.is_empty());
+                let text = match (heard, running) {
+                    (Some((seq, heard)), _) if *seq == row.seq => heard.clone(),
+                    (_, Some(sent)) => sent.borrow().clone(),
                     _ => row.text,
                 };
                 HistoryMessage {

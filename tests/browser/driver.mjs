@@ -33,6 +33,11 @@ const browser = await chromium.launch({
   ],
 });
 
+// Every wait here is for a condition; its timeout only catches a hang, so it is generous: a
+// step of a call crosses the browser, the stand-in, the worker and the model mock, each of which
+// a loaded machine can hold up (one turn alone may take the tests' TURN_TIMEOUT, 30 s).
+const HANG_TIMEOUT = 60000;
+
 let page = null;
 let problems = [];
 
@@ -61,6 +66,23 @@ async function waitUntil(fn, arg, timeout) {
 
 const ready = () => document.body.dataset.ready === "true";
 
+// Keeps the highest value each level meter has shown since the page loaded (`peaks` in the
+// snapshot). A level is there only while a voice plays: a test that looked at the level now
+// could look after the agent's voice stopped, on a machine that got to it late. A <meter>'s
+// value is its attribute, so an observer sees every change, with no polling to miss one.
+function watchLevels() {
+  const peaks = { caller: 0, agent: 0 };
+  window.__levelPeaks = peaks;
+  for (const [who, id] of [["caller", "caller-level"], ["agent", "agent-level"]]) {
+    const meter = document.getElementById(id);
+    const note = () => {
+      peaks[who] = Math.max(peaks[who], Number(meter.value) || 0);
+    };
+    note();
+    new MutationObserver(note).observe(meter, { attributes: true, attributeFilter: ["value"] });
+  }
+}
+
 // The page as a test sees it: status, problem, controls and transcript rows.
 function snapshot() {
   const rows = [...document.querySelectorAll("#transcript .row")].map((row) => ({
@@ -84,6 +106,7 @@ function snapshot() {
     messageDisabled: document.getElementById("message").disabled,
     callerLevel: Number(document.getElementById("caller-level").value),
     agentLevel: Number(document.getElementById("agent-level").value),
+    peaks: window.__levelPeaks || { caller: 0, agent: 0 },
     localNote: !document.getElementById("local-note").hidden,
     rows,
   };
@@ -104,8 +127,8 @@ function satisfies(snap, condition) {
     callText: (v) => snap.call.text === v,
     row: (want) => snap.rows.some(rowMatches(want)),
     rowCount: ({ match, atLeast }) => snap.rows.filter(rowMatches(match)).length >= atLeast,
-    agentLevelAbove: (v) => snap.agentLevel > v,
-    callerLevelAbove: (v) => snap.callerLevel > v,
+    agentLevelPeakAbove: (v) => snap.peaks.agent > v,
+    callerLevelPeakAbove: (v) => snap.peaks.caller > v,
   };
   return Object.entries(condition).every(([key, value]) => {
     if (!checks[key]) throw new Error(`unknown condition ${key}`);
@@ -120,15 +143,19 @@ const commands = {
       viewport: { width, height },
       permissions: microphone ? ["microphone"] : [],
     });
+    context.setDefaultTimeout(HANG_TIMEOUT);
+    context.setDefaultNavigationTimeout(HANG_TIMEOUT);
     page = await context.newPage();
     watch(page);
     await page.goto(url);
-    await waitUntil(ready, null, 15000);
+    await waitUntil(ready, null, HANG_TIMEOUT);
+    await page.evaluate(watchLevels);
     return page.evaluate(snapshot);
   },
   async reload() {
     await page.reload();
-    await waitUntil(ready, null, 15000);
+    await waitUntil(ready, null, HANG_TIMEOUT);
+    await page.evaluate(watchLevels);
     return page.evaluate(snapshot);
   },
   async click({ name }) {
@@ -166,8 +193,8 @@ const commands = {
     return page.evaluate(snapshot);
   },
   // Waits until the page's snapshot satisfies a condition (checked here, not in the page,
-  // whose policy allows no eval): text in a field, a row, a level above a value.
-  async waitFor({ condition, timeout = 20000 }) {
+  // whose policy allows no eval): text in a field, a row, the peak of a level above a value.
+  async waitFor({ condition, timeout = HANG_TIMEOUT }) {
     const deadline = Date.now() + timeout;
     let snap;
     for (;;) {

@@ -15,8 +15,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The longest one command may take (the driver's own waits are shorter).
-const COMMAND_DEADLINE: Duration = Duration::from_secs(90);
+/// The longest one command may take (the driver's own waits, 60 s, are shorter).
+const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
 

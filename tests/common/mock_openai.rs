@@ -4,7 +4,7 @@
 //! empty `choices`, `data: [DONE]`, comment lines, tool-call fragments cut anywhere, reasoning
 //! deltas, and error bodies. Every request is recorded (see [`Mock`]).
 
-use super::mock_server::{redirect_reply, Mock, MockReply, MockServer, RecordedRequest};
+use super::mock_server::{redirect_reply, Cue, Mock, MockReply, MockServer, RecordedRequest};
 use std::time::Duration;
 
 pub use super::mock_server::StreamEnd;
@@ -18,6 +18,15 @@ pub enum Separator {
     Crlf,
 }
 
+impl Separator {
+    fn text(self) -> &'static str {
+        match self {
+            Separator::Lf => "\n\n",
+            Separator::Crlf => "\r\n\r\n",
+        }
+    }
+}
+
 /// One scripted answer to one request.
 #[derive(Clone, Debug)]
 pub enum OpenAiReply {
@@ -26,6 +35,14 @@ pub enum OpenAiReply {
     Stream {
         /// (delay before writing, the whole line without its separator), in order.
         lines: Vec<(Duration, String)>,
+        separator: Separator,
+        then: StreamEnd,
+    },
+    /// Like `Stream`, but each line is written once its [`Cue`] comes: a delay, or a
+    /// [`super::mock_server::Gate`] the test opens once it has seen what must come first.
+    Cued {
+        /// (what the line waits for, the whole line without its separator), in order.
+        lines: Vec<(Cue, String)>,
         separator: Separator,
         then: StreamEnd,
     },
@@ -56,15 +73,28 @@ impl From<OpenAiReply> for MockReply {
                 separator,
                 then,
             } => {
-                let sep = match separator {
-                    Separator::Lf => "\n\n",
-                    Separator::Crlf => "\r\n\r\n",
-                };
+                let sep = separator.text();
                 let pieces = lines
                     .into_iter()
                     .map(|(d, line)| (d, format!("{line}{sep}").into_bytes()))
                     .collect();
                 sse(pieces, then)
+            }
+            OpenAiReply::Cued {
+                lines,
+                separator,
+                then,
+            } => {
+                let sep = separator.text();
+                MockReply::Cued {
+                    status: 200,
+                    content_type: "text/event-stream; charset=utf-8".into(),
+                    pieces: lines
+                        .into_iter()
+                        .map(|(cue, line)| (cue, format!("{line}{sep}").into_bytes()))
+                        .collect(),
+                    end: then,
+                }
             }
             OpenAiReply::Raw { pieces, then } => sse(pieces, then),
             OpenAiReply::Status { status, body } => MockReply::Full {
@@ -326,10 +356,7 @@ pub mod openai_fixtures {
 
     /// The whole body of `lines` with `separator`, as bytes (to cut with [`raw_split`]).
     pub fn body(lines: &[String], separator: Separator) -> Vec<u8> {
-        let sep = match separator {
-            Separator::Lf => "\n\n",
-            Separator::Crlf => "\r\n\r\n",
-        };
+        let sep = separator.text();
         lines
             .iter()
             .map(|l| format!("{l}{sep}"))
