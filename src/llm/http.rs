@@ -4,6 +4,9 @@
 //! cut it.)
 
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
 
 use futures::StreamExt;
 use worker::{AbortSignal, ByteStream, Fetch, Response};
@@ -21,6 +24,27 @@ pub async fn send(
 ) -> worker::Result<Response> {
     let request = json_post(url, credential, body)?;
     Fetch::Request(request).send_with_signal(signal).await
+}
+
+/// [`send`], calling `on_sent` (if any) as soon as the runtime has taken the request, before its
+/// answer: the engine counts the time to the first word from the model being asked.
+pub async fn send_announced(
+    url: &str,
+    credential: Option<(&str, &str)>,
+    body: &str,
+    signal: &AbortSignal,
+    on_sent: Option<Box<dyn FnOnce()>>,
+) -> worker::Result<Response> {
+    let mut sending = pin!(send(url, credential, body, signal));
+    // The first poll hands the request to the runtime; the hook runs right after.
+    let first = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+    if let Some(hook) = on_sent {
+        hook();
+    }
+    match first {
+        Poll::Ready(result) => result,
+        Poll::Pending => sending.await,
+    }
 }
 
 /// Reads a streaming response event by event.

@@ -2,10 +2,7 @@
 //! and [`GeminiStream`], one streamed reply read piece by piece.
 
 use std::cell::RefCell;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 
 use serde_json::Value;
 use worker::AbortSignal;
@@ -72,17 +69,9 @@ impl Model for GeminiModel {
     async fn open(&mut self) -> Result<GeminiStream, OpenError> {
         self.report.borrow_mut().requests += 1;
         let credential = Some((API_KEY_HEADER, self.api_key.as_str()));
-        let mut sending = pin!(http::send(&self.url, credential, &self.body, &self.signal));
-        // The first poll hands the request to the runtime; the hook runs right after.
-        let first = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
-        if let Some(hook) = self.on_sent.take() {
-            hook();
-        }
-        let sent = match first {
-            Poll::Ready(result) => result,
-            Poll::Pending => sending.await,
-        };
-        let mut response = match sent {
+        let on_sent = self.on_sent.take();
+        let sent = http::send_announced(&self.url, credential, &self.body, &self.signal, on_sent);
+        let mut response = match sent.await {
             Ok(response) => response,
             // Nothing reached Gemini: trying again is harmless.
             Err(_) => {

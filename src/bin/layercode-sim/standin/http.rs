@@ -41,8 +41,13 @@ impl Request {
     }
 }
 
-/// Reads one request head and its `Content-Length` body.
-pub fn read_request(stream: &mut TcpStream) -> io::Result<Request> {
+/// Reads up to the blank line that ends a head (of a `what`: request or response). Returns the
+/// head as text and the bytes read past it; `closed_early` is the error when the peer leaves first.
+fn read_head(
+    stream: &mut TcpStream,
+    what: &str,
+    closed_early: &str,
+) -> io::Result<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -50,15 +55,26 @@ pub fn read_request(stream: &mut TcpStream) -> io::Result<Request> {
             break at;
         }
         if buf.len() > MAX_HEAD_BYTES {
-            return Err(invalid("request head too large"));
+            return Err(invalid(&format!("{what} head too large")));
         }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
-            return Err(invalid("connection closed before the request head ended"));
+            return Err(invalid(closed_early));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let rest = buf.split_off(head_end + 4);
+    buf.truncate(head_end);
+    Ok((String::from_utf8_lossy(&buf).into_owned(), rest))
+}
+
+/// Reads one request head and its `Content-Length` body.
+pub fn read_request(stream: &mut TcpStream) -> io::Result<Request> {
+    let (head, mut rest) = read_head(
+        stream,
+        "request",
+        "connection closed before the request head ended",
+    )?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
@@ -78,7 +94,7 @@ pub fn read_request(stream: &mut TcpStream) -> io::Result<Request> {
     if length > MAX_BODY_BYTES {
         return Err(invalid("request body too large"));
     }
-    let mut rest = buf.split_off(head_end + 4);
+    let mut chunk = [0u8; 4096];
     while rest.len() < length {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
@@ -262,24 +278,11 @@ pub fn post(
     stream.write_all(body)?;
     stream.flush()?;
 
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = find(&buf, b"\r\n\r\n") {
-            break at;
-        }
-        if buf.len() > MAX_HEAD_BYTES {
-            return Err(invalid("response head too large"));
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(invalid(
-                "the worker closed the connection without answering",
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let (head, pending) = read_head(
+        &mut stream,
+        "response",
+        "the worker closed the connection without answering",
+    )?;
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -305,7 +308,6 @@ pub fn post(
     } else {
         Framing::Close
     };
-    let pending = buf.split_off(head_end + 4);
     Ok(Exchange {
         status,
         content_type,
