@@ -11,8 +11,9 @@
 //!   as OpenAI and the many compatible servers speak it, the same four concerns;
 //! * `chain`: the `MODELS` chain as one [`Model`]: it asks one entry at a time and moves to the
 //!   next when the engine abandons one (the engine decides when; the chain aborts and switches);
-//! * `http`: what any HTTP wire shares: sending the JSON request, reading an SSE body event by
-//!   event.
+//! * `http`: what any HTTP wire shares: opening a streamed reply (sending the JSON request,
+//!   recording its status, handing a failed answer to the wire's classifier), reading an SSE body
+//!   event by event.
 //!
 //! A wire family differs from another only in request building, stream parsing and error
 //! classification: a new family is a folder next to `gemini/`, implementing [`Model`], and one

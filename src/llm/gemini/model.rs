@@ -67,44 +67,27 @@ impl Model for GeminiModel {
     type Stream = GeminiStream;
 
     async fn open(&mut self) -> Result<GeminiStream, OpenError> {
-        self.report.borrow_mut().requests += 1;
         let credential = Some((API_KEY_HEADER, self.api_key.as_str()));
         let on_sent = self.on_sent.take();
-        let sent = http::send_announced(&self.url, credential, &self.body, &self.signal, on_sent);
-        let mut response = match sent.await {
-            Ok(response) => response,
-            // Nothing reached Gemini: trying again is harmless.
-            Err(_) => {
-                return Err(OpenError {
-                    failure: Failure::Unreachable,
-                    retryable: true,
-                })
-            }
-        };
-        let status = response.status_code();
-        self.report.borrow_mut().status = Some(status);
-        if status != 200 {
-            let body = response.text().await.unwrap_or_default();
-            let error = classify_error(status, &body, &self.api_key);
-            let retryable = error.retryable();
-            self.report.borrow_mut().error = Some(error.for_log());
-            return Err(OpenError {
-                failure: Failure::Http(status),
-                retryable,
-            });
-        }
-        match EventReader::new(&mut response) {
-            Ok(reader) => Ok(GeminiStream {
-                reader,
-                api_key: self.api_key.clone(),
-                report: self.report.clone(),
-                step: ModelStep::default(),
-            }),
-            Err(_) => Err(OpenError {
-                failure: Failure::NoBody,
-                retryable: false,
-            }),
-        }
+        let reader = http::open_events(
+            &self.url,
+            credential,
+            &self.body,
+            &self.signal,
+            on_sent,
+            &self.report,
+            &|status, body| {
+                let error = classify_error(status, body, &self.api_key);
+                (error.for_log(), error.retryable())
+            },
+        )
+        .await?;
+        Ok(GeminiStream {
+            reader,
+            api_key: self.api_key.clone(),
+            report: self.report.clone(),
+            step: ModelStep::default(),
+        })
     }
 
     fn follow_up(&mut self, steps: &[ToolStep], calling_allowed: bool) {

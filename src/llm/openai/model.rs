@@ -67,44 +67,30 @@ impl Model for OpenAiModel {
     type Stream = OpenAiStream;
 
     async fn open(&mut self) -> Result<OpenAiStream, OpenError> {
-        self.report.borrow_mut().requests += 1;
         self.opens += 1;
         let bearer = self.api_key.as_ref().map(|key| format!("Bearer {key}"));
         let credential = bearer.as_deref().map(|value| ("authorization", value));
         let on_sent = self.on_sent.take();
-        let sent = http::send_announced(&self.url, credential, &self.body, &self.signal, on_sent);
-        let mut response = match sent.await {
-            Ok(response) => response,
-            Err(_) => {
-                return Err(OpenError {
-                    failure: Failure::Unreachable,
-                    retryable: true,
-                })
-            }
-        };
-        let status = response.status_code();
-        self.report.borrow_mut().status = Some(status);
-        if status != 200 {
-            let body = response.text().await.unwrap_or_default();
-            let error = classify_error(status, &body, self.key());
-            self.report.borrow_mut().error = Some(error.for_log());
-            return Err(OpenError {
-                failure: Failure::Http(status),
-                retryable: error.retryable(),
-            });
-        }
-        match EventReader::new(&mut response) {
-            Ok(reader) => Ok(OpenAiStream {
-                reader,
-                api_key: self.key().to_string(),
-                report: self.report.clone(),
-                chat: ChatStream::new(self.opens),
-            }),
-            Err(_) => Err(OpenError {
-                failure: Failure::NoBody,
-                retryable: false,
-            }),
-        }
+        let key = self.key();
+        let reader = http::open_events(
+            &self.url,
+            credential,
+            &self.body,
+            &self.signal,
+            on_sent,
+            &self.report,
+            &|status, body| {
+                let error = classify_error(status, body, key);
+                (error.for_log(), error.retryable())
+            },
+        )
+        .await?;
+        Ok(OpenAiStream {
+            reader,
+            api_key: key.to_string(),
+            report: self.report.clone(),
+            chat: ChatStream::new(self.opens),
+        })
     }
 
     fn follow_up(&mut self, steps: &[ToolStep], calling_allowed: bool) {
