@@ -4,7 +4,9 @@
 //! are stopped when the [`Browser`] is dropped, even when the test failed, and their `.pgid`
 //! files under `target/e2e/` let the test script kill them if the test process itself was killed.
 
-use super::worker::{new_run_dir, process_group_members, signal_group, tail, PINNED_NODE};
+use super::worker::{
+    live_processes, new_run_dir, process_group_members, signal_group, tail, PINNED_NODE,
+};
 use serde_json::{json, Value};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -95,10 +97,10 @@ impl Browser {
             browser.log()
         );
         // Playwright starts Chromium as a child of the driver, leading its own process group.
-        let chromium_group = children_of(driver_pgid)
+        let chromium_group = live_processes()
             .into_iter()
-            .find(|(_, group, cmd)| cmd.contains("chromium") && *group > 1)
-            .map(|(_, group, _)| group);
+            .find(|p| p.ppid == driver_pgid && p.pgrp > 1 && p.cmdline().contains("chromium"))
+            .map(|p| p.pgrp);
         if let Some(group) = chromium_group {
             let file = run_dir.with_file_name(format!(
                 "{}-chromium.pgid",
@@ -200,31 +202,6 @@ impl Browser {
             json!({ "path": path.to_string_lossy(), "fullPage": true }),
         );
     }
-}
-
-/// Live children of `parent`, as (pid, process group, command line), from /proc.
-fn children_of(parent: i32) -> Vec<(i32, i32, String)> {
-    let mut children = Vec::new();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // After the parenthesised command name: state, ppid, pgrp, ...
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
-        if fields.first() != Some(&"Z") && number(1) == Some(parent) {
-            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            children.push((pid, number(2).unwrap_or(0), cmd));
-        }
-    }
-    children
 }
 
 impl Drop for Browser {

@@ -796,9 +796,27 @@ pub fn signal_group(pgid: i32, sig: i32) {
     }
 }
 
-/// Live (non-zombie) processes in process group `pgid`, as (pid, command line), from /proc.
-pub fn process_group_members(pgid: i32) -> Vec<(i32, String)> {
-    let mut members = Vec::new();
+/// A live (non-zombie) process, as /proc/PID/stat gives it.
+pub struct LiveProcess {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgrp: i32,
+}
+
+impl LiveProcess {
+    /// Its command line, arguments joined by spaces (read only when asked: it is another file).
+    pub fn cmdline(&self) -> String {
+        let raw = fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        String::from_utf8_lossy(&raw)
+            .replace('\0', " ")
+            .trim()
+            .to_string()
+    }
+}
+
+/// Every live (non-zombie) process on the machine, from /proc.
+pub fn live_processes() -> Vec<LiveProcess> {
+    let mut processes = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -811,14 +829,21 @@ pub fn process_group_members(pgid: i32) -> Vec<(i32, String)> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .trim()
-                .to_string();
-            members.push((pid, cmd));
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
+        if let (Some(&state), Some(ppid), Some(pgrp)) = (fields.first(), number(1), number(2)) {
+            if state != "Z" {
+                processes.push(LiveProcess { pid, ppid, pgrp });
+            }
         }
     }
-    members
+    processes
+}
+
+/// Live processes in process group `pgid`, as (pid, command line).
+pub fn process_group_members(pgid: i32) -> Vec<(i32, String)> {
+    live_processes()
+        .into_iter()
+        .filter(|process| process.pgrp == pgid)
+        .map(|process| (process.pid, process.cmdline()))
+        .collect()
 }
