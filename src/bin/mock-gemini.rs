@@ -461,13 +461,8 @@ mod openai {
             &mut stream,
             &chunk(json!({"role": "assistant", "content": ""}), None),
         )?;
-        let words: Vec<&str> = reply.split(' ').collect();
-        for (i, word) in words.iter().enumerate() {
-            let text = if i == 0 {
-                word.to_string()
-            } else {
-                format!(" {word}")
-            };
+        let words = super::word_deltas(reply);
+        for text in &words {
             // A write error means the worker hung up (barge-in): stop quietly.
             if event(&mut stream, &chunk(json!({"content": text}), None)).is_err() {
                 return Ok(());
@@ -479,18 +474,28 @@ mod openai {
     }
 }
 
+/// The reply as a model streams it, a word per delta: "Hi there" is "Hi", " there".
+fn word_deltas(reply: &str) -> Vec<String> {
+    reply
+        .split(' ')
+        .enumerate()
+        .map(|(i, word)| {
+            if i == 0 {
+                word.to_string()
+            } else {
+                format!(" {word}")
+            }
+        })
+        .collect()
+}
+
 fn stream_reply(mut stream: TcpStream, reply: &str) -> std::io::Result<()> {
     stream.write_all(
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
           transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
     )?;
-    let words: Vec<&str> = reply.split(' ').collect();
-    for (i, word) in words.iter().enumerate() {
-        let text = if i == 0 {
-            word.to_string()
-        } else {
-            format!(" {word}")
-        };
+    let words = word_deltas(reply);
+    for (i, text) in words.iter().enumerate() {
         let mut candidate = serde_json::json!({
             "content": { "parts": [{ "text": text }], "role": "model" }
         });
