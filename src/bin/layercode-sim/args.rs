@@ -131,17 +131,24 @@ fn split_flag(arg: &str) -> (String, Option<&str>) {
     }
 }
 
+/// The value of a flag that takes one: after `=` (`inline`), or the next argument.
+fn flag_value(
+    flag: &str,
+    inline: Option<&str>,
+    raw: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    match inline {
+        Some(v) => Ok(v.to_string()),
+        None => raw.next().ok_or_else(|| format!("{flag} needs a value")),
+    }
+}
+
 /// Parses the arguments after `serve`.
 fn parse_serve(mut raw: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut args = ServeArgs::default();
     while let Some(arg) = raw.next() {
         let (flag, inline) = split_flag(&arg);
-        let mut value = || -> Result<String, String> {
-            match inline {
-                Some(v) => Ok(v.to_string()),
-                None => raw.next().ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
+        let mut value = || flag_value(&flag, inline, &mut raw);
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help(SERVE_USAGE)),
             "--url" => args.url = value()?,
@@ -171,13 +178,7 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Command, String> {
     }
     while let Some(arg) = raw.next() {
         let (flag, inline) = split_flag(&arg);
-        // The value of a flag that takes one: after `=`, or the next argument.
-        let mut value = || -> Result<String, String> {
-            match inline {
-                Some(v) => Ok(v.to_string()),
-                None => raw.next().ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
+        let mut value = || flag_value(&flag, inline, &mut raw);
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help(USAGE)),
             "--url" => args.url = value()?,
